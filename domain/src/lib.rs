@@ -1,0 +1,19 @@
+//! Tenantry's domain core: aggregates, their commands, events and errors, and
+//! the value types that make invalid states unrepresentable.
+//!
+//! Architecture invariant: this crate does no IO. It knows nothing of SQL,
+//! HTTP or the clock; time and ids come in through commands and metadata.
+
+pub mod claims;
+pub mod codec;
+pub mod metadata;
+pub mod session;
+pub mod tenant;
+pub mod user;
+pub mod values;
+
+pub use claims::{ClaimChange, ClaimScope, UniqueClaims};
+pub use codec::{CodecError, EventCodec};
+pub use metadata::{Actor, EventMetadata, PLATFORM_TENANT};
+pub mod error;
+pub use error::{DomainError, ErrorKind};

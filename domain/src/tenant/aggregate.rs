@@ -1,0 +1,155 @@
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{TenantCommand, TenantError, TenantEvent};
+use crate::values::{Slug, TenantName, TenantSettings};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    #[default]
+    Active,
+    Suspended,
+    Archived,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Archived => "archived",
+        }
+    }
+}
+
+/// Decision state of one tenant. `None` id: not created yet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: Option<Uuid>,
+    pub name: Option<TenantName>,
+    pub slug: Option<Slug>,
+    pub settings: TenantSettings,
+    pub status: TenantStatus,
+}
+
+impl Tenant {
+    /// Guard shared by every command on an existing tenant.
+    fn existing(&self) -> Result<(), TenantError> {
+        match (self.id, self.status) {
+            (None, _) => Err(TenantError::NotFound),
+            (Some(_), TenantStatus::Archived) => Err(TenantError::Archived),
+            _ => Ok(()),
+        }
+    }
+
+    fn decide(&self, command: TenantCommand) -> Result<Vec<TenantEvent>, TenantError> {
+        use TenantCommand::*;
+        if !matches!(command, CreateTenant { .. }) {
+            self.existing()?;
+        }
+        match command {
+            CreateTenant {
+                tenant_id,
+                name,
+                slug,
+                settings,
+            } => {
+                if self.id.is_some() {
+                    return Err(TenantError::AlreadyExists);
+                }
+                Ok(vec![TenantEvent::TenantCreated {
+                    tenant_id,
+                    name,
+                    slug,
+                    settings,
+                }])
+            }
+            UpdateTenant {
+                name,
+                settings_patch,
+            } => {
+                let mut events = Vec::new();
+                if let (Some(name), Some(previous_name)) = (name, &self.name) {
+                    if &name != previous_name {
+                        events.push(TenantEvent::TenantRenamed {
+                            name,
+                            previous_name: previous_name.clone(),
+                        });
+                    }
+                }
+                if let Some(patch) = settings_patch {
+                    let settings = self
+                        .settings
+                        .merged(&patch)
+                        .map_err(|e| TenantError::InvalidSettings(e.message))?;
+                    if settings != self.settings {
+                        events.push(TenantEvent::TenantSettingsUpdated { settings });
+                    }
+                }
+                Ok(events)
+            }
+            SuspendTenant { reason } => {
+                let reason = reason.trim().to_string();
+                if reason.is_empty() || reason.chars().count() > 500 {
+                    return Err(TenantError::InvalidReason);
+                }
+                if self.status == TenantStatus::Suspended {
+                    return Err(TenantError::AlreadySuspended);
+                }
+                Ok(vec![TenantEvent::TenantSuspended { reason }])
+            }
+            ReactivateTenant => {
+                if self.status != TenantStatus::Suspended {
+                    return Err(TenantError::NotSuspended);
+                }
+                Ok(vec![TenantEvent::TenantReactivated {}])
+            }
+            ArchiveTenant => Ok(vec![TenantEvent::TenantArchived {}]),
+        }
+    }
+}
+
+impl Aggregate for Tenant {
+    const TYPE: &'static str = "tenant";
+    type Command = TenantCommand;
+    type Event = TenantEvent;
+    type Error = TenantError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            TenantEvent::TenantCreated {
+                tenant_id,
+                name,
+                slug,
+                settings,
+            } => {
+                self.id = Some(tenant_id);
+                self.name = Some(name);
+                self.slug = Some(slug);
+                self.settings = settings;
+                self.status = TenantStatus::Active;
+            }
+            TenantEvent::TenantRenamed { name, .. } => self.name = Some(name),
+            TenantEvent::TenantSettingsUpdated { settings } => self.settings = settings,
+            TenantEvent::TenantSuspended { .. } => self.status = TenantStatus::Suspended,
+            TenantEvent::TenantReactivated {} => self.status = TenantStatus::Active,
+            TenantEvent::TenantArchived {} => self.status = TenantStatus::Archived,
+        }
+    }
+}

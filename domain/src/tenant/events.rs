@@ -1,0 +1,54 @@
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::claims::{ClaimChange, ClaimScope, UniqueClaims};
+use crate::codec::{variant_name, EventCodec};
+use crate::values::{Slug, TenantName, TenantSettings};
+
+/// Every event of the Tenant aggregate. Names are stable: never rename one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum TenantEvent {
+    TenantCreated {
+        tenant_id: Uuid,
+        name: TenantName,
+        slug: Slug,
+        settings: TenantSettings,
+    },
+    TenantRenamed {
+        name: TenantName,
+        previous_name: TenantName,
+    },
+    TenantSettingsUpdated {
+        settings: TenantSettings,
+    },
+    TenantSuspended {
+        reason: String,
+    },
+    TenantReactivated {},
+    TenantArchived {},
+}
+
+impl DomainEvent for TenantEvent {
+    fn event_type(&self) -> String {
+        variant_name(self)
+    }
+    fn event_version(&self) -> String {
+        Self::current_version(&self.event_type()).to_string()
+    }
+}
+
+impl EventCodec for TenantEvent {}
+
+impl UniqueClaims for TenantEvent {
+    fn claim_changes(&self) -> Vec<ClaimChange> {
+        match self {
+            Self::TenantCreated { slug, .. } => vec![ClaimChange::Claim {
+                scope: ClaimScope::TenantSlug,
+                value: slug.as_str().to_string(),
+            }],
+            _ => Vec::new(),
+        }
+    }
+}

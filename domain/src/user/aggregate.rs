@@ -1,0 +1,119 @@
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{UserCommand, UserError, UserEvent};
+use crate::values::{Email, PersonName};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    #[default]
+    Active,
+    Deactivated,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deactivated => "deactivated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: Option<Uuid>,
+    pub email: Option<Email>,
+    pub name: Option<PersonName>,
+    pub status: UserStatus,
+    pub platform_admin: bool,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.id.is_some() && self.status == UserStatus::Active
+    }
+
+    fn decide(&self, command: UserCommand) -> Result<Vec<UserEvent>, UserError> {
+        use UserCommand::*;
+        let exists = self.id.is_some();
+        match command {
+            RegisterUser { .. } if exists => Err(UserError::AlreadyExists),
+            RegisterUser {
+                user_id,
+                email,
+                name,
+                platform_admin,
+            } => Ok(vec![UserEvent::UserRegistered {
+                user_id,
+                email,
+                name,
+                platform_admin,
+            }]),
+            _ if !exists => Err(UserError::NotFound),
+            ChangeName { name } => Ok(if Some(&name) == self.name.as_ref() {
+                vec![]
+            } else {
+                vec![UserEvent::UserRenamed { name }]
+            }),
+            ChangePassword if self.status == UserStatus::Deactivated => Err(UserError::Deactivated),
+            ChangePassword => Ok(vec![UserEvent::UserPasswordChanged {}]),
+            DeactivateUser if self.status == UserStatus::Deactivated => {
+                Err(UserError::AlreadyDeactivated)
+            }
+            DeactivateUser => Ok(vec![UserEvent::UserDeactivated {}]),
+            ReactivateUser if self.status == UserStatus::Active => Err(UserError::AlreadyActive),
+            ReactivateUser => Ok(vec![UserEvent::UserReactivated {}]),
+            GrantPlatformAdmin if self.platform_admin => Err(UserError::AlreadyPlatformAdmin),
+            GrantPlatformAdmin => Ok(vec![UserEvent::PlatformAdminGranted {}]),
+            RevokePlatformAdmin if !self.platform_admin => Err(UserError::NotPlatformAdmin),
+            RevokePlatformAdmin => Ok(vec![UserEvent::PlatformAdminRevoked {}]),
+        }
+    }
+}
+
+impl Aggregate for User {
+    const TYPE: &'static str = "user";
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = UserError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            UserEvent::UserRegistered {
+                user_id,
+                email,
+                name,
+                platform_admin,
+            } => {
+                self.id = Some(user_id);
+                self.email = Some(email);
+                self.name = Some(name);
+                self.platform_admin = platform_admin;
+                self.status = UserStatus::Active;
+            }
+            UserEvent::UserRenamed { name } => self.name = Some(name),
+            UserEvent::UserPasswordChanged {} => {}
+            UserEvent::UserDeactivated {} => self.status = UserStatus::Deactivated,
+            UserEvent::UserReactivated {} => self.status = UserStatus::Active,
+            UserEvent::PlatformAdminGranted {} => self.platform_admin = true,
+            UserEvent::PlatformAdminRevoked {} => self.platform_admin = false,
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Value types that parse instead of validate: once you hold one, it is valid.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Why a raw value was refused. The API reports it as a 422 field detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValueError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ValueError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+fn char_len_between(raw: &str, min: usize, max: usize, what: &str) -> Result<String, ValueError> {
+    let trimmed = raw.trim();
+    let len = trimmed.chars().count();
+    if len < min || len > max {
+        return Err(ValueError::new(
+            "invalid_length",
+            format!("{what} must be {min} to {max} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ValueError::new(
+            "invalid_characters",
+            format!("{what} must not contain control characters"),
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// A tenant's display name: 1 to 100 characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantName(String);
+
+impl TenantName {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        char_len_between(raw, 1, 100, "name").map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A person's display name: 1 to 200 characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        char_len_between(raw, 1, 200, "name").map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A tenant slug: `[a-z0-9-]{3,63}`, not starting or ending with `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let ok_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !(3..=63).contains(&raw.len()) || !ok_chars {
+            return Err(ValueError::new(
+                "invalid_slug",
+                "slug must be 3 to 63 characters of a-z, 0-9 and -",
+            ));
+        }
+        if raw.starts_with('-') || raw.ends_with('-') {
+            return Err(ValueError::new(
+                "invalid_slug",
+                "slug must not start or end with -",
+            ));
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    /// Derive a slug from a display name: ASCII letters and digits kept and
+    /// lowercased, every other run of characters becomes one `-`; padded to
+    /// three characters. `None` when nothing usable remains.
+    pub fn derive_from(name: &str) -> Option<Self> {
+        let mut out = String::new();
+        for c in name.chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            } else if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+        let mut out = out.trim_end_matches('-').to_string();
+        out.truncate(63);
+        let mut out = out.trim_end_matches('-').to_string();
+        if out.is_empty() {
+            return None;
+        }
+        while out.len() < 3 {
+            out.push('0');
+        }
+        Self::parse(&out).ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address as given (case kept for display); compared and made
+/// unique by its lowercase form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let s = raw.trim();
+        let bad = || ValueError::new("invalid_email", "email must look like name@example.com");
+        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
+        if local.is_empty()
+            || local.len() > 64
+            || local.contains('@')
+            || domain.len() < 3
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+        {
+            return Err(bad());
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form uniqueness and sign-in compare.
+    pub fn normalized(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// Password policy, checked before hashing: 8 to 256 characters.
+/// The plaintext never enters a command or an event.
+pub fn check_password_policy(raw: &str) -> Result<(), ValueError> {
+    let len = raw.chars().count();
+    if len < 8 {
+        return Err(ValueError::new(
+            "password_too_short",
+            "password must be at least 8 characters",
+        ));
+    }
+    if len > 256 {
+        return Err(ValueError::new(
+            "password_too_long",
+            "password must be at most 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Free-form tenant settings: a JSON object of at most 16 KiB. Known keys are
+/// typed: `max_seats` is a positive integer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct TenantSettings(Map<String, Value>);
+
+impl TenantSettings {
+    pub const MAX_BYTES: usize = 16 * 1024;
+
+    pub fn parse(value: Value) -> Result<Self, ValueError> {
+        let Value::Object(map) = value else {
+            return Err(ValueError::new("invalid_settings", "settings must be a JSON object"));
+        };
+        Self::check(map)
+    }
+
+    fn check(map: Map<String, Value>) -> Result<Self, ValueError> {
+        if let Some(seats) = map.get("max_seats") {
+            if !seats.as_u64().is_some_and(|n| n >= 1) {
+                return Err(ValueError::new(
+                    "invalid_settings",
+                    "settings.max_seats must be a positive integer",
+                ));
+            }
+        }
+        let size = Value::Object(map.clone()).to_string().len();
+        if size > Self::MAX_BYTES {
+            return Err(ValueError::new(
+                "settings_too_large",
+                format!("settings must be at most {} bytes of JSON", Self::MAX_BYTES),
+            ));
+        }
+        Ok(Self(map))
+    }
+
+    /// JSON merge patch (RFC 7396) on the top level: a `null` removes a key.
+    pub fn merged(&self, patch: &Self) -> Result<Self, ValueError> {
+        let mut map = self.0.clone();
+        for (k, v) in &patch.0 {
+            if v.is_null() {
+                map.remove(k);
+            } else {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        Self::check(map)
+    }
+
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slug_is_derived_from_a_name() {
+        assert_eq!(Slug::derive_from("Acme Corp!").unwrap().as_str(), "acme-corp");
+        assert_eq!(Slug::derive_from("  Ünïcode  AI ").unwrap().as_str(), "n-code-ai");
+        assert_eq!(Slug::derive_from("X").unwrap().as_str(), "x00");
+        assert!(Slug::derive_from("!!!").is_none());
+        let long = "a".repeat(80);
+        assert_eq!(Slug::derive_from(&long).unwrap().as_str().len(), 63);
+    }
+
+    #[test]
+    fn slugs_outside_the_pattern_are_refused() {
+        for bad in ["ab", "Acme", "acme_corp", "-acme", "acme-", &"a".repeat(64)] {
+            assert!(Slug::parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert!(Slug::parse("acme-2").is_ok());
+    }
+
+    #[test]
+    fn emails_are_unique_by_their_lowercase_form() {
+        let e = Email::parse(" Ada@Example.COM ").unwrap();
+        assert_eq!(e.as_str(), "Ada@Example.COM");
+        assert_eq!(e.normalized(), "ada@example.com");
+        for bad in ["ada", "ada@", "@x.io", "a b@x.io", "ada@localhost", "ada@x..io"] {
+            assert!(Email::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(TenantName::parse("  Acme ").unwrap().as_str(), "Acme");
+        assert!(TenantName::parse("   ").is_err());
+        assert!(TenantName::parse(&"é".repeat(100)).is_ok());
+        assert!(TenantName::parse(&"é".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn settings_merge_and_check_known_keys() {
+        let base = TenantSettings::parse(serde_json::json!({"a": 1, "b": 2})).unwrap();
+        let patch = TenantSettings::parse(serde_json::json!({"a": null, "max_seats": 5})).unwrap();
+        let merged = base.merged(&patch).unwrap();
+        assert_eq!(
+            Value::Object(merged.as_map().clone()),
+            serde_json::json!({"b": 2, "max_seats": 5})
+        );
+        assert!(TenantSettings::parse(serde_json::json!({"max_seats": 0})).is_err());
+        assert!(TenantSettings::parse(serde_json::json!([1])).is_err());
+    }
+}
