@@ -1,0 +1,99 @@
+//! Reading the event log in global order.
+//!
+//! The order is `(tx_id, position)`, and only events of transactions older
+//! than every transaction still running (`tx_id < pg_snapshot_xmin(...)`)
+//! are read. A transaction that committed late therefore cannot be skipped:
+//! until it ends, nothing numbered after it is handed out either.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{FromRow, PgConnection};
+use uuid::Uuid;
+
+/// A point in the global order. Ordered by transaction id, then position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Checkpoint {
+    pub tx_id: u64,
+    pub position: i64,
+}
+
+impl Checkpoint {
+    pub const ZERO: Checkpoint = Checkpoint {
+        tx_id: 0,
+        position: 0,
+    };
+
+    /// From the text form Postgres gives an `xid8`.
+    pub fn from_parts(tx_id: &str, position: i64) -> Result<Self, sqlx::Error> {
+        let tx_id = tx_id
+            .parse()
+            .map_err(|e| sqlx::Error::Decode(format!("bad xid8 {tx_id:?}: {e}").into()))?;
+        Ok(Self { tx_id, position })
+    }
+}
+
+/// One stored event with everything the log holds about it.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub tx_id: String,
+    pub tenant_id: Uuid,
+    pub tenant_sequence: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: i32,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    pub fn checkpoint(&self) -> Result<Checkpoint, sqlx::Error> {
+        Checkpoint::from_parts(&self.tx_id, self.position)
+    }
+}
+
+pub const EVENT_COLUMNS: &str = "position, tx_id::text AS tx_id, tenant_id, tenant_sequence, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+
+/// Up to `limit` events after `after` in global order, from finished transactions only.
+pub async fn read_after(
+    conn: &mut PgConnection,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+          WHERE (tx_id, position) > ($1::text::xid8, $2) \
+            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+          ORDER BY tx_id, position LIMIT $3"
+    );
+    sqlx::query_as(&sql)
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// A tenant's events in per-tenant order, after `after_sequence`.
+pub async fn tenant_events(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    after_sequence: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+          WHERE tenant_id = $1 AND tenant_sequence > $2 \
+          ORDER BY tenant_sequence LIMIT $3"
+    );
+    sqlx::query_as(&sql)
+        .bind(tenant_id)
+        .bind(after_sequence)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}

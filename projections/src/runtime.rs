@@ -1,0 +1,399 @@
+//! The catch-up projector runtime.
+//!
+//! Each projection has one row in `projection_checkpoints`. A batch runs in
+//! one transaction: lock the checkpoint row `FOR UPDATE` (the fence), read the
+//! next events after it, apply them, move the checkpoint, commit. Read-model
+//! rows and checkpoint commit together, so a crash loses or repeats nothing.
+//!
+//! Across processes one instance per projection is active: the leader holds
+//! a session advisory lock. The fence makes a stale leader harmless: two
+//! batches never interleave on one checkpoint, and each starts from the
+//! checkpoint the previous one committed.
+//!
+//! Leaders wake on `LISTEN tenantry_events` and poll as a fallback.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use sqlx::postgres::{PgListener, PgPool};
+use sqlx::{Connection, PgConnection, Row};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::log::{read_after, Checkpoint, StoredEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("event at position {position} cannot be projected: {reason}")]
+    Decode { position: i64, reason: String },
+}
+
+impl ProjectionError {
+    pub fn decode(event: &StoredEvent, reason: impl std::fmt::Display) -> Self {
+        Self::Decode {
+            position: event.position,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A read model fed from the event log.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the checkpoint row's key and the CLI's argument.
+    fn name(&self) -> &'static str;
+
+    /// Apply one event inside the batch transaction. Events the projection
+    /// does not care about are ignored.
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+
+    /// Remove every row of the read model (for a rebuild).
+    fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    pub batch_size: i64,
+    /// How often a leader looks for events without a notification, and a
+    /// follower tries to become leader.
+    pub poll_interval: Duration,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+async fn ensure_checkpoint_row(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The committed checkpoint of a projection.
+pub async fn stored_checkpoint(pool: &PgPool, name: &str) -> Result<Checkpoint, sqlx::Error> {
+    let row = sqlx::query("SELECT tx_id::text AS tx_id, position FROM projection_checkpoints WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        Some(row) => Checkpoint::from_parts(row.get("tx_id"), row.get("position")),
+        None => Ok(Checkpoint::ZERO),
+    }
+}
+
+/// Run one batch: at most `batch_size` events applied and checkpointed in
+/// one transaction. Returns how many were applied and the checkpoint after.
+pub async fn run_batch(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch_size: i64,
+) -> Result<(usize, Checkpoint), ProjectionError> {
+    let name = projection.name();
+    ensure_checkpoint_row(pool, name).await?;
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(
+        "SELECT tx_id::text AS tx_id, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?;
+    let start = Checkpoint::from_parts(row.get("tx_id"), row.get("position"))?;
+    let events = read_after(&mut tx, start, batch_size).await?;
+    let Some(last) = events.last() else {
+        tx.rollback().await?;
+        return Ok((0, start));
+    };
+    let end = last.checkpoint()?;
+    for event in &events {
+        projection.apply(&mut tx, event).await?;
+    }
+    sqlx::query(
+        "UPDATE projection_checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now() \
+          WHERE name = $1",
+    )
+    .bind(name)
+    .bind(end.tx_id.to_string())
+    .bind(end.position)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((events.len(), end))
+}
+
+/// Apply batches until the projection has caught up with the log.
+pub async fn catch_up(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch_size: i64,
+) -> Result<Checkpoint, ProjectionError> {
+    loop {
+        let (applied, checkpoint) = run_batch(pool, projection, batch_size).await?;
+        if applied == 0 {
+            return Ok(checkpoint);
+        }
+    }
+}
+
+/// Empty the read model and replay the whole log into it. Safe while a
+/// server runs: the reset takes the same fence as every batch.
+pub async fn rebuild(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch_size: i64,
+) -> Result<Checkpoint, ProjectionError> {
+    let name = projection.name();
+    ensure_checkpoint_row(pool, name).await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    projection.reset(&mut tx).await?;
+    sqlx::query(
+        "UPDATE projection_checkpoints SET tx_id = '0', position = 0, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    catch_up(pool, projection, batch_size).await
+}
+
+fn advisory_key(name: &str) -> String {
+    format!("tenantry.projection.{name}")
+}
+
+/// The projectors of one server process.
+#[derive(Clone)]
+pub struct ProjectorRuntime {
+    pool: PgPool,
+    progress: Arc<HashMap<&'static str, watch::Receiver<Progress>>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    checkpoint: Checkpoint,
+    leader: bool,
+}
+
+/// Handles to the running projector tasks; await [`ProjectorTasks::join`]
+/// after signalling shutdown.
+pub struct ProjectorTasks {
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl ProjectorTasks {
+    pub async fn join(self) {
+        for handle in self.handles {
+            if let Err(e) = handle.await {
+                error!(error = %e, "projector task ended abnormally");
+            }
+        }
+    }
+}
+
+impl ProjectorRuntime {
+    /// Start one task per projection plus the LISTEN task. They stop when
+    /// `shutdown` turns true.
+    pub fn start(
+        pool: PgPool,
+        projections: Vec<Arc<dyn Projection>>,
+        config: ProjectorConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Self, ProjectorTasks) {
+        let (wake_tx, wake_rx) = watch::channel(0u64);
+        let mut handles = vec![tokio::spawn(listen(pool.clone(), wake_tx, shutdown.clone()))];
+        let mut progress = HashMap::new();
+        for projection in projections {
+            let (tx, rx) = watch::channel(Progress::default());
+            progress.insert(projection.name(), rx);
+            handles.push(tokio::spawn(lead(
+                pool.clone(),
+                projection,
+                config.clone(),
+                tx,
+                wake_rx.clone(),
+                shutdown.clone(),
+            )));
+        }
+        let runtime = Self {
+            pool,
+            progress: Arc::new(progress),
+        };
+        (runtime, ProjectorTasks { handles })
+    }
+
+    /// Wait until every projection has passed `target` (read-your-writes).
+    /// Returns false if `timeout` ran out first.
+    pub async fn wait_for(&self, target: Checkpoint, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for (name, rx) in self.progress.iter() {
+            if !self.wait_one(name, rx.clone(), target, deadline).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn wait_one(
+        &self,
+        name: &str,
+        mut rx: watch::Receiver<Progress>,
+        target: Checkpoint,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        loop {
+            let progress = *rx.borrow_and_update();
+            if progress.checkpoint >= target {
+                return true;
+            }
+            // Another process leads this projection: its progress is in the table.
+            if !progress.leader {
+                if let Ok(cp) = stored_checkpoint(&self.pool, name).await {
+                    if cp >= target {
+                        return true;
+                    }
+                }
+            }
+            let step = tokio::time::sleep(Duration::from_millis(20));
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return false,
+                _ = rx.changed() => {}
+                _ = step, if !progress.leader => {}
+            }
+        }
+    }
+}
+
+/// Forward `NOTIFY tenantry_events` to the projector tasks.
+async fn listen(pool: PgPool, wake: watch::Sender<u64>, mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot LISTEN for events; polling only, retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        };
+        if let Err(e) = listener.listen("tenantry_events").await {
+            warn!(error = %e, "LISTEN failed; retrying");
+            continue;
+        }
+        loop {
+            tokio::select! {
+                n = listener.recv() => match n {
+                    Ok(_) => { wake.send_modify(|c| *c = c.wrapping_add(1)); }
+                    Err(e) => { warn!(error = %e, "event listener lost its connection"); break; }
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// One projection's task: become leader, then apply batches until shutdown.
+async fn lead(
+    pool: PgPool,
+    projection: Arc<dyn Projection>,
+    config: ProjectorConfig,
+    progress: watch::Sender<Progress>,
+    mut wake: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = projection.name();
+    while !*shutdown.borrow() {
+        let mut lock_conn = match try_lead(&pool, name).await {
+            Ok(Some(conn)) => conn,
+            Ok(None) => {
+                debug!(projection = name, "another instance leads; waiting");
+                if let Ok(cp) = stored_checkpoint(&pool, name).await {
+                    progress.send_replace(Progress {
+                        checkpoint: cp,
+                        leader: false,
+                    });
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(config.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                warn!(projection = name, error = %e, "cannot take projector leadership; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(config.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+        };
+        info!(projection = name, "projector leading");
+        progress.send_modify(|p| p.leader = true);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match run_batch(&pool, projection.as_ref(), config.batch_size).await {
+                Ok((applied, checkpoint)) => {
+                    progress.send_replace(Progress {
+                        checkpoint,
+                        leader: true,
+                    });
+                    if applied as i64 >= config.batch_size {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    error!(projection = name, error = %e, "projector batch failed; will retry");
+                }
+            }
+            tokio::select! {
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(config.poll_interval) => {
+                    // Still holding the lock? A dropped connection releases it.
+                    if lock_conn.ping().await.is_err() {
+                        warn!(projection = name, "lost the leadership connection");
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+        }
+        progress.send_modify(|p| p.leader = false);
+        let _ = lock_conn.close().await;
+        info!(projection = name, "projector stopped leading");
+    }
+}
+
+/// Take the projection's advisory lock on a dedicated connection.
+async fn try_lead(pool: &PgPool, name: &str) -> Result<Option<PgConnection>, sqlx::Error> {
+    let mut conn = pool.acquire().await?.detach();
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(advisory_key(name))
+        .fetch_one(&mut conn)
+        .await?;
+    if got {
+        Ok(Some(conn))
+    } else {
+        let _ = conn.close().await;
+        Ok(None)
+    }
+}

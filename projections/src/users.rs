@@ -1,0 +1,135 @@
+//! The `users` read model: one row per user, for admin lists and `/v1/me`.
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use sqlx::{FromRow, PgConnection, PgPool};
+use tenantry_domain::user::{UserEvent, UserStatus};
+use tenantry_domain::EventCodec;
+use uuid::Uuid;
+
+use crate::log::StoredEvent;
+use crate::page::Page;
+use crate::runtime::{Projection, ProjectionError};
+use crate::tenants::like_pattern;
+
+pub struct UsersProjection;
+
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub status: String,
+    pub is_platform_admin: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+    if e.aggregate_type != "user" {
+        return Ok(());
+    }
+    let event = UserEvent::decode(&e.event_type, e.event_version, e.payload.clone())
+        .map_err(|err| ProjectionError::decode(e, err))?;
+    let at = e.recorded_at;
+    let id = Uuid::parse_str(&e.aggregate_id).map_err(|err| ProjectionError::decode(e, err))?;
+    let update = |sql: &'static str| sqlx::query(sql).bind(id).bind(at);
+    let q = match event {
+        UserEvent::UserRegistered {
+            user_id,
+            email,
+            name,
+            platform_admin,
+        } => sqlx::query(
+            "INSERT INTO users_view (id, email, name, status, is_platform_admin, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'active', $4, $5, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(email.as_str().to_string())
+        .bind(name.as_str().to_string())
+        .bind(platform_admin)
+        .bind(at),
+        UserEvent::UserRenamed { name } => {
+            update("UPDATE users_view SET name = $3, updated_at = $2 WHERE id = $1")
+                .bind(name.as_str().to_string())
+        }
+        UserEvent::UserPasswordChanged {} => {
+            update("UPDATE users_view SET updated_at = $2 WHERE id = $1")
+        }
+        UserEvent::UserDeactivated {} => {
+            update("UPDATE users_view SET status = 'deactivated', updated_at = $2 WHERE id = $1")
+        }
+        UserEvent::UserReactivated {} => {
+            update("UPDATE users_view SET status = 'active', updated_at = $2 WHERE id = $1")
+        }
+        UserEvent::PlatformAdminGranted {} => {
+            update("UPDATE users_view SET is_platform_admin = true, updated_at = $2 WHERE id = $1")
+        }
+        UserEvent::PlatformAdminRevoked {} => {
+            update("UPDATE users_view SET is_platform_admin = false, updated_at = $2 WHERE id = $1")
+        }
+    };
+    q.execute(&mut *tx).await?;
+    Ok(())
+}
+
+impl Projection for UsersProjection {
+    fn name(&self) -> &'static str {
+        "users"
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        apply(tx, event).boxed()
+    }
+
+    fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        async move {
+            sqlx::query("DELETE FROM users_view").execute(tx).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+const COLUMNS: &str = "id, email, name, status, is_platform_admin, created_at, updated_at";
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users_view WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub status: Option<UserStatus>,
+    /// Case-insensitive substring of the email or the name.
+    pub q: Option<String>,
+}
+
+pub async fn list(
+    pool: &PgPool,
+    filter: &UserFilter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Page<UserRow>, sqlx::Error> {
+    let rows: Vec<UserRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users_view \
+          WHERE ($1::text IS NULL OR status = $1) \
+            AND ($2::text IS NULL OR email ILIKE $2 OR name ILIKE $2) \
+            AND ($3::uuid IS NULL OR id > $3) \
+          ORDER BY id LIMIT $4"
+    ))
+    .bind(filter.status.map(UserStatus::as_str))
+    .bind(filter.q.as_deref().map(like_pattern))
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(Page::from_rows(rows, limit, |r| r.id))
+}
