@@ -1,0 +1,159 @@
+//! The composition root: build the state, the router and the projectors
+//! from a `Config`, and run until a shutdown signal.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tenantry_domain::{Actor, EventMetadata, PLATFORM_TENANT};
+use tenantry_projections::{ProjectorConfig, ProjectorRuntime};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::middleware;
+use crate::routes;
+use crate::state::AppState;
+use crate::store::{claim_owner_email, EventStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    #[error("TENANTRY_LISTEN: cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("bootstrap admin: {0}")]
+    Bootstrap(String),
+}
+
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
+    routes::router()
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(middleware::request_context))
+        .with_state(state)
+}
+
+/// A server bound to its address, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    projector_tasks: tenantry_projections::runtime::ProjectorTasks,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let pool = crate::db::prepare(&config.database_url, 16).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let projector_config = ProjectorConfig {
+            poll_interval: config.projector_poll,
+            ..ProjectorConfig::default()
+        };
+        let (projector, projector_tasks) =
+            ProjectorRuntime::start(pool.clone(), tenantry_projections::all(), projector_config, shutdown_rx);
+        let state = AppState {
+            store: EventStore::new(pool.clone()),
+            pool,
+            projector,
+            jwt: Arc::new(JwtKeys::new(config.jwt_secret_bytes(), config.access_token_ttl)),
+            config: Arc::new(config),
+        };
+        bootstrap_admin(&state).await?;
+        Ok(Self {
+            listener,
+            state,
+            shutdown,
+            projector_tasks,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `signal` resolves: finish in-flight requests, then stop
+    /// the projectors.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let app = router(self.state.clone());
+        tracing::info!(addr = %self.listener.local_addr()?, "tenantry listening");
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(signal).await;
+        let _ = self.shutdown.send(true);
+        self.projector_tasks.join().await;
+        self.state.pool.close().await;
+        tracing::info!("tenantry stopped");
+        served
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Create the configured platform admin once; a restart finds it and skips.
+async fn bootstrap_admin(state: &AppState) -> Result<(), StartError> {
+    let (Some(email), Some(password)) = (
+        state.config.bootstrap_admin_email.clone(),
+        state.config.bootstrap_admin_password.clone(),
+    ) else {
+        return Ok(());
+    };
+    let exists = claim_owner_email(&state.pool, &email)
+        .await
+        .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+    if exists.is_some() {
+        return Ok(());
+    }
+    let meta = EventMetadata::new(PLATFORM_TENANT, Actor::system("bootstrap"), None, chrono::Utc::now());
+    let password = zeroize::Zeroizing::new(secrecy::ExposeSecret::expose_secret(&password).to_string());
+    match routes::users::register_user(&state.store, &email, "Platform Admin", password, true, &meta).await {
+        Ok((id, checkpoint)) => {
+            state.settle(checkpoint).await;
+            tracing::info!(user_id = %id, "created the bootstrap platform admin");
+            Ok(())
+        }
+        // A second server starting at the same moment created it.
+        Err(e) if e.code == "email_taken" => Ok(()),
+        Err(ApiError { message, .. }) => Err(StartError::Bootstrap(message)),
+    }
+}

@@ -1,0 +1,223 @@
+//! Passwords (argon2id), bearer tokens (HS256 JWTs with pinned algorithm,
+//! issuer and audience), opaque refresh tokens, and the extractors that
+//! authenticate a request.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::header;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::config::{JWT_AUDIENCE, JWT_ISSUER};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store;
+
+/// The argon2id parameters in use (OWASP's minimum: 19 MiB, 2 passes, 1 lane).
+pub fn argon2() -> Argon2<'static> {
+    Argon2::default()
+}
+
+/// Hash a password off the async runtime; argon2 is deliberately slow.
+pub async fn hash_password(password: Zeroizing<String>) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Check a password against a stored hash. With no hash (unknown user) a
+/// dummy hash is checked anyway, so both cases cost the same time.
+pub async fn verify_password(password: Zeroizing<String>, stored: Option<String>) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
+        let ok = PasswordHash::new(&hash)
+            .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+            .unwrap_or(false);
+        known && ok
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(b"tenantry-timing-equalizer", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// 32 random bytes, URL-safe base64: an opaque bearer secret.
+pub fn random_token() -> String {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(bytes.as_mut());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
+}
+
+/// SHA-256, the right hash for high-entropy random tokens.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub sub: Uuid,
+    /// Session id: checked on every request, so logout takes effect at once.
+    pub sid: Uuid,
+    pub iss: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub ttl: Duration,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[JWT_ISSUER]);
+        validation.set_audience(&[JWT_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    pub fn issue(&self, user_id: Uuid, session_id: Uuid) -> Result<String, ApiError> {
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let claims = AccessClaims {
+            sub: user_id,
+            sid: session_id,
+            iss: JWT_ISSUER.to_string(),
+            aud: JWT_AUDIENCE.to_string(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::internal(format!("signing a token failed: {e}")))
+    }
+
+    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// An authenticated person with a live session.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub is_platform_admin: bool,
+}
+
+impl Caller {
+    pub fn actor(&self) -> tenantry_domain::Actor {
+        tenantry_domain::Actor::User { id: self.user_id }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)
+            .ok_or_else(|| ApiError::unauthorized("missing_token", "this endpoint needs a bearer token"))?;
+        let invalid = || ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired");
+        let claims = state.jwt.verify(token).ok_or_else(invalid)?;
+        let session = store::auth::live_session(&state.pool, claims.sid, claims.sub)
+            .await?
+            .ok_or_else(invalid)?;
+        tracing::Span::current().record("actor", format!("user:{}", claims.sub));
+        Ok(Self {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            is_platform_admin: session.is_platform_admin,
+        })
+    }
+}
+
+/// A caller who is a platform admin; others get 403 naming the requirement.
+#[derive(Debug, Clone)]
+pub struct PlatformAdmin(pub Caller);
+
+impl FromRequestParts<AppState> for PlatformAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.is_platform_admin {
+            return Err(ApiError::forbidden(
+                "platform_admin_required",
+                "this endpoint needs the platform admin permission",
+            )
+            .with_details(serde_json::json!({ "permission": "platform.admin" })));
+        }
+        Ok(Self(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_from_another_secret_or_audience_is_refused() {
+        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let other = JwtKeys::new(b"fedcba9876543210fedcba9876543210", Duration::from_secs(60));
+        let token = keys.issue(Uuid::now_v7(), Uuid::now_v7()).unwrap();
+        assert!(keys.verify(&token).is_some());
+        assert!(other.verify(&token).is_none());
+        let none_alg = format!(
+            "{}.{}.",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            token.split('.').nth(1).unwrap()
+        );
+        assert!(keys.verify(&none_alg).is_none());
+    }
+
+    #[test]
+    fn random_tokens_are_long_and_distinct() {
+        let (a, b) = (random_token(), random_token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(token_hash(&a).len(), 32);
+    }
+}

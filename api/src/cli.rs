@@ -1,0 +1,125 @@
+//! The `tenantry` command line.
+
+use std::io::Read;
+
+use clap::{Parser, Subcommand};
+use tenantry_domain::{Actor, EventMetadata, PLATFORM_TENANT};
+use zeroize::Zeroizing;
+
+use crate::app::{shutdown_signal, Application};
+use crate::config::Config;
+use crate::store::EventStore;
+
+#[derive(Parser)]
+#[command(name = "tenantry", version, about = "The multi-tenant control plane for SaaS platforms that sell AI agents")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create the database if needed, apply migrations and serve the API.
+    Serve,
+    /// Create the database if needed and apply migrations, then exit.
+    Migrate,
+    /// Projection maintenance.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Platform administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ProjectionsCommand {
+    /// Empty read models and replay the whole event log into them.
+    Rebuild {
+        /// One projection (tenants, users); all when omitted.
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create a platform admin; the password is read from standard input.
+    CreatePlatformAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Run a command; the error is one line for the operator.
+pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(config).await.map_err(|e| e.to_string())?;
+            app.run_until(shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))
+        }
+        Command::Migrate => {
+            let pool = crate::db::prepare(&config.database_url, 2).await.map_err(|e| e.to_string())?;
+            let applied = crate::db::MIGRATOR.iter().count();
+            pool.close().await;
+            println!("database ready: {applied} migrations applied");
+            Ok(())
+        }
+        Command::Projections {
+            command: ProjectionsCommand::Rebuild { name },
+        } => rebuild(&config, name.as_deref()).await,
+        Command::Admin {
+            command: AdminCommand::CreatePlatformAdmin { email, name },
+        } => create_platform_admin(&config, &email, &name).await,
+    }
+}
+
+async fn rebuild(config: &Config, only: Option<&str>) -> Result<(), String> {
+    let projections: Vec<_> = tenantry_projections::all()
+        .into_iter()
+        .filter(|p| only.is_none_or(|n| n == p.name()))
+        .collect();
+    if projections.is_empty() {
+        let known: Vec<_> = tenantry_projections::all().iter().map(|p| p.name()).collect();
+        return Err(format!("no projection named {:?}; known: {}", only.unwrap_or(""), known.join(", ")));
+    }
+    let pool = crate::db::prepare(&config.database_url, 4).await.map_err(|e| e.to_string())?;
+    for projection in projections {
+        let started = std::time::Instant::now();
+        let checkpoint = tenantry_projections::runtime::rebuild(&pool, projection.as_ref(), 2000)
+            .await
+            .map_err(|e| format!("rebuilding {} failed: {e}", projection.name()))?;
+        println!(
+            "rebuilt {} up to position {} in {:.2?}",
+            projection.name(),
+            checkpoint.position,
+            started.elapsed()
+        );
+    }
+    pool.close().await;
+    Ok(())
+}
+
+async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Result<(), String> {
+    let mut password = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_string());
+    let pool = crate::db::prepare(&config.database_url, 2).await.map_err(|e| e.to_string())?;
+    let store = EventStore::new(pool.clone());
+    let meta = EventMetadata::new(PLATFORM_TENANT, Actor::system("cli"), None, chrono::Utc::now());
+    let result = crate::routes::users::register_user(&store, email, name, password, true, &meta).await;
+    pool.close().await;
+    match result {
+        Ok((id, _)) => {
+            println!("created platform admin {id}");
+            Ok(())
+        }
+        Err(e) => Err(format!("{}: {}", e.code, e.message)),
+    }
+}

@@ -1,0 +1,228 @@
+//! Configuration from environment variables (documented in the README).
+//! A wrong value stops the process with one line naming the variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+use tracing::warn;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn bad(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub jwt_secret: SecretString,
+    pub bootstrap_admin_email: Option<String>,
+    pub bootstrap_admin_password: Option<SecretString>,
+    pub public_url: String,
+    pub log_format: LogFormat,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub projector_poll: Duration,
+    pub request_timeout: Duration,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry";
+pub const JWT_ISSUER: &str = "tenantry";
+pub const JWT_AUDIENCE: &str = "tenantry-api";
+
+/// Parse `15m`, `7d`, `30s`, `2h` or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let (digits, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => raw.split_at(i),
+        None => (raw, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+impl Config {
+    /// Read the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(bad("DATABASE_URL", "must be a postgres:// URL"));
+        }
+        let listen_raw = get("TENANTRY_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let listen = listen_raw
+            .parse()
+            .map_err(|_| bad("TENANTRY_LISTEN", format!("{listen_raw:?} is not an address like 127.0.0.1:8080")))?;
+        let data_dir = PathBuf::from(get("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".to_string()));
+        let duration = |var: &'static str, default: &str| {
+            let raw = get(var).unwrap_or_else(|| default.to_string());
+            parse_duration(&raw).ok_or_else(|| bad(var, format!("{raw:?} is not a duration like 15m, 7d or 30s")))
+        };
+        let access_token_ttl = duration("TENANTRY_ACCESS_TOKEN_TTL", "15m")?;
+        let refresh_token_ttl = duration("TENANTRY_REFRESH_TOKEN_TTL", "30d")?;
+        let request_timeout = duration("TENANTRY_REQUEST_TIMEOUT", "30s")?;
+        let projector_poll = match get("TENANTRY_PROJECTOR_POLL_MS") {
+            None => Duration::from_secs(1),
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| bad("TENANTRY_PROJECTOR_POLL_MS", "must be a positive number of milliseconds"))?,
+        };
+        let log_format = match get("TENANTRY_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(bad("TENANTRY_LOG_FORMAT", format!("{other:?} is not text or json"))),
+        };
+        let jwt_secret = match get("TENANTRY_JWT_SECRET") {
+            Some(s) if s.len() < 32 => {
+                return Err(bad("TENANTRY_JWT_SECRET", "must be at least 32 characters"))
+            }
+            Some(s) => SecretString::from(s),
+            None => generated_secret(&data_dir, "jwt_secret")
+                .map_err(|e| bad("TENANTRY_DATA_DIR", format!("cannot keep the generated JWT secret: {e}")))?,
+        };
+        let bootstrap_admin_email = get("TENANTRY_BOOTSTRAP_ADMIN_EMAIL");
+        let bootstrap_admin_password = get("TENANTRY_BOOTSTRAP_ADMIN_PASSWORD").map(SecretString::from);
+        if bootstrap_admin_email.is_some() != bootstrap_admin_password.is_some() {
+            return Err(bad(
+                "TENANTRY_BOOTSTRAP_ADMIN_PASSWORD",
+                "TENANTRY_BOOTSTRAP_ADMIN_EMAIL and TENANTRY_BOOTSTRAP_ADMIN_PASSWORD go together",
+            ));
+        }
+        let public_url = get("TENANTRY_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}"));
+        Ok(Self {
+            database_url,
+            listen,
+            data_dir,
+            jwt_secret,
+            bootstrap_admin_email,
+            bootstrap_admin_password,
+            public_url,
+            log_format,
+            access_token_ttl,
+            refresh_token_ttl,
+            projector_poll,
+            request_timeout,
+        })
+    }
+
+    pub fn jwt_secret_bytes(&self) -> &[u8] {
+        self.jwt_secret.expose_secret().as_bytes()
+    }
+}
+
+/// A secret kept in `data_dir/name` (mode 0600), generated on first use.
+fn generated_secret(data_dir: &Path, name: &str) -> std::io::Result<SecretString> {
+    let path = data_dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_string();
+        if existing.len() >= 32 {
+            return Ok(SecretString::from(existing));
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 48];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    write_private(&path, &secret)?;
+    warn!(
+        path = %path.display(),
+        "generated a secret because none was configured; set it explicitly in production"
+    );
+    Ok(SecretString::from(secret))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("5y"), None);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let secret = ("TENANTRY_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let err = config(&[secret, ("TENANTRY_LISTEN", "nowhere")]).unwrap_err();
+        assert_eq!(err.variable, "TENANTRY_LISTEN");
+        let err = config(&[secret, ("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        let err = config(&[("TENANTRY_JWT_SECRET", "short")]).unwrap_err();
+        assert_eq!(err.variable, "TENANTRY_JWT_SECRET");
+        let err = config(&[secret, ("TENANTRY_BOOTSTRAP_ADMIN_EMAIL", "a@b.io")]).unwrap_err();
+        assert_eq!(err.variable, "TENANTRY_BOOTSTRAP_ADMIN_PASSWORD");
+    }
+
+    #[test]
+    fn an_unset_jwt_secret_is_generated_once_with_private_permissions() {
+        let dir = std::env::temp_dir().join(format!("tenantry-cfg-{}", uuid::Uuid::now_v7()));
+        let dir_s = dir.to_string_lossy().to_string();
+        let first = config(&[("TENANTRY_DATA_DIR", &dir_s)]).unwrap();
+        let second = config(&[("TENANTRY_DATA_DIR", &dir_s)]).unwrap();
+        assert_eq!(first.jwt_secret.expose_secret(), second.jwt_secret.expose_secret());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("jwt_secret")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

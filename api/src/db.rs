@@ -1,0 +1,91 @@
+//! Connecting to Postgres: create the database when missing, apply migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+/// Every migration under `migrations/`, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL is not a valid Postgres URL: {0}")]
+    BadUrl(sqlx::Error),
+    #[error("cannot reach the database at {target}: {source}")]
+    Unreachable { target: String, source: sqlx::Error },
+    #[error("cannot create database {name}: {source}")]
+    Create { name: String, source: sqlx::Error },
+    #[error("applying migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+fn options(url: &str) -> Result<PgConnectOptions, DbError> {
+    PgConnectOptions::from_str(url)
+        .map(|o| o.disable_statement_logging())
+        .map_err(DbError::BadUrl)
+}
+
+fn describe(o: &PgConnectOptions) -> String {
+    format!("{}:{}", o.get_host(), o.get_port())
+}
+
+/// Create the database named in `url` if it does not exist yet.
+pub async fn ensure_database(url: &str) -> Result<(), DbError> {
+    let opts = options(url)?;
+    let name = opts.get_database().unwrap_or("postgres").to_string();
+    let admin = opts.clone().database("postgres");
+    let mut conn = tokio::time::timeout(Duration::from_secs(10), admin.connect())
+        .await
+        .map_err(|_| DbError::Unreachable {
+            target: describe(&opts),
+            source: sqlx::Error::PoolTimedOut,
+        })?
+        .map_err(|source| DbError::Unreachable {
+            target: describe(&opts),
+            source,
+        })?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|source| DbError::Unreachable {
+            target: describe(&opts),
+            source,
+        })?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        let created = sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&mut conn).await;
+        match created {
+            Ok(_) => tracing::info!(database = %name, "created the database"),
+            // Another process created it at the same moment.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(source) => return Err(DbError::Create { name, source }),
+        }
+    }
+    let _ = conn.close().await;
+    Ok(())
+}
+
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
+    let opts = options(url)?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts.clone())
+        .await
+        .map_err(|source| DbError::Unreachable {
+            target: describe(&opts),
+            source,
+        })
+}
+
+/// Create if needed, connect, migrate: what `serve` and `migrate` do first.
+pub async fn prepare(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
+    ensure_database(url).await?;
+    let pool = connect(url, max_connections).await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}

@@ -1,0 +1,198 @@
+//! The one error body of the API:
+//! `{"error": {"code": "...", "message": "...", "details": {...}}}`.
+//!
+//! Domain errors pick their status by kind; infrastructure errors are logged
+//! with their cause chain and answered as an opaque 500 naming the request id.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tenantry_domain::values::ValueError;
+use tenantry_domain::{DomainError, ErrorKind};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+    /// What went wrong inside, for the log only; never sent.
+    pub internal: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            internal: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn concurrent_update() -> Self {
+        Self::conflict(
+            "concurrent_update",
+            "the resource was changed by another request at the same time; retry",
+        )
+    }
+
+    /// 422 with one field error.
+    pub fn invalid_field(field: &str, error: ValueError) -> Self {
+        Validation::default().field(field, error).into_error()
+    }
+
+    /// An unexpected failure: logged in full, answered opaquely.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an internal error occurred",
+        );
+        e.internal = Some(cause.to_string());
+        e
+    }
+
+    pub fn from_domain<E: DomainError>(err: E) -> Self {
+        let status = match err.kind() {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Gone => StatusCode::GONE,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self::new(status, err.code(), err.to_string())
+    }
+
+    /// The JSON body for this error.
+    pub fn body(&self, request_id: Option<&str>) -> Value {
+        let mut details = self.details.clone();
+        if self.status.is_server_error() {
+            if let Some(id) = request_id {
+                details = Some(json!({ "request_id": id }));
+            }
+        }
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(d) = details {
+            error["details"] = d;
+        }
+        json!({ "error": error })
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Some(cause) = &self.internal {
+            tracing::error!(code = self.code, error = %cause, "request failed");
+        }
+        let request_id = crate::middleware::current_request_id();
+        let body = self.body(request_id.as_deref()).to_string();
+        let mut response = (self.status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(retry) = self.details.as_ref().and_then(|d| d.get("retry_after_seconds")) {
+            if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        Self::internal(chain)
+    }
+}
+
+impl From<tenantry_projections::ProjectionError> for ApiError {
+    fn from(err: tenantry_projections::ProjectionError) -> Self {
+        Self::internal(err)
+    }
+}
+
+/// Collects field errors for one 422 answer.
+#[derive(Debug, Default)]
+pub struct Validation {
+    fields: Vec<Value>,
+}
+
+impl Validation {
+    pub fn field(mut self, field: &str, error: ValueError) -> Self {
+        self.fields
+            .push(json!({ "field": field, "code": error.code, "message": error.message }));
+        self
+    }
+
+    /// Record the error of a parse, keeping the parsed value when it succeeded.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, ValueError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fields.push(json!({ "field": field, "code": e.code, "message": e.message }));
+                None
+            }
+        }
+    }
+
+    pub fn into_error(self) -> ApiError {
+        let first = self
+            .fields
+            .first()
+            .and_then(|f| f.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("the request is invalid")
+            .to_string();
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", first)
+            .with_details(json!({ "fields": self.fields }))
+    }
+
+    /// `Ok(())` when no field failed.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.fields.is_empty() {
+            Ok(())
+        } else {
+            Err(self.into_error())
+        }
+    }
+}

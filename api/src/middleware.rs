@@ -1,0 +1,203 @@
+//! Cross-cutting HTTP behaviour: request ids and request spans, the JSON
+//! shape of every error (including the framework's own 404/405/408/413 and
+//! panics), and `Idempotency-Key` replay.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::idempotency::{self, Reservation};
+
+pub const REQUEST_ID: &str = "x-request-id";
+const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: String;
+}
+
+fn sane_request_id(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| s.to_string())
+}
+
+/// Outermost layer: give the request an id (echoing a sane incoming one),
+/// open its span, and make sure every error leaves as the JSON error body.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(sane_request_id)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %id,
+        tenant_id = tracing::field::Empty,
+        actor = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let response = CURRENT_REQUEST_ID
+        .scope(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    let mut response = finish_errors(response, &id).await;
+    span.record("status", response.status().as_u16());
+    span.in_scope(|| tracing::info!("request finished"));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    response
+}
+
+/// Rewrite error responses that are not our JSON (framework rejections,
+/// timeouts, panics) into it, and put the request id into 500 bodies.
+async fn finish_errors(response: Response, request_id: &str) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, _body) = response.into_parts();
+    let error = fallback_error(status);
+    let mut out = (status, axum::Json(error.body(Some(request_id)))).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+fn fallback_error(status: StatusCode) -> ApiError {
+    match status {
+        StatusCode::NOT_FOUND => ApiError::not_found("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, "method_not_allowed", "this route does not accept this method")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "the body is larger than 1 MiB"),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(status, "request_timeout", "the request took too long"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::new(status, "unsupported_media_type", "send the body as JSON")
+        }
+        s if s.is_server_error() => ApiError::new(s, "internal_error", "an internal error occurred"),
+        s => ApiError::new(s, "bad_request", "the request was refused"),
+    }
+}
+
+/// The request id of the request being served, if any.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such route")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept this method",
+    )
+}
+
+/// `Idempotency-Key` on POST commands: the first response to a (caller,
+/// key) is stored; a retry with the same body replays it, another body is
+/// 422 `idempotency_key_reused`. Callers are told apart by their verified
+/// bearer token's subject; unauthenticated requests are not deduplicated.
+pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+    if req.method() != Method::POST {
+        return Ok(next.run(req).await);
+    }
+    let Some(key) = req.headers().get("idempotency-key").cloned() else {
+        return Ok(next.run(req).await);
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible characters")
+        })?
+        .to_string();
+    let (parts, body) = req.into_parts();
+    let Some(caller) = crate::auth::bearer(&parts)
+        .and_then(|t| state.jwt.verify(t))
+        .map(|c| format!("user:{}", c.sub))
+    else {
+        return Ok(next.run(Request::from_parts(parts, body)).await);
+    };
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 1 MiB"))?;
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update([0]);
+    hasher.update(parts.uri.path());
+    hasher.update([0]);
+    hasher.update(&bytes);
+    let request_hash = hasher.finalize().to_vec();
+
+    match idempotency::reserve(&state.pool, &caller, &key, &request_hash).await? {
+        Reservation::Mismatch => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request",
+        )),
+        Reservation::InProgress => Err(ApiError::conflict(
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is still being processed; retry later",
+        )),
+        Reservation::Replay(stored) => {
+            let status = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK);
+            let mut response = (status, stored.response_body).into_response();
+            if let Some(ct) = stored.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                response.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Reservation::New => {
+            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            let status = response.status();
+            // Server errors and auth failures may succeed on retry: forget the key.
+            if status.is_server_error() || status == StatusCode::UNAUTHORIZED {
+                idempotency::release(&state.pool, &caller, &key).await?;
+                return Ok(response);
+            }
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| ApiError::internal(format!("reading a response body failed: {e}")))?
+                .to_bytes();
+            let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            idempotency::complete(&state.pool, &caller, &key, status.as_u16(), &body, content_type).await?;
+            Ok(Response::from_parts(parts, Body::from(body)))
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Sign-in, token refresh and sign-out.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tenantry_domain::session::{RevokeReason, Session, SessionCommand, SignInFailure};
+use tenantry_domain::user::User;
+use tenantry_domain::values::Email;
+use tenantry_domain::{Actor, ClaimScope, PLATFORM_TENANT};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::auth::{random_token, token_hash, verify_password, Caller};
+use crate::error::ApiError;
+use crate::extract::{Context, Json};
+use crate::state::AppState;
+use crate::store::{self, events::claim_owner};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(post_login))
+        .route("/auth/refresh", post(post_refresh))
+        .route("/auth/logout", post(post_logout))
+}
+
+#[derive(Deserialize)]
+pub struct LoginIn {
+    email: String,
+    password: Zeroizing<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct TokenPairOut {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "the email or password is wrong")
+}
+
+/// Sign in with email and password; answers a token pair.
+async fn post_login(
+    State(state): State<AppState>,
+    ctx: Context,
+    Json(body): Json<LoginIn>,
+) -> Result<axum::Json<TokenPairOut>, ApiError> {
+    let email = Email::parse(&body.email).map(|e| e.normalized()).unwrap_or_else(|_| body.email.to_lowercase());
+    let user_id = claim_owner(&state.pool, ClaimScope::UserEmail, &email)
+        .await?
+        .and_then(|id| Uuid::parse_str(&id).ok());
+    let stored = match user_id {
+        Some(id) => store::auth::password_hash(&state.pool, id).await?,
+        None => None,
+    };
+    let password_ok = verify_password(body.password, stored).await?;
+    let user = match user_id {
+        Some(id) => Some(state.store.load::<User>(&id.to_string()).await.map_err(ApiError::from)?.0),
+        None => None,
+    };
+    let failure = match (&user, password_ok) {
+        (None, _) => Some(SignInFailure::UnknownEmail),
+        (Some(_), false) => Some(SignInFailure::WrongPassword),
+        (Some(u), true) if !u.is_active() => Some(SignInFailure::UserDeactivated),
+        _ => None,
+    };
+    let attempt_id = Uuid::now_v7();
+    let actor = user_id.map_or(Actor::Anonymous, |id| Actor::User { id });
+    let meta = ctx.metadata(PLATFORM_TENANT, actor);
+    if let Some(reason) = failure {
+        state
+            .store
+            .execute::<Session>(&attempt_id.to_string(), SessionCommand::RecordFailedSignIn { email, reason }, &meta)
+            .await?;
+        return Err(invalid_credentials());
+    }
+    let user_id = user_id.ok_or_else(invalid_credentials)?;
+    let refresh = random_token();
+    let refresh_hash = token_hash(&refresh);
+    let expires_at = Utc::now() + state.config.refresh_token_ttl;
+    state
+        .store
+        .execute_with::<Session>(&attempt_id.to_string(), SessionCommand::SignIn { user_id }, &meta, &|tx| {
+            let hash = refresh_hash.clone();
+            Box::pin(async move {
+                store::auth::start_session(tx, attempt_id, user_id, expires_at, &hash).await?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(axum::Json(token_pair(&state, user_id, attempt_id, refresh)?))
+}
+
+fn token_pair(state: &AppState, user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<TokenPairOut, ApiError> {
+    Ok(TokenPairOut {
+        access_token: state.jwt.issue(user_id, session_id)?,
+        refresh_token,
+        token_type: "Bearer".to_string(),
+        expires_in: state.jwt.ttl.as_secs(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RefreshIn {
+    refresh_token: Zeroizing<String>,
+}
+
+/// Trade a refresh token for a new pair. A token already traded in means it
+/// was stolen or replayed: the whole session is revoked.
+async fn post_refresh(
+    State(state): State<AppState>,
+    ctx: Context,
+    Json(body): Json<RefreshIn>,
+) -> Result<axum::Json<TokenPairOut>, ApiError> {
+    let presented = token_hash(&body.refresh_token);
+    let invalid = || ApiError::unauthorized("invalid_refresh_token", "the refresh token is invalid, expired or revoked");
+    let found = store::auth::find_refresh_token(&state.pool, &presented)
+        .await?
+        .ok_or_else(invalid)?;
+    let meta = ctx.metadata(PLATFORM_TENANT, Actor::User { id: found.user_id });
+    let session_key = found.session_id.to_string();
+    if found.revoked || found.expired {
+        return Err(invalid());
+    }
+    if found.rotated {
+        revoke_for_reuse(&state, &session_key, found.session_id, &meta).await?;
+        return Err(ApiError::unauthorized(
+            "refresh_token_reused",
+            "this refresh token was already used; the session is revoked",
+        ));
+    }
+    let refresh = random_token();
+    let new_hash = token_hash(&refresh);
+    let session_id = found.session_id;
+    let result = state
+        .store
+        .execute_with::<Session>(&session_key, SessionCommand::Refresh, &meta, &|tx| {
+            let (old, new) = (presented.clone(), new_hash.clone());
+            Box::pin(async move {
+                if !store::auth::rotate_refresh_token(tx, &old).await? {
+                    return Err(ApiError::unauthorized("refresh_token_reused", "this refresh token was already used"));
+                }
+                store::auth::add_refresh_token(tx, session_id, &new).await?;
+                Ok(())
+            })
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(axum::Json(token_pair(&state, found.user_id, session_id, refresh)?)),
+        // Lost a race with another refresh of the same token: that is reuse too.
+        Err(store::CommandError::Refused(e)) if e.code == "refresh_token_reused" => {
+            revoke_for_reuse(&state, &session_key, session_id, &meta).await?;
+            Err(e)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn revoke_for_reuse(
+    state: &AppState,
+    session_key: &str,
+    session_id: Uuid,
+    meta: &tenantry_domain::EventMetadata,
+) -> Result<(), ApiError> {
+    tracing::warn!(%session_id, "refresh token reuse; revoking the session");
+    revoke(state, session_key, session_id, RevokeReason::RefreshTokenReuse, meta).await
+}
+
+async fn revoke(
+    state: &AppState,
+    session_key: &str,
+    session_id: Uuid,
+    reason: RevokeReason,
+    meta: &tenantry_domain::EventMetadata,
+) -> Result<(), ApiError> {
+    let label = match reason {
+        RevokeReason::Logout => "logout",
+        RevokeReason::RefreshTokenReuse => "refresh_token_reuse",
+        RevokeReason::UserDeactivated => "user_deactivated",
+    };
+    let result = state
+        .store
+        .execute_with::<Session>(session_key, SessionCommand::Revoke { reason }, meta, &|tx| {
+            Box::pin(async move {
+                store::auth::revoke_session(tx, session_id, label).await?;
+                Ok(())
+            })
+        })
+        .await;
+    match result {
+        // Already revoked (by a racing request or deactivation): nothing left to do.
+        Ok(_) | Err(store::CommandError::Domain(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// End the caller's session: its refresh token and access token stop
+/// working at once.
+async fn post_logout(State(state): State<AppState>, ctx: Context, caller: Caller) -> Result<StatusCode, ApiError> {
+    let meta = ctx.metadata(PLATFORM_TENANT, caller.actor());
+    revoke(&state, &caller.session_id.to_string(), caller.session_id, RevokeReason::Logout, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,38 @@
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(get_health))
+        .route("/readyz", get(get_ready))
+}
+
+/// The process is up.
+async fn get_health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The database answers and every migration this build knows is applied.
+async fn get_ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let unavailable = |why: &str| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("not ready: {why}"),
+        )
+    };
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&state.pool)
+        .await
+        .map_err(|_| unavailable("the database does not answer"))?;
+    let known = crate::db::MIGRATOR.iter().count() as i64;
+    if applied < known {
+        return Err(unavailable("migrations are pending"));
+    }
+    Ok(Json(json!({ "status": "ready", "migrations": applied })))
+}

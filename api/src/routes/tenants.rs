@@ -1,0 +1,313 @@
+//! Tenants: create, read, update, suspend, reactivate, archive, and their
+//! event history. Platform admins only (tenant-scoped access arrives with
+//! memberships).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tenantry_domain::tenant::{Tenant, TenantCommand, TenantStatus};
+use tenantry_domain::values::{Slug, TenantName, TenantSettings, ValueError};
+use tenantry_projections::tenants::{self, TenantFilter, TenantRow};
+use tenantry_projections::StoredEvent;
+use uuid::Uuid;
+
+use crate::auth::PlatformAdmin;
+use crate::error::{ApiError, Validation};
+use crate::extract::{cursor_for, Context, IdPath, Json, PageParams, Query};
+use crate::routes::users::ListOut;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tenants", post(post_tenant).get(list_tenants))
+        .route("/tenants/{id}", get(get_tenant).patch(patch_tenant).delete(delete_tenant))
+        .route("/tenants/{id}/suspend", post(suspend_tenant))
+        .route("/tenants/{id}/reactivate", post(reactivate_tenant))
+        .route("/tenants/{id}/events", get(list_tenant_events))
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct TenantOut {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub status: String,
+    pub settings: Value,
+    pub suspended_reason: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<TenantRow> for TenantOut {
+    fn from(r: TenantRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            slug: r.slug,
+            status: r.status,
+            settings: r.settings,
+            suspended_reason: r.suspended_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+async fn tenant_out(state: &AppState, id: Uuid) -> Result<TenantOut, ApiError> {
+    tenants::get(&state.pool, id)
+        .await?
+        .map(TenantOut::from)
+        .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))
+}
+
+fn record_tenant(id: Uuid) {
+    tracing::Span::current().record("tenant_id", id.to_string());
+}
+
+#[derive(Deserialize)]
+struct TenantIn {
+    name: String,
+    slug: Option<String>,
+    settings: Option<Value>,
+}
+
+/// Create a tenant; the slug is derived from the name when not given.
+async fn post_tenant(
+    State(state): State<AppState>,
+    ctx: Context,
+    PlatformAdmin(admin): PlatformAdmin,
+    Json(body): Json<TenantIn>,
+) -> Result<(StatusCode, axum::Json<TenantOut>), ApiError> {
+    let mut v = Validation::default();
+    let name = v.check("name", TenantName::parse(&body.name));
+    let slug = match &body.slug {
+        Some(raw) => v.check("slug", Slug::parse(raw)),
+        None => v.check(
+            "slug",
+            Slug::derive_from(&body.name).ok_or(ValueError {
+                code: "slug_required",
+                message: "no slug can be derived from this name; give one".into(),
+            }),
+        ),
+    };
+    let settings = match body.settings {
+        Some(raw) => v.check("settings", TenantSettings::parse(raw)),
+        None => Some(TenantSettings::default()),
+    };
+    v.finish()?;
+    let (Some(name), Some(slug), Some(settings)) = (name, slug, settings) else {
+        return Err(ApiError::internal("validation passed without values"));
+    };
+    let tenant_id = Uuid::now_v7();
+    record_tenant(tenant_id);
+    let meta = ctx.metadata(tenant_id, admin.actor());
+    let command = TenantCommand::CreateTenant {
+        tenant_id,
+        name,
+        slug,
+        settings,
+    };
+    let committed = state.store.execute::<Tenant>(&tenant_id.to_string(), command, &meta).await?;
+    state.settle(committed.checkpoint).await;
+    Ok((StatusCode::CREATED, axum::Json(tenant_out(&state, tenant_id).await?)))
+}
+
+#[derive(Deserialize, Default)]
+struct TenantListParams {
+    #[serde(flatten)]
+    page: PageParams,
+    q: Option<String>,
+    status: Option<String>,
+}
+
+/// List tenants; archived ones only with `status=archived`.
+async fn list_tenants(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+    Query(params): Query<TenantListParams>,
+) -> Result<axum::Json<ListOut<TenantOut>>, ApiError> {
+    let status = match params.status.as_deref() {
+        None => None,
+        Some("active") => Some(TenantStatus::Active),
+        Some("suspended") => Some(TenantStatus::Suspended),
+        Some("archived") => Some(TenantStatus::Archived),
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_status",
+                "status must be active, suspended or archived",
+            ))
+        }
+    };
+    let filter = TenantFilter {
+        status,
+        q: params.q.filter(|q| !q.is_empty()),
+    };
+    let page = tenants::list(&state.pool, &filter, params.page.after()?, params.page.limit()?).await?;
+    Ok(axum::Json(ListOut {
+        data: page.items.into_iter().map(TenantOut::from).collect(),
+        next_cursor: page.next_after.map(cursor_for),
+    }))
+}
+
+/// One tenant, archived ones included.
+async fn get_tenant(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<TenantOut>, ApiError> {
+    record_tenant(id);
+    Ok(axum::Json(tenant_out(&state, id).await?))
+}
+
+/// Run a command on an existing tenant and answer its new state.
+async fn run_tenant_command(
+    state: &AppState,
+    ctx: &Context,
+    admin: &PlatformAdmin,
+    id: Uuid,
+    command: TenantCommand,
+) -> Result<Option<tenantry_projections::Checkpoint>, ApiError> {
+    record_tenant(id);
+    let meta = ctx.metadata(id, admin.0.actor());
+    let committed = state.store.execute::<Tenant>(&id.to_string(), command, &meta).await?;
+    state.settle(committed.checkpoint).await;
+    Ok(committed.checkpoint)
+}
+
+#[derive(Deserialize)]
+struct TenantPatch {
+    name: Option<String>,
+    settings: Option<Value>,
+}
+
+/// Rename a tenant and/or merge-patch its settings (a `null` removes a key).
+async fn patch_tenant(
+    State(state): State<AppState>,
+    ctx: Context,
+    admin: PlatformAdmin,
+    IdPath(id): IdPath,
+    Json(body): Json<TenantPatch>,
+) -> Result<axum::Json<TenantOut>, ApiError> {
+    let mut v = Validation::default();
+    let name = body.name.as_deref().map(|n| v.check("name", TenantName::parse(n)));
+    let settings = body.settings.map(|s| v.check("settings", TenantSettings::parse(s)));
+    v.finish()?;
+    let command = TenantCommand::UpdateTenant {
+        name: name.flatten(),
+        settings_patch: settings.flatten(),
+    };
+    run_tenant_command(&state, &ctx, &admin, id, command).await?;
+    Ok(axum::Json(tenant_out(&state, id).await?))
+}
+
+#[derive(Deserialize)]
+struct SuspendIn {
+    reason: String,
+}
+
+/// Suspend a tenant, with a reason.
+async fn suspend_tenant(
+    State(state): State<AppState>,
+    ctx: Context,
+    admin: PlatformAdmin,
+    IdPath(id): IdPath,
+    Json(body): Json<SuspendIn>,
+) -> Result<axum::Json<TenantOut>, ApiError> {
+    let command = TenantCommand::SuspendTenant { reason: body.reason };
+    run_tenant_command(&state, &ctx, &admin, id, command).await?;
+    Ok(axum::Json(tenant_out(&state, id).await?))
+}
+
+/// Reactivate a suspended tenant.
+async fn reactivate_tenant(
+    State(state): State<AppState>,
+    ctx: Context,
+    admin: PlatformAdmin,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<TenantOut>, ApiError> {
+    run_tenant_command(&state, &ctx, &admin, id, TenantCommand::ReactivateTenant).await?;
+    Ok(axum::Json(tenant_out(&state, id).await?))
+}
+
+/// Archive a tenant: its events stay, it leaves default lists.
+async fn delete_tenant(
+    State(state): State<AppState>,
+    ctx: Context,
+    admin: PlatformAdmin,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    run_tenant_command(&state, &ctx, &admin, id, TenantCommand::ArchiveTenant).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+struct EventParams {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct EventOut {
+    sequence: i64,
+    position: i64,
+    event_type: String,
+    event_version: i32,
+    aggregate_type: String,
+    aggregate_id: String,
+    data: Value,
+    metadata: Value,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<StoredEvent> for EventOut {
+    fn from(e: StoredEvent) -> Self {
+        Self {
+            sequence: e.tenant_sequence,
+            position: e.position,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            aggregate_type: e.aggregate_type,
+            aggregate_id: e.aggregate_id,
+            data: e.payload,
+            metadata: e.metadata,
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
+/// The tenant's events in per-tenant order; page with `after` (a sequence).
+async fn list_tenant_events(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+    IdPath(id): IdPath,
+    Query(params): Query<EventParams>,
+) -> Result<axum::Json<ListOut<EventOut>>, ApiError> {
+    record_tenant(id);
+    let limit = PageParams {
+        limit: params.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let after = params.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_after",
+            "after must be a sequence number of 0 or more",
+        ));
+    }
+    tenant_out(&state, id).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut events = tenantry_projections::log::tenant_events(&mut conn, id, after, limit + 1).await?;
+    let more = events.len() as i64 > limit;
+    events.truncate(limit as usize);
+    let next_cursor = more.then(|| events.last().map(|e| e.tenant_sequence.to_string())).flatten();
+    Ok(axum::Json(ListOut {
+        data: events.into_iter().map(EventOut::from).collect(),
+        next_cursor,
+    }))
+}

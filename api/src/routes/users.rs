@@ -1,0 +1,241 @@
+//! Platform administration of users.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tenantry_domain::user::{User, UserCommand, UserStatus};
+use tenantry_domain::values::{check_password_policy, Email, PersonName};
+use tenantry_domain::{EventMetadata, PLATFORM_TENANT};
+use tenantry_projections::users::{self, UserFilter, UserRow};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::auth::{hash_password, PlatformAdmin};
+use crate::error::{ApiError, Validation};
+use crate::extract::{cursor_for, Context, IdPath, Json, PageParams, Query};
+use crate::state::AppState;
+use crate::store::{self, EventStore};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", post(post_user).get(list_users))
+        .route("/admin/users/{id}", get(get_user))
+        .route("/admin/users/{id}/deactivate", post(deactivate_user))
+        .route("/admin/users/{id}/reactivate", post(reactivate_user))
+        .route("/admin/users/{id}/grant-platform-admin", post(grant_platform_admin))
+        .route("/admin/users/{id}/revoke-platform-admin", post(revoke_platform_admin))
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct UserOut {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub status: String,
+    pub is_platform_admin: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<UserRow> for UserOut {
+    fn from(r: UserRow) -> Self {
+        Self {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            status: r.status,
+            is_platform_admin: r.is_platform_admin,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UserIn {
+    email: String,
+    name: String,
+    password: Zeroizing<String>,
+}
+
+/// Validate, hash the password and register a user. Shared by the API,
+/// the bootstrap admin and `tenantry admin create-platform-admin`.
+pub async fn register_user(
+    store: &EventStore,
+    email: &str,
+    name: &str,
+    password: Zeroizing<String>,
+    platform_admin: bool,
+    meta: &EventMetadata,
+) -> Result<(Uuid, Option<tenantry_projections::Checkpoint>), ApiError> {
+    let mut v = Validation::default();
+    let email = v.check("email", Email::parse(email));
+    let name = v.check("name", PersonName::parse(name));
+    v.check("password", check_password_policy(&password));
+    v.finish()?;
+    let (Some(email), Some(name)) = (email, name) else {
+        return Err(ApiError::internal("validation passed without values"));
+    };
+    let hash = hash_password(password).await?;
+    let user_id = Uuid::now_v7();
+    let command = UserCommand::RegisterUser {
+        user_id,
+        email,
+        name,
+        platform_admin,
+    };
+    let committed = store
+        .execute_with::<User>(&user_id.to_string(), command, meta, &|tx| {
+            let hash = hash.clone();
+            Box::pin(async move {
+                store::auth::set_password(tx, user_id, &hash).await?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok((user_id, committed.checkpoint))
+}
+
+pub async fn user_out(state: &AppState, id: Uuid) -> Result<UserOut, ApiError> {
+    users::get(&state.pool, id)
+        .await?
+        .map(UserOut::from)
+        .ok_or_else(|| ApiError::not_found("user_not_found", "user not found"))
+}
+
+/// Create a user who can sign in.
+async fn post_user(
+    State(state): State<AppState>,
+    ctx: Context,
+    PlatformAdmin(admin): PlatformAdmin,
+    Json(body): Json<UserIn>,
+) -> Result<(StatusCode, axum::Json<UserOut>), ApiError> {
+    let meta = ctx.metadata(PLATFORM_TENANT, admin.actor());
+    let (id, checkpoint) = register_user(&state.store, &body.email, &body.name, body.password, false, &meta).await?;
+    state.settle(checkpoint).await;
+    Ok((StatusCode::CREATED, axum::Json(user_out(&state, id).await?)))
+}
+
+#[derive(Deserialize, Default)]
+pub struct UserListParams {
+    #[serde(flatten)]
+    page: PageParams,
+    q: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ListOut<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// List users, filtered by `q` (email or name) and `status`.
+async fn list_users(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+    Query(params): Query<UserListParams>,
+) -> Result<axum::Json<ListOut<UserOut>>, ApiError> {
+    let status = match params.status.as_deref() {
+        None => None,
+        Some("active") => Some(UserStatus::Active),
+        Some("deactivated") => Some(UserStatus::Deactivated),
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_status",
+                "status must be active or deactivated",
+            ))
+        }
+    };
+    let filter = UserFilter {
+        status,
+        q: params.q.filter(|q| !q.is_empty()),
+    };
+    let page = users::list(&state.pool, &filter, params.page.after()?, params.page.limit()?).await?;
+    Ok(axum::Json(ListOut {
+        data: page.items.into_iter().map(UserOut::from).collect(),
+        next_cursor: page.next_after.map(cursor_for),
+    }))
+}
+
+/// One user.
+async fn get_user(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<UserOut>, ApiError> {
+    Ok(axum::Json(user_out(&state, id).await?))
+}
+
+async fn run_user_command(
+    state: &AppState,
+    ctx: &Context,
+    admin: &PlatformAdmin,
+    id: Uuid,
+    command: UserCommand,
+) -> Result<axum::Json<UserOut>, ApiError> {
+    let meta = ctx.metadata(PLATFORM_TENANT, admin.0.actor());
+    let revokes_sessions = command == UserCommand::DeactivateUser;
+    let committed = state
+        .store
+        .execute_with::<User>(&id.to_string(), command, &meta, &|tx| {
+            Box::pin(async move {
+                if revokes_sessions {
+                    store::auth::revoke_user_sessions(tx, id, "user_deactivated").await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    state.settle(committed.checkpoint).await;
+    Ok(axum::Json(user_out(state, id).await?))
+}
+
+/// Deactivate a user: sign-in stops and every session is revoked at once.
+async fn deactivate_user(
+    State(state): State<AppState>,
+    ctx: Context,
+    admin: PlatformAdmin,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<UserOut>, ApiError> {
+    run_user_command(&state, &ctx, &admin, id, UserCommand::DeactivateUser).await
+}
+
+/// Reactivate a deactivated user.
+async fn reactivate_user(
+    State(state): State<AppState>,
+    ctx: Context,
+    admin: PlatformAdmin,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<UserOut>, ApiError> {
+    run_user_command(&state, &ctx, &admin, id, UserCommand::ReactivateUser).await
+}
+
+/// Make a user a platform admin.
+async fn grant_platform_admin(
+    State(state): State<AppState>,
+    ctx: Context,
+    admin: PlatformAdmin,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<UserOut>, ApiError> {
+    run_user_command(&state, &ctx, &admin, id, UserCommand::GrantPlatformAdmin).await
+}
+
+/// Take the platform admin permission away from a user.
+async fn revoke_platform_admin(
+    State(state): State<AppState>,
+    ctx: Context,
+    admin: PlatformAdmin,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<UserOut>, ApiError> {
+    if id == admin.0.user_id {
+        return Err(ApiError::conflict(
+            "cannot_revoke_own_admin",
+            "a platform admin cannot revoke their own admin permission",
+        ));
+    }
+    run_user_command(&state, &ctx, &admin, id, UserCommand::RevokePlatformAdmin).await
+}

@@ -1,0 +1,34 @@
+//! The state every handler shares, built once in `app::build`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tenantry_projections::{Checkpoint, ProjectorRuntime};
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use crate::store::EventStore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub store: EventStore,
+    pub projector: ProjectorRuntime,
+    pub jwt: Arc<JwtKeys>,
+    pub config: Arc<Config>,
+}
+
+/// How long a command waits for the projections to show its events.
+pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl AppState {
+    /// Read-your-writes: wait until the projections have applied the events
+    /// a command committed, so a query on this instance sees them.
+    pub async fn settle(&self, checkpoint: Option<Checkpoint>) {
+        let Some(target) = checkpoint else { return };
+        if !self.projector.wait_for(target, READ_YOUR_WRITES_TIMEOUT).await {
+            tracing::warn!(?target, "projections did not catch up in time; the response may be stale");
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Authentication state kept beside the log: password hashes, sessions and
+//! refresh-token hashes. Writers run inside a command's transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+pub async fn set_password(tx: &mut PgConnection, user_id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO credentials (user_id, password_hash) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET password_hash = $2, updated_at = now()",
+    )
+    .bind(user_id)
+    .bind(hash)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn password_hash(pool: &PgPool, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT password_hash FROM credentials WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn start_session(
+    tx: &mut PgConnection,
+    session_id: Uuid,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+    refresh_hash: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
+        .bind(session_id)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+    add_refresh_token(tx, session_id, refresh_hash).await
+}
+
+pub async fn add_refresh_token(tx: &mut PgConnection, session_id: Uuid, hash: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
+        .bind(hash)
+        .bind(session_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Mark a refresh token used. False when it was already rotated, which
+/// means another request used it first.
+pub async fn rotate_refresh_token(tx: &mut PgConnection, hash: &[u8]) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1 AND rotated_at IS NULL")
+        .bind(hash)
+        .execute(tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn revoke_session(tx: &mut PgConnection, session_id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(reason)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn revoke_user_sessions(tx: &mut PgConnection, user_id: Uuid, reason: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(reason)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[derive(Debug, FromRow)]
+pub struct RefreshLookup {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub rotated: bool,
+    pub revoked: bool,
+    pub expired: bool,
+}
+
+pub async fn find_refresh_token(pool: &PgPool, hash: &[u8]) -> Result<Option<RefreshLookup>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.id AS session_id, s.user_id, rt.rotated_at IS NOT NULL AS rotated, \
+                s.revoked_at IS NOT NULL AS revoked, s.expires_at <= now() AS expired \
+           FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
+          WHERE rt.token_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(pool)
+    .await
+}
+
+/// What each authenticated request checks: the session is live, and
+/// whether its user is a platform admin.
+#[derive(Debug, FromRow)]
+pub struct SessionAuth {
+    pub is_platform_admin: bool,
+}
+
+pub async fn live_session(pool: &PgPool, session_id: Uuid, user_id: Uuid) -> Result<Option<SessionAuth>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COALESCE(u.is_platform_admin, false) AS is_platform_admin \
+           FROM sessions s LEFT JOIN users_view u ON u.id = s.user_id \
+          WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
+}
