@@ -238,6 +238,11 @@ impl ProjectorRuntime {
         (runtime, ProjectorTasks { handles })
     }
 
+    /// Whether this process currently leads the named projection.
+    pub fn is_leader(&self, name: &str) -> bool {
+        self.progress.get(name).is_some_and(|rx| rx.borrow().leader)
+    }
+
     /// Wait until every projection has passed `target` (read-your-writes).
     /// Returns false if `timeout` ran out first.
     pub async fn wait_for(&self, target: Checkpoint, timeout: Duration) -> bool {

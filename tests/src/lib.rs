@@ -1,1 +1,239 @@
+//! Test harness: each test gets a fresh database and a server on port 0,
+//! both gone when the test ends (the database is dropped even on panic).
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tenantry_api::app::Application;
+use tenantry_api::config::Config;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const ADMIN_EMAIL: &str = "root@tenantry.test";
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// The server at Postgres that tests create their databases in.
+pub fn admin_url() -> String {
+    std::env::var("TENANTRY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn url_for(db: &str) -> String {
+    let base = admin_url();
+    let (prefix, _) = base.rsplit_once('/').unwrap_or((&base, ""));
+    format!("{prefix}/{db}")
+}
+
+/// A uniquely named database, dropped (with its connections) on drop.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let name = format!("tenantry_test_{}", Uuid::now_v7().simple());
+        let mut conn = PgConnection::connect(&admin_url()).await.expect("test Postgres reachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        let url = url_for(&name);
+        Self { name, url }
+    }
+
+    /// A migrated pool on this database.
+    pub async fn migrated_pool(&self) -> PgPool {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect(&self.url)
+            .await
+            .expect("connect to test database");
+        tenantry_api::db::MIGRATOR.run(&pool).await.expect("migrate");
+        pool
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        if name.is_empty() {
+            return;
+        }
+        // A fresh runtime on a fresh thread: Drop may run inside (or outside) one.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async move {
+                    if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+pub fn test_config(db_url: &str, extra: &[(&str, &str)]) -> Config {
+    let data_dir = std::env::temp_dir().join(format!("tenantry-test-{}", Uuid::now_v7()));
+    let mut vars: HashMap<String, String> = [
+        ("DATABASE_URL", db_url.to_string()),
+        ("TENANTRY_LISTEN", "127.0.0.1:0".to_string()),
+        ("TENANTRY_DATA_DIR", data_dir.to_string_lossy().to_string()),
+        ("TENANTRY_JWT_SECRET", "test-secret-test-secret-test-secret-0123".to_string()),
+        ("TENANTRY_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_string()),
+        ("TENANTRY_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+        ("TENANTRY_PROJECTOR_POLL_MS", "100".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")
+}
+
+/// A running server on its own database.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        let db = TestDb::create().await;
+        Self::spawn_on(db, extra).await
+    }
+
+    pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> Self {
+        let app = Application::build(test_config(&db.url, extra)).await.expect("app builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let pool = app.state().pool.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            pool,
+            stop: Some(stop),
+            server: Some(server),
+            db,
+        }
+    }
+
+    /// Stop gracefully and wait for the server and projectors to end.
+    pub async fn stop(mut self) -> TestDb {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+        let db = TestDb {
+            name: self.db.name.clone(),
+            url: self.db.url.clone(),
+        };
+        // The original guard must not drop the database we hand back.
+        self.db.name = String::new();
+        db
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/auth/login"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The bootstrap admin's access token.
+    pub async fn admin_token(&self) -> String {
+        self.token_for(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    pub async fn token_for(&self, email: &str, password: &str) -> String {
+        let r = self.login(email, password).await;
+        assert_eq!(r.status(), 200, "login of {email} failed");
+        let body: Value = r.json().await.expect("json");
+        body["access_token"].as_str().expect("access_token").to_string()
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        assert!(r.headers().contains_key("x-request-id"), "every response has x-request-id");
+        let text = r.text().await.expect("body");
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Create a tenant as the admin; returns its JSON.
+    pub async fn create_tenant(&self, token: &str, name: &str) -> Value {
+        let (status, body) = self.post("/v1/tenants", token, json!({ "name": name })).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// Create a user as the admin; returns its JSON.
+    pub async fn create_user(&self, token: &str, email: &str, password: &str) -> Value {
+        let (status, body) = self
+            .post("/v1/admin/users", token, json!({ "email": email, "name": "Test User", "password": password }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// The error code of an error body.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}

@@ -1,0 +1,289 @@
+//! Properties of the event store and the projector runtime, against a real
+//! Postgres: append-only, late commits, crash safety, leadership, rebuilds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde_json::json;
+use sqlx::{Connection, PgConnection, PgPool};
+use tenantry_projections::runtime::{self, run_batch, ProjectorRuntime};
+use tenantry_projections::{Checkpoint, Projection, ProjectionError, ProjectorConfig, StoredEvent};
+use tenantry_tests::TestDb;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Append one TenantCreated event with raw SQL on the given connection.
+async fn append_tenant_created(conn: &mut PgConnection, slug: &str) -> Checkpoint {
+    let id = Uuid::now_v7();
+    let row: (String, i64) = sqlx::query_as(
+        "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ($1, 'tenant', $2, 1, 'TenantCreated', 1, $3, $4) RETURNING tx_id::text, position",
+    )
+    .bind(id)
+    .bind(id.to_string())
+    .bind(json!({ "tenant_id": id, "name": slug, "slug": slug, "settings": {} }))
+    .bind(json!({ "tenant_id": id, "actor": { "type": "system", "name": "test" }, "impersonator": null, "request_id": null, "occurred_at": "2026-11-22T00:00:00Z" }))
+    .fetch_one(conn)
+    .await
+    .expect("append");
+    Checkpoint::from_parts(&row.0, row.1).unwrap()
+}
+
+async fn append_committed(pool: &PgPool, slug: &str) -> Checkpoint {
+    let mut conn = pool.acquire().await.unwrap();
+    append_tenant_created(&mut conn, slug).await
+}
+
+/// Wait until no transaction older than `cp` runs anywhere in the cluster
+/// (xmin is cluster-wide: other tests' transactions hold it back too).
+async fn wait_visible(pool: &PgPool, cp: Checkpoint) {
+    wait_until("events to become readable", || async {
+        let xmin: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        xmin.parse::<u64>().unwrap() > cp.tx_id
+    })
+    .await;
+}
+
+async fn tenant_slugs(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT slug FROM tenants_view ORDER BY slug").fetch_all(pool).await.unwrap()
+}
+
+/// Records every position it sees in a table whose primary key refuses a
+/// repeat, and can be told to fail at one position (a crash mid-batch).
+struct Ledger {
+    fail_at: std::sync::Mutex<Option<i64>>,
+}
+
+impl Ledger {
+    fn new() -> Arc<Self> {
+        Arc::new(Self { fail_at: std::sync::Mutex::new(None) })
+    }
+}
+
+impl Projection for Ledger {
+    fn name(&self) -> &'static str {
+        "test_ledger"
+    }
+    fn apply<'a>(&'a self, tx: &'a mut PgConnection, e: &'a StoredEvent) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        async move {
+            if *self.fail_at.lock().unwrap() == Some(e.position) {
+                return Err(ProjectionError::decode(e, "simulated crash"));
+            }
+            sqlx::query("INSERT INTO test_ledger (position) VALUES ($1)").bind(e.position).execute(tx).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+    fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        async move {
+            sqlx::query("DELETE FROM test_ledger").execute(tx).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+async fn ledger_db() -> (TestDb, PgPool) {
+    let db = TestDb::create().await;
+    let pool = db.migrated_pool().await;
+    sqlx::query("CREATE TABLE test_ledger (position BIGINT PRIMARY KEY)").execute(&pool).await.unwrap();
+    (db, pool)
+}
+
+async fn ledger(pool: &PgPool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT position FROM test_ledger ORDER BY position").fetch_all(pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn update_delete_and_truncate_on_events_fail() {
+    let db = TestDb::create().await;
+    let pool = db.migrated_pool().await;
+    append_committed(&pool, "immutable").await;
+    for sql in [
+        "UPDATE events SET payload = '{}'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "UPDATE events SET tenant_sequence = 99",
+    ] {
+        let err = sqlx::query(sql).execute(&pool).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn a_late_committing_transaction_is_never_skipped() {
+    let db = TestDb::create().await;
+    let pool = db.migrated_pool().await;
+    let projection = tenantry_projections::tenants::TenantsProjection;
+
+    // X appends and stays open.
+    let mut x_conn = PgConnection::connect(&db.url).await.unwrap();
+    let mut x_tx = x_conn.begin().await.unwrap();
+    let x = append_tenant_created(&mut x_tx, "event-x").await;
+    // Y appends and commits after X started, so it is numbered after X.
+    let y = append_committed(&pool, "event-y").await;
+    assert!(y > x);
+
+    let (applied, checkpoint) = run_batch(&pool, &projection, 100).await.unwrap();
+    assert_eq!(applied, 0, "nothing after a running transaction is handed out");
+    assert!(checkpoint < x, "the checkpoint never moves past X before X is visible");
+    assert!(tenant_slugs(&pool).await.is_empty());
+
+    x_tx.commit().await.unwrap();
+    wait_visible(&pool, y).await;
+    let checkpoint = runtime::catch_up(&pool, &projection, 100).await.unwrap();
+    assert_eq!(checkpoint, y);
+    assert_eq!(tenant_slugs(&pool).await, vec!["event-x", "event-y"]);
+}
+
+#[tokio::test]
+async fn a_projector_stopped_between_batches_resumes_without_loss_or_repeat() {
+    let (_db, pool) = ledger_db().await;
+    let projection = Ledger::new();
+    let mut positions = Vec::new();
+    let mut last = Checkpoint::ZERO;
+    for i in 0..7 {
+        last = append_committed(&pool, &format!("crash-{i}")).await;
+        positions.push(last.position);
+    }
+    wait_visible(&pool, last).await;
+    let (applied, first) = run_batch(&pool, projection.as_ref(), 3).await.unwrap();
+    assert_eq!((applied, first.position), (3, positions[2]));
+
+    // A crash inside the next batch: nothing of it is kept.
+    *projection.fail_at.lock().unwrap() = Some(positions[4]);
+    assert!(run_batch(&pool, projection.as_ref(), 3).await.is_err());
+    assert_eq!(ledger(&pool).await, positions[..3].to_vec());
+    assert_eq!(runtime::stored_checkpoint(&pool, "test_ledger").await.unwrap(), first);
+
+    // A fresh projector resumes from the checkpoint; the ledger's primary key
+    // would refuse any repeated event.
+    *projection.fail_at.lock().unwrap() = None;
+    let resumed = Ledger::new();
+    runtime::catch_up(&pool, resumed.as_ref(), 3).await.unwrap();
+    assert_eq!(ledger(&pool).await, positions);
+}
+
+#[tokio::test]
+async fn rebuilding_gives_the_same_rows_as_the_live_projection() {
+    let app = tenantry_tests::TestApp::spawn().await;
+    let token = app.admin_token().await;
+    for name in ["Alpha", "Beta", "Gamma"] {
+        let t = app.create_tenant(&token, name).await;
+        let id = t["id"].as_str().unwrap();
+        app.post(&format!("/v1/tenants/{id}/suspend"), &token, json!({"reason": "test"})).await;
+    }
+    app.create_user(&token, "rebuild@x.io", "password-123").await;
+    let snapshot = |pool: PgPool| async move {
+        let t: Vec<(String,)> = sqlx::query_as("SELECT row_to_json(t)::text FROM tenants_view t ORDER BY id")
+            .fetch_all(&pool).await.unwrap();
+        let u: Vec<(String,)> = sqlx::query_as("SELECT row_to_json(u)::text FROM users_view u ORDER BY id")
+            .fetch_all(&pool).await.unwrap();
+        (t, u)
+    };
+    let live = snapshot(app.pool.clone()).await;
+    assert_eq!(live.0.len(), 3);
+    for projection in tenantry_projections::all() {
+        runtime::rebuild(&app.pool, projection.as_ref(), 2).await.unwrap();
+    }
+    assert_eq!(snapshot(app.pool.clone()).await, live);
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn of_two_projector_instances_one_leads_and_the_other_takes_over() {
+    let (_db, pool) = ledger_db().await;
+    let config = ProjectorConfig { batch_size: 50, poll_interval: Duration::from_millis(50) };
+    let (stop_a, rx_a) = watch::channel(false);
+    let (a, tasks_a) = ProjectorRuntime::start(pool.clone(), vec![Ledger::new()], config.clone(), rx_a);
+    wait_until("instance A to lead", || async { a.is_leader("test_ledger") }).await;
+    let (stop_b, rx_b) = watch::channel(false);
+    let (b, tasks_b) = ProjectorRuntime::start(pool.clone(), vec![Ledger::new()], config, rx_b);
+
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        expected.push(append_committed(&pool, &format!("lead-{i}")).await.position);
+    }
+    wait_until("A to apply everything", || async { ledger(&pool).await.len() == 20 }).await;
+    assert!(a.is_leader("test_ledger"));
+    assert!(!b.is_leader("test_ledger"), "only one instance leads");
+
+    stop_a.send(true).unwrap();
+    tasks_a.join().await;
+    for i in 0..5 {
+        expected.push(append_committed(&pool, &format!("after-{i}")).await.position);
+    }
+    wait_until("B to take over", || async { b.is_leader("test_ledger") }).await;
+    wait_until("B to apply the rest", || async { ledger(&pool).await.len() == 25 }).await;
+    // The ledger's primary key proves no event was applied twice.
+    assert_eq!(ledger(&pool).await, expected);
+    stop_b.send(true).unwrap();
+    tasks_b.join().await;
+}
+
+#[tokio::test]
+async fn the_per_tenant_sequence_is_gapless_and_the_hash_chain_verifies() {
+    let db = TestDb::create().await;
+    let pool = db.migrated_pool().await;
+    let tenant = Uuid::now_v7();
+    // Ten concurrent appends to one tenant's stream, one aggregate each.
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        let pool = pool.clone();
+        handles.push(tokio::spawn(async move {
+            let agg = Uuid::now_v7().to_string();
+            sqlx::query(
+                "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+                 VALUES ($1, 'probe', $2, 1, 'Probed', 1, '{}', jsonb_build_object('tenant_id', $1::text))",
+            )
+            .bind(tenant)
+            .bind(agg)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    // Positions come from a default evaluated before the head-row lock, so
+    // they need not follow the lock order; the tenant sequence does.
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT tenant_sequence FROM events WHERE tenant_id = $1 ORDER BY tenant_sequence")
+        .bind(tenant).fetch_all(&pool).await.unwrap();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "gapless");
+    // Each event links to the one before it in tenant order: the chain is linear.
+    let links: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events e JOIN events p ON p.tenant_id = e.tenant_id            AND p.tenant_sequence = e.tenant_sequence - 1 AND e.prev_hash = p.hash WHERE e.tenant_id = $1",
+    )
+    .bind(tenant).fetch_one(&pool).await.unwrap();
+    assert_eq!(links, 9);
+    let broken: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)").bind(tenant).fetch_one(&pool).await.unwrap();
+    assert_eq!(broken, None);
+    // A metadata tenant that disagrees with the column is refused.
+    let err = sqlx::query(
+        "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ($1, 'probe', 'x', 1, 'Probed', 1, '{}', '{\"tenant_id\": \"00000000-0000-0000-0000-000000000000\"}')",
+    )
+    .bind(tenant)
+    .execute(&pool)
+    .await;
+    assert!(err.is_err());
+}
