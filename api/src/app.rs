@@ -27,7 +27,10 @@ pub enum StartError {
     #[error(transparent)]
     Database(#[from] crate::db::DbError),
     #[error("TENANTRY_LISTEN: cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("bootstrap admin: {0}")]
     Bootstrap(String),
 }
@@ -39,10 +42,16 @@ pub fn router(state: AppState) -> Router {
     routes::router()
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(middleware::request_context))
         .with_state(state)
@@ -59,21 +68,32 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let pool = crate::db::prepare(&config.database_url, 16).await?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let projector_config = ProjectorConfig {
             poll_interval: config.projector_poll,
             ..ProjectorConfig::default()
         };
-        let (projector, projector_tasks) =
-            ProjectorRuntime::start(pool.clone(), tenantry_projections::all(), projector_config, shutdown_rx);
+        let (projector, projector_tasks) = ProjectorRuntime::start(
+            pool.clone(),
+            tenantry_projections::all(),
+            projector_config,
+            shutdown_rx,
+        );
         let state = AppState {
             store: EventStore::new(pool.clone()),
             pool,
             projector,
-            jwt: Arc::new(JwtKeys::new(config.jwt_secret_bytes(), config.access_token_ttl)),
+            jwt: Arc::new(JwtKeys::new(
+                config.jwt_secret_bytes(),
+                config.access_token_ttl,
+            )),
             config: Arc::new(config),
         };
         bootstrap_admin(&state).await?;
@@ -95,10 +115,15 @@ impl Application {
 
     /// Serve until `signal` resolves: finish in-flight requests, then stop
     /// the projectors.
-    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let app = router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "tenantry listening");
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(signal).await;
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(signal)
+            .await;
         let _ = self.shutdown.send(true);
         self.projector_tasks.join().await;
         self.state.pool.close().await;
@@ -144,9 +169,24 @@ async fn bootstrap_admin(state: &AppState) -> Result<(), StartError> {
     if exists.is_some() {
         return Ok(());
     }
-    let meta = EventMetadata::new(PLATFORM_TENANT, Actor::system("bootstrap"), None, chrono::Utc::now());
-    let password = zeroize::Zeroizing::new(secrecy::ExposeSecret::expose_secret(&password).to_string());
-    match routes::users::register_user(&state.store, &email, "Platform Admin", password, true, &meta).await {
+    let meta = EventMetadata::new(
+        PLATFORM_TENANT,
+        Actor::system("bootstrap"),
+        None,
+        chrono::Utc::now(),
+    );
+    let password =
+        zeroize::Zeroizing::new(secrecy::ExposeSecret::expose_secret(&password).to_string());
+    match routes::users::register_user(
+        &state.store,
+        &email,
+        "Platform Admin",
+        password,
+        true,
+        &meta,
+    )
+    .await
+    {
         Ok((id, checkpoint)) => {
             state.settle(checkpoint).await;
             tracing::info!(user_id = %id, "created the bootstrap platform admin");

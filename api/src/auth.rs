@@ -8,8 +8,8 @@ use std::time::Duration;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand_core::{OsRng, RngCore};
@@ -43,12 +43,19 @@ pub async fn hash_password(password: Zeroizing<String>) -> Result<String, ApiErr
 
 /// Check a password against a stored hash. With no hash (unknown user) a
 /// dummy hash is checked anyway, so both cases cost the same time.
-pub async fn verify_password(password: Zeroizing<String>, stored: Option<String>) -> Result<bool, ApiError> {
+pub async fn verify_password(
+    password: Zeroizing<String>,
+    stored: Option<String>,
+) -> Result<bool, ApiError> {
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
         let ok = PasswordHash::new(&hash)
-            .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false);
         known && ok
     })
@@ -157,10 +164,15 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)
-            .ok_or_else(|| ApiError::unauthorized("missing_token", "this endpoint needs a bearer token"))?;
-        let invalid = || ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired");
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
+        })?;
+        let invalid =
+            || ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired");
         let claims = state.jwt.verify(token).ok_or_else(invalid)?;
         let session = store::auth::live_session(&state.pool, claims.sid, claims.sub)
             .await?
@@ -181,7 +193,10 @@ pub struct PlatformAdmin(pub Caller);
 impl FromRequestParts<AppState> for PlatformAdmin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         if !caller.is_platform_admin {
             return Err(ApiError::forbidden(
@@ -207,7 +222,8 @@ mod tests {
         assert!(other.verify(&token).is_none());
         let none_alg = format!(
             "{}.{}.",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(r#"{"alg":"none","typ":"JWT"}"#),
             token.split('.').nth(1).unwrap()
         );
         assert!(keys.verify(&none_alg).is_none());

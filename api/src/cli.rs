@@ -11,7 +11,11 @@ use crate::config::Config;
 use crate::store::EventStore;
 
 #[derive(Parser)]
-#[command(name = "tenantry", version, about = "The multi-tenant control plane for SaaS platforms that sell AI agents")]
+#[command(
+    name = "tenantry",
+    version,
+    about = "The multi-tenant control plane for SaaS platforms that sell AI agents"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -59,11 +63,17 @@ pub enum AdminCommand {
 pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
     match cli.command {
         Command::Serve => {
-            let app = Application::build(config).await.map_err(|e| e.to_string())?;
-            app.run_until(shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))
+            let app = Application::build(config)
+                .await
+                .map_err(|e| e.to_string())?;
+            app.run_until(shutdown_signal())
+                .await
+                .map_err(|e| format!("server failed: {e}"))
         }
         Command::Migrate => {
-            let pool = crate::db::prepare(&config.database_url, 2).await.map_err(|e| e.to_string())?;
+            let pool = crate::db::prepare(&config.database_url, 2)
+                .await
+                .map_err(|e| e.to_string())?;
             let applied = crate::db::MIGRATOR.iter().count();
             pool.close().await;
             println!("database ready: {applied} migrations applied");
@@ -84,10 +94,19 @@ async fn rebuild(config: &Config, only: Option<&str>) -> Result<(), String> {
         .filter(|p| only.is_none_or(|n| n == p.name()))
         .collect();
     if projections.is_empty() {
-        let known: Vec<_> = tenantry_projections::all().iter().map(|p| p.name()).collect();
-        return Err(format!("no projection named {:?}; known: {}", only.unwrap_or(""), known.join(", ")));
+        let known: Vec<_> = tenantry_projections::all()
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        return Err(format!(
+            "no projection named {:?}; known: {}",
+            only.unwrap_or(""),
+            known.join(", ")
+        ));
     }
-    let pool = crate::db::prepare(&config.database_url, 4).await.map_err(|e| e.to_string())?;
+    let pool = crate::db::prepare(&config.database_url, 4)
+        .await
+        .map_err(|e| e.to_string())?;
     for projection in projections {
         let started = std::time::Instant::now();
         let checkpoint = tenantry_projections::runtime::rebuild(&pool, projection.as_ref(), 2000)
@@ -110,10 +129,18 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
         .read_to_string(&mut password)
         .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
     let password = Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_string());
-    let pool = crate::db::prepare(&config.database_url, 2).await.map_err(|e| e.to_string())?;
+    let pool = crate::db::prepare(&config.database_url, 2)
+        .await
+        .map_err(|e| e.to_string())?;
     let store = EventStore::new(pool.clone());
-    let meta = EventMetadata::new(PLATFORM_TENANT, Actor::system("cli"), None, chrono::Utc::now());
-    let result = crate::routes::users::register_user(&store, email, name, password, true, &meta).await;
+    let meta = EventMetadata::new(
+        PLATFORM_TENANT,
+        Actor::system("cli"),
+        None,
+        chrono::Utc::now(),
+    );
+    let result =
+        crate::routes::users::register_user(&store, email, name, password, true, &meta).await;
     pool.close().await;
     match result {
         Ok((id, _)) => {

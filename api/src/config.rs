@@ -79,13 +79,22 @@ impl Config {
             return Err(bad("DATABASE_URL", "must be a postgres:// URL"));
         }
         let listen_raw = get("TENANTRY_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        let listen = listen_raw
-            .parse()
-            .map_err(|_| bad("TENANTRY_LISTEN", format!("{listen_raw:?} is not an address like 127.0.0.1:8080")))?;
-        let data_dir = PathBuf::from(get("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".to_string()));
+        let listen = listen_raw.parse().map_err(|_| {
+            bad(
+                "TENANTRY_LISTEN",
+                format!("{listen_raw:?} is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+        let data_dir =
+            PathBuf::from(get("TENANTRY_DATA_DIR").unwrap_or_else(|| "./data".to_string()));
         let duration = |var: &'static str, default: &str| {
             let raw = get(var).unwrap_or_else(|| default.to_string());
-            parse_duration(&raw).ok_or_else(|| bad(var, format!("{raw:?} is not a duration like 15m, 7d or 30s")))
+            parse_duration(&raw).ok_or_else(|| {
+                bad(
+                    var,
+                    format!("{raw:?} is not a duration like 15m, 7d or 30s"),
+                )
+            })
         };
         let access_token_ttl = duration("TENANTRY_ACCESS_TOKEN_TTL", "15m")?;
         let refresh_token_ttl = duration("TENANTRY_REFRESH_TOKEN_TTL", "30d")?;
@@ -97,23 +106,38 @@ impl Config {
                 .ok()
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis)
-                .ok_or_else(|| bad("TENANTRY_PROJECTOR_POLL_MS", "must be a positive number of milliseconds"))?,
+                .ok_or_else(|| {
+                    bad(
+                        "TENANTRY_PROJECTOR_POLL_MS",
+                        "must be a positive number of milliseconds",
+                    )
+                })?,
         };
         let log_format = match get("TENANTRY_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(bad("TENANTRY_LOG_FORMAT", format!("{other:?} is not text or json"))),
+            Some(other) => {
+                return Err(bad(
+                    "TENANTRY_LOG_FORMAT",
+                    format!("{other:?} is not text or json"),
+                ))
+            }
         };
         let jwt_secret = match get("TENANTRY_JWT_SECRET") {
             Some(s) if s.len() < 32 => {
                 return Err(bad("TENANTRY_JWT_SECRET", "must be at least 32 characters"))
             }
             Some(s) => SecretString::from(s),
-            None => generated_secret(&data_dir, "jwt_secret")
-                .map_err(|e| bad("TENANTRY_DATA_DIR", format!("cannot keep the generated JWT secret: {e}")))?,
+            None => generated_secret(&data_dir, "jwt_secret").map_err(|e| {
+                bad(
+                    "TENANTRY_DATA_DIR",
+                    format!("cannot keep the generated JWT secret: {e}"),
+                )
+            })?,
         };
         let bootstrap_admin_email = get("TENANTRY_BOOTSTRAP_ADMIN_EMAIL");
-        let bootstrap_admin_password = get("TENANTRY_BOOTSTRAP_ADMIN_PASSWORD").map(SecretString::from);
+        let bootstrap_admin_password =
+            get("TENANTRY_BOOTSTRAP_ADMIN_PASSWORD").map(SecretString::from);
         if bootstrap_admin_email.is_some() != bootstrap_admin_password.is_some() {
             return Err(bad(
                 "TENANTRY_BOOTSTRAP_ADMIN_PASSWORD",
@@ -183,8 +207,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -216,11 +242,17 @@ mod tests {
         let dir_s = dir.to_string_lossy().to_string();
         let first = config(&[("TENANTRY_DATA_DIR", &dir_s)]).unwrap();
         let second = config(&[("TENANTRY_DATA_DIR", &dir_s)]).unwrap();
-        assert_eq!(first.jwt_secret.expose_secret(), second.jwt_secret.expose_secret());
+        assert_eq!(
+            first.jwt_secret.expose_secret(),
+            second.jwt_secret.expose_secret()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("jwt_secret")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.join("jwt_secret"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();

@@ -47,17 +47,20 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
             target: describe(&opts),
             source,
         })?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|source| DbError::Unreachable {
-            target: describe(&opts),
-            source,
-        })?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|source| DbError::Unreachable {
+                target: describe(&opts),
+                source,
+            })?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        let created = sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&mut conn).await;
+        let created = sqlx::query(&format!("CREATE DATABASE {quoted}"))
+            .execute(&mut conn)
+            .await;
         match created {
             Ok(_) => tracing::info!(database = %name, "created the database"),
             // Another process created it at the same moment.

@@ -107,7 +107,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -123,7 +129,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(retry) = self.details.as_ref().and_then(|d| d.get("retry_after_seconds")) {
+        if let Some(retry) = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retry_after_seconds"))
+        {
             if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -169,7 +179,8 @@ impl Validation {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
-                self.fields.push(json!({ "field": field, "code": e.code, "message": e.message }));
+                self.fields
+                    .push(json!({ "field": field, "code": e.code, "message": e.message }));
                 None
             }
         }

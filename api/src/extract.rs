@@ -26,15 +26,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_failed",
-                format!("the body does not have the expected fields: {}", e.body_text()),
+                format!(
+                    "the body does not have the expected fields: {}",
+                    e.body_text()
+                ),
             )),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send the body as JSON with content-type: application/json",
             )),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 1 MiB"))
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the body is larger than 1 MiB",
+                ))
             }
             Err(e) => Err(ApiError::bad_request(
                 "malformed_json",
@@ -55,7 +64,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .await
             .map(|axum::extract::Query(v)| Self(v))
             .map_err(|e: QueryRejection| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", e.body_text())
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_query",
+                    e.body_text(),
+                )
             })
     }
 }
@@ -67,9 +80,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::not_found("not_found", "no such resource"))?;
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::not_found("not_found", "no such resource"))?;
         Uuid::parse_str(&raw)
             .map(Self)
             .map_err(|_| ApiError::not_found("not_found", "no such resource"))
@@ -83,14 +97,22 @@ pub struct Context {
 
 impl Context {
     pub fn metadata(&self, tenant_id: Uuid, actor: Actor) -> EventMetadata {
-        EventMetadata::new(tenant_id, actor, Some(self.request_id.clone()), chrono::Utc::now())
+        EventMetadata::new(
+            tenant_id,
+            actor,
+            Some(self.request_id.clone()),
+            chrono::Utc::now(),
+        )
     }
 }
 
 impl FromRequestParts<AppState> for Context {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let request_id = parts
             .extensions
             .get::<RequestId>()
@@ -100,8 +122,9 @@ impl FromRequestParts<AppState> for Context {
     }
 }
 
-/// `limit` and `cursor` of a list request.
-#[derive(Debug, serde::Deserialize, Default)]
+/// `limit` and `cursor` of a list request. (Not a `#[serde(flatten)]`
+/// field: flattening makes query-string numbers fail to parse.)
+#[derive(Debug, Default)]
 pub struct PageParams {
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -111,6 +134,10 @@ pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 
 impl PageParams {
+    pub fn new(limit: Option<i64>, cursor: Option<String>) -> Self {
+        Self { limit, cursor }
+    }
+
     pub fn limit(&self) -> Result<i64, ApiError> {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
@@ -125,13 +152,21 @@ impl PageParams {
 
     /// The id the cursor stands for.
     pub fn after(&self) -> Result<Option<Uuid>, ApiError> {
-        let Some(cursor) = &self.cursor else { return Ok(None) };
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(cursor)
             .ok()
             .and_then(|bytes| Uuid::from_slice(&bytes).ok())
             .map(Some)
-            .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor", "the cursor is not one this API gave out"))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_cursor",
+                    "the cursor is not one this API gave out",
+                )
+            })
     }
 }
 

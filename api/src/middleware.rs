@@ -30,7 +30,8 @@ fn sane_request_id(value: &HeaderValue) -> Option<String> {
     let s = value.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then(|| s.to_string())
 }
 
@@ -93,15 +94,23 @@ async fn finish_errors(response: Response, request_id: &str) -> Response {
 fn fallback_error(status: StatusCode) -> ApiError {
     match status {
         StatusCode::NOT_FOUND => ApiError::not_found("not_found", "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::new(status, "method_not_allowed", "this route does not accept this method")
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "this route does not accept this method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "payload_too_large", "the body is larger than 1 MiB")
         }
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "the body is larger than 1 MiB"),
-        StatusCode::REQUEST_TIMEOUT => ApiError::new(status, "request_timeout", "the request took too long"),
+        StatusCode::REQUEST_TIMEOUT => {
+            ApiError::new(status, "request_timeout", "the request took too long")
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::new(status, "unsupported_media_type", "send the body as JSON")
         }
-        s if s.is_server_error() => ApiError::new(s, "internal_error", "an internal error occurred"),
+        s if s.is_server_error() => {
+            ApiError::new(s, "internal_error", "an internal error occurred")
+        }
         s => ApiError::new(s, "bad_request", "the request was refused"),
     }
 }
@@ -127,7 +136,11 @@ pub async fn method_not_allowed() -> ApiError {
 /// key) is stored; a retry with the same body replays it, another body is
 /// 422 `idempotency_key_reused`. Callers are told apart by their verified
 /// bearer token's subject; unauthenticated requests are not deduplicated.
-pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn idempotency(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if req.method() != Method::POST {
         return Ok(next.run(req).await);
     }
@@ -139,7 +152,11 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         .ok()
         .filter(|k| !k.is_empty() && k.len() <= 255)
         .ok_or_else(|| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible characters")
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible characters",
+            )
         })?
         .to_string();
     let (parts, body) = req.into_parts();
@@ -149,9 +166,13 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     else {
         return Ok(next.run(Request::from_parts(parts, body)).await);
     };
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 1 MiB"))?;
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body is larger than 1 MiB",
+        )
+    })?;
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str());
     hasher.update([0]);
@@ -173,7 +194,10 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Reservation::Replay(stored) => {
             let status = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::OK);
             let mut response = (status, stored.response_body).into_response();
-            if let Some(ct) = stored.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            if let Some(ct) = stored
+                .content_type
+                .and_then(|c| HeaderValue::from_str(&c).ok())
+            {
                 response.headers_mut().insert(header::CONTENT_TYPE, ct);
             }
             response
@@ -182,7 +206,9 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             Ok(response)
         }
         Reservation::New => {
-            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
             let status = response.status();
             // Server errors and auth failures may succeed on retry: forget the key.
             if status.is_server_error() || status == StatusCode::UNAUTHORIZED {
@@ -195,8 +221,19 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
                 .await
                 .map_err(|e| ApiError::internal(format!("reading a response body failed: {e}")))?
                 .to_bytes();
-            let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-            idempotency::complete(&state.pool, &caller, &key, status.as_u16(), &body, content_type).await?;
+            let content_type = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            idempotency::complete(
+                &state.pool,
+                &caller,
+                &key,
+                status.as_u16(),
+                &body,
+                content_type,
+            )
+            .await?;
             Ok(Response::from_parts(parts, Body::from(body)))
         }
     }

@@ -27,8 +27,15 @@ impl AppState {
     /// a command committed, so a query on this instance sees them.
     pub async fn settle(&self, checkpoint: Option<Checkpoint>) {
         let Some(target) = checkpoint else { return };
-        if !self.projector.wait_for(target, READ_YOUR_WRITES_TIMEOUT).await {
-            tracing::warn!(?target, "projections did not catch up in time; the response may be stale");
+        if !self
+            .projector
+            .wait_for(target, READ_YOUR_WRITES_TIMEOUT)
+            .await
+        {
+            tracing::warn!(
+                ?target,
+                "projections did not catch up in time; the response may be stale"
+            );
         }
     }
 }

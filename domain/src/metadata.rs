@@ -46,7 +46,12 @@ pub struct EventMetadata {
 }
 
 impl EventMetadata {
-    pub fn new(tenant_id: Uuid, actor: Actor, request_id: Option<String>, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        tenant_id: Uuid,
+        actor: Actor,
+        request_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             tenant_id,
             actor,

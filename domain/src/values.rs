@@ -195,14 +195,17 @@ impl TenantSettings {
 
     pub fn parse(value: Value) -> Result<Self, ValueError> {
         let Value::Object(map) = value else {
-            return Err(ValueError::new("invalid_settings", "settings must be a JSON object"));
+            return Err(ValueError::new(
+                "invalid_settings",
+                "settings must be a JSON object",
+            ));
         };
         Self::check(map)
     }
 
     fn check(map: Map<String, Value>) -> Result<Self, ValueError> {
         if let Some(seats) = map.get("max_seats") {
-            if !seats.as_u64().is_some_and(|n| n >= 1) {
+            if seats.as_u64().is_none_or(|n| n < 1) {
                 return Err(ValueError::new(
                     "invalid_settings",
                     "settings.max_seats must be a positive integer",
@@ -243,8 +246,14 @@ mod tests {
 
     #[test]
     fn a_slug_is_derived_from_a_name() {
-        assert_eq!(Slug::derive_from("Acme Corp!").unwrap().as_str(), "acme-corp");
-        assert_eq!(Slug::derive_from("  Ünïcode  AI ").unwrap().as_str(), "n-code-ai");
+        assert_eq!(
+            Slug::derive_from("Acme Corp!").unwrap().as_str(),
+            "acme-corp"
+        );
+        assert_eq!(
+            Slug::derive_from("  Ünïcode  AI ").unwrap().as_str(),
+            "n-code-ai"
+        );
         assert_eq!(Slug::derive_from("X").unwrap().as_str(), "x00");
         assert!(Slug::derive_from("!!!").is_none());
         let long = "a".repeat(80);
@@ -264,7 +273,14 @@ mod tests {
         let e = Email::parse(" Ada@Example.COM ").unwrap();
         assert_eq!(e.as_str(), "Ada@Example.COM");
         assert_eq!(e.normalized(), "ada@example.com");
-        for bad in ["ada", "ada@", "@x.io", "a b@x.io", "ada@localhost", "ada@x..io"] {
+        for bad in [
+            "ada",
+            "ada@",
+            "@x.io",
+            "a b@x.io",
+            "ada@localhost",
+            "ada@x..io",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be refused");
         }
     }

@@ -22,5 +22,8 @@ use std::sync::Arc;
 
 /// Every projection this build maintains, by name.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(tenants::TenantsProjection), Arc::new(users::UsersProjection)]
+    vec![
+        Arc::new(tenants::TenantsProjection),
+        Arc::new(users::UsersProjection),
+    ]
 }

@@ -86,10 +86,12 @@ async fn ensure_checkpoint_row(pool: &PgPool, name: &str) -> Result<(), sqlx::Er
 
 /// The committed checkpoint of a projection.
 pub async fn stored_checkpoint(pool: &PgPool, name: &str) -> Result<Checkpoint, sqlx::Error> {
-    let row = sqlx::query("SELECT tx_id::text AS tx_id, position FROM projection_checkpoints WHERE name = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT tx_id::text AS tx_id, position FROM projection_checkpoints WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
     match row {
         Some(row) => Checkpoint::from_parts(row.get("tx_id"), row.get("position")),
         None => Ok(Checkpoint::ZERO),
@@ -217,7 +219,11 @@ impl ProjectorRuntime {
         shutdown: watch::Receiver<bool>,
     ) -> (Self, ProjectorTasks) {
         let (wake_tx, wake_rx) = watch::channel(0u64);
-        let mut handles = vec![tokio::spawn(listen(pool.clone(), wake_tx, shutdown.clone()))];
+        let mut handles = vec![tokio::spawn(listen(
+            pool.clone(),
+            wake_tx,
+            shutdown.clone(),
+        ))];
         let mut progress = HashMap::new();
         for projection in projections {
             let (tx, rx) = watch::channel(Progress::default());

@@ -36,7 +36,9 @@ pub struct TestDb {
 impl TestDb {
     pub async fn create() -> Self {
         let name = format!("tenantry_test_{}", Uuid::now_v7().simple());
-        let mut conn = PgConnection::connect(&admin_url()).await.expect("test Postgres reachable");
+        let mut conn = PgConnection::connect(&admin_url())
+            .await
+            .expect("test Postgres reachable");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
@@ -53,7 +55,10 @@ impl TestDb {
             .connect(&self.url)
             .await
             .expect("connect to test database");
-        tenantry_api::db::MIGRATOR.run(&pool).await.expect("migrate");
+        tenantry_api::db::MIGRATOR
+            .run(&pool)
+            .await
+            .expect("migrate");
         pool
     }
 }
@@ -66,13 +71,16 @@ impl Drop for TestDb {
         }
         // A fresh runtime on a fresh thread: Drop may run inside (or outside) one.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async move {
                     if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut conn)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
                     }
                 });
             }
@@ -87,9 +95,15 @@ pub fn test_config(db_url: &str, extra: &[(&str, &str)]) -> Config {
         ("DATABASE_URL", db_url.to_string()),
         ("TENANTRY_LISTEN", "127.0.0.1:0".to_string()),
         ("TENANTRY_DATA_DIR", data_dir.to_string_lossy().to_string()),
-        ("TENANTRY_JWT_SECRET", "test-secret-test-secret-test-secret-0123".to_string()),
+        (
+            "TENANTRY_JWT_SECRET",
+            "test-secret-test-secret-test-secret-0123".to_string(),
+        ),
         ("TENANTRY_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_string()),
-        ("TENANTRY_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+        (
+            "TENANTRY_BOOTSTRAP_ADMIN_PASSWORD",
+            ADMIN_PASSWORD.to_string(),
+        ),
         ("TENANTRY_PROJECTOR_POLL_MS", "100".to_string()),
     ]
     .into_iter()
@@ -122,7 +136,9 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> Self {
-        let app = Application::build(test_config(&db.url, extra)).await.expect("app builds");
+        let app = Application::build(test_config(&db.url, extra))
+            .await
+            .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let pool = app.state().pool.clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -178,10 +194,19 @@ impl TestApp {
         let r = self.login(email, password).await;
         assert_eq!(r.status(), 200, "login of {email} failed");
         let body: Value = r.json().await.expect("json");
-        body["access_token"].as_str().expect("access_token").to_string()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.client.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -191,23 +216,34 @@ impl TestApp {
         }
         let r = req.send().await.expect("request");
         let status = r.status().as_u16();
-        assert!(r.headers().contains_key("x-request-id"), "every response has x-request-id");
+        assert!(
+            r.headers().contains_key("x-request-id"),
+            "every response has x-request-id"
+        );
         let text = r.text().await.expect("body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON body")
+        };
         (status, value)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, path, Some(token), None).await
+        self.send(reqwest::Method::GET, path, Some(token), None)
+            .await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(token), Some(body)).await
+        self.send(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
     }
 
     /// Create a tenant as the admin; returns its JSON.
     pub async fn create_tenant(&self, token: &str, name: &str) -> Value {
-        let (status, body) = self.post("/v1/tenants", token, json!({ "name": name })).await;
+        let (status, body) = self
+            .post("/v1/tenants", token, json!({ "name": name }))
+            .await;
         assert_eq!(status, 201, "{body}");
         body
     }
@@ -215,7 +251,11 @@ impl TestApp {
     /// Create a user as the admin; returns its JSON.
     pub async fn create_user(&self, token: &str, email: &str, password: &str) -> Value {
         let (status, body) = self
-            .post("/v1/admin/users", token, json!({ "email": email, "name": "Test User", "password": password }))
+            .post(
+                "/v1/admin/users",
+                token,
+                json!({ "email": email, "name": "Test User", "password": password }),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         body

@@ -40,17 +40,21 @@ async fn append_committed(pool: &PgPool, slug: &str) -> Checkpoint {
 /// (xmin is cluster-wide: other tests' transactions hold it back too).
 async fn wait_visible(pool: &PgPool, cp: Checkpoint) {
     wait_until("events to become readable", || async {
-        let xmin: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-            .fetch_one(pool)
-            .await
-            .unwrap();
+        let xmin: String =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                .fetch_one(pool)
+                .await
+                .unwrap();
         xmin.parse::<u64>().unwrap() > cp.tx_id
     })
     .await;
 }
 
 async fn tenant_slugs(pool: &PgPool) -> Vec<String> {
-    sqlx::query_scalar("SELECT slug FROM tenants_view ORDER BY slug").fetch_all(pool).await.unwrap()
+    sqlx::query_scalar("SELECT slug FROM tenants_view ORDER BY slug")
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 /// Records every position it sees in a table whose primary key refuses a
@@ -61,7 +65,9 @@ struct Ledger {
 
 impl Ledger {
     fn new() -> Arc<Self> {
-        Arc::new(Self { fail_at: std::sync::Mutex::new(None) })
+        Arc::new(Self {
+            fail_at: std::sync::Mutex::new(None),
+        })
     }
 }
 
@@ -69,12 +75,19 @@ impl Projection for Ledger {
     fn name(&self) -> &'static str {
         "test_ledger"
     }
-    fn apply<'a>(&'a self, tx: &'a mut PgConnection, e: &'a StoredEvent) -> BoxFuture<'a, Result<(), ProjectionError>> {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        e: &'a StoredEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         async move {
             if *self.fail_at.lock().unwrap() == Some(e.position) {
                 return Err(ProjectionError::decode(e, "simulated crash"));
             }
-            sqlx::query("INSERT INTO test_ledger (position) VALUES ($1)").bind(e.position).execute(tx).await?;
+            sqlx::query("INSERT INTO test_ledger (position) VALUES ($1)")
+                .bind(e.position)
+                .execute(tx)
+                .await?;
             Ok(())
         }
         .boxed()
@@ -91,12 +104,18 @@ impl Projection for Ledger {
 async fn ledger_db() -> (TestDb, PgPool) {
     let db = TestDb::create().await;
     let pool = db.migrated_pool().await;
-    sqlx::query("CREATE TABLE test_ledger (position BIGINT PRIMARY KEY)").execute(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE test_ledger (position BIGINT PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
     (db, pool)
 }
 
 async fn ledger(pool: &PgPool) -> Vec<i64> {
-    sqlx::query_scalar("SELECT position FROM test_ledger ORDER BY position").fetch_all(pool).await.unwrap()
+    sqlx::query_scalar("SELECT position FROM test_ledger ORDER BY position")
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -113,7 +132,10 @@ async fn update_delete_and_truncate_on_events_fail() {
         let err = sqlx::query(sql).execute(&pool).await.expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(count, 1);
 }
 
@@ -132,8 +154,14 @@ async fn a_late_committing_transaction_is_never_skipped() {
     assert!(y > x);
 
     let (applied, checkpoint) = run_batch(&pool, &projection, 100).await.unwrap();
-    assert_eq!(applied, 0, "nothing after a running transaction is handed out");
-    assert!(checkpoint < x, "the checkpoint never moves past X before X is visible");
+    assert_eq!(
+        applied, 0,
+        "nothing after a running transaction is handed out"
+    );
+    assert!(
+        checkpoint < x,
+        "the checkpoint never moves past X before X is visible"
+    );
     assert!(tenant_slugs(&pool).await.is_empty());
 
     x_tx.commit().await.unwrap();
@@ -161,7 +189,12 @@ async fn a_projector_stopped_between_batches_resumes_without_loss_or_repeat() {
     *projection.fail_at.lock().unwrap() = Some(positions[4]);
     assert!(run_batch(&pool, projection.as_ref(), 3).await.is_err());
     assert_eq!(ledger(&pool).await, positions[..3].to_vec());
-    assert_eq!(runtime::stored_checkpoint(&pool, "test_ledger").await.unwrap(), first);
+    assert_eq!(
+        runtime::stored_checkpoint(&pool, "test_ledger")
+            .await
+            .unwrap(),
+        first
+    );
 
     // A fresh projector resumes from the checkpoint; the ledger's primary key
     // would refuse any repeated event.
@@ -178,20 +211,34 @@ async fn rebuilding_gives_the_same_rows_as_the_live_projection() {
     for name in ["Alpha", "Beta", "Gamma"] {
         let t = app.create_tenant(&token, name).await;
         let id = t["id"].as_str().unwrap();
-        app.post(&format!("/v1/tenants/{id}/suspend"), &token, json!({"reason": "test"})).await;
+        app.post(
+            &format!("/v1/tenants/{id}/suspend"),
+            &token,
+            json!({"reason": "test"}),
+        )
+        .await;
     }
-    app.create_user(&token, "rebuild@x.io", "password-123").await;
+    app.create_user(&token, "rebuild@x.io", "password-123")
+        .await;
     let snapshot = |pool: PgPool| async move {
-        let t: Vec<(String,)> = sqlx::query_as("SELECT row_to_json(t)::text FROM tenants_view t ORDER BY id")
-            .fetch_all(&pool).await.unwrap();
-        let u: Vec<(String,)> = sqlx::query_as("SELECT row_to_json(u)::text FROM users_view u ORDER BY id")
-            .fetch_all(&pool).await.unwrap();
+        let t: Vec<(String,)> =
+            sqlx::query_as("SELECT row_to_json(t)::text FROM tenants_view t ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let u: Vec<(String,)> =
+            sqlx::query_as("SELECT row_to_json(u)::text FROM users_view u ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
         (t, u)
     };
     let live = snapshot(app.pool.clone()).await;
     assert_eq!(live.0.len(), 3);
     for projection in tenantry_projections::all() {
-        runtime::rebuild(&app.pool, projection.as_ref(), 2).await.unwrap();
+        runtime::rebuild(&app.pool, projection.as_ref(), 2)
+            .await
+            .unwrap();
     }
     assert_eq!(snapshot(app.pool.clone()).await, live);
 }
@@ -203,7 +250,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -211,10 +261,17 @@ where
 #[tokio::test]
 async fn of_two_projector_instances_one_leads_and_the_other_takes_over() {
     let (_db, pool) = ledger_db().await;
-    let config = ProjectorConfig { batch_size: 50, poll_interval: Duration::from_millis(50) };
+    let config = ProjectorConfig {
+        batch_size: 50,
+        poll_interval: Duration::from_millis(50),
+    };
     let (stop_a, rx_a) = watch::channel(false);
-    let (a, tasks_a) = ProjectorRuntime::start(pool.clone(), vec![Ledger::new()], config.clone(), rx_a);
-    wait_until("instance A to lead", || async { a.is_leader("test_ledger") }).await;
+    let (a, tasks_a) =
+        ProjectorRuntime::start(pool.clone(), vec![Ledger::new()], config.clone(), rx_a);
+    wait_until("instance A to lead", || async {
+        a.is_leader("test_ledger")
+    })
+    .await;
     let (stop_b, rx_b) = watch::channel(false);
     let (b, tasks_b) = ProjectorRuntime::start(pool.clone(), vec![Ledger::new()], config, rx_b);
 
@@ -222,17 +279,27 @@ async fn of_two_projector_instances_one_leads_and_the_other_takes_over() {
     for i in 0..20 {
         expected.push(append_committed(&pool, &format!("lead-{i}")).await.position);
     }
-    wait_until("A to apply everything", || async { ledger(&pool).await.len() == 20 }).await;
+    wait_until("A to apply everything", || async {
+        ledger(&pool).await.len() == 20
+    })
+    .await;
     assert!(a.is_leader("test_ledger"));
     assert!(!b.is_leader("test_ledger"), "only one instance leads");
 
     stop_a.send(true).unwrap();
     tasks_a.join().await;
     for i in 0..5 {
-        expected.push(append_committed(&pool, &format!("after-{i}")).await.position);
+        expected.push(
+            append_committed(&pool, &format!("after-{i}"))
+                .await
+                .position,
+        );
     }
     wait_until("B to take over", || async { b.is_leader("test_ledger") }).await;
-    wait_until("B to apply the rest", || async { ledger(&pool).await.len() == 25 }).await;
+    wait_until("B to apply the rest", || async {
+        ledger(&pool).await.len() == 25
+    })
+    .await;
     // The ledger's primary key proves no event was applied twice.
     assert_eq!(ledger(&pool).await, expected);
     stop_b.send(true).unwrap();
@@ -266,8 +333,13 @@ async fn the_per_tenant_sequence_is_gapless_and_the_hash_chain_verifies() {
     }
     // Positions come from a default evaluated before the head-row lock, so
     // they need not follow the lock order; the tenant sequence does.
-    let seqs: Vec<i64> = sqlx::query_scalar("SELECT tenant_sequence FROM events WHERE tenant_id = $1 ORDER BY tenant_sequence")
-        .bind(tenant).fetch_all(&pool).await.unwrap();
+    let seqs: Vec<i64> = sqlx::query_scalar(
+        "SELECT tenant_sequence FROM events WHERE tenant_id = $1 ORDER BY tenant_sequence",
+    )
+    .bind(tenant)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "gapless");
     // Each event links to the one before it in tenant order: the chain is linear.
     let links: i64 = sqlx::query_scalar(
@@ -275,7 +347,11 @@ async fn the_per_tenant_sequence_is_gapless_and_the_hash_chain_verifies() {
     )
     .bind(tenant).fetch_one(&pool).await.unwrap();
     assert_eq!(links, 9);
-    let broken: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)").bind(tenant).fetch_one(&pool).await.unwrap();
+    let broken: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)")
+        .bind(tenant)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(broken, None);
     // A metadata tenant that disagrees with the column is refused.
     let err = sqlx::query(

@@ -50,7 +50,9 @@ async fn post_login(
     ctx: Context,
     Json(body): Json<LoginIn>,
 ) -> Result<axum::Json<TokenPairOut>, ApiError> {
-    let email = Email::parse(&body.email).map(|e| e.normalized()).unwrap_or_else(|_| body.email.to_lowercase());
+    let email = Email::parse(&body.email)
+        .map(|e| e.normalized())
+        .unwrap_or_else(|_| body.email.to_lowercase());
     let user_id = claim_owner(&state.pool, ClaimScope::UserEmail, &email)
         .await?
         .and_then(|id| Uuid::parse_str(&id).ok());
@@ -60,7 +62,14 @@ async fn post_login(
     };
     let password_ok = verify_password(body.password, stored).await?;
     let user = match user_id {
-        Some(id) => Some(state.store.load::<User>(&id.to_string()).await.map_err(ApiError::from)?.0),
+        Some(id) => Some(
+            state
+                .store
+                .load::<User>(&id.to_string())
+                .await
+                .map_err(ApiError::from)?
+                .0,
+        ),
         None => None,
     };
     let failure = match (&user, password_ok) {
@@ -75,7 +84,11 @@ async fn post_login(
     if let Some(reason) = failure {
         state
             .store
-            .execute::<Session>(&attempt_id.to_string(), SessionCommand::RecordFailedSignIn { email, reason }, &meta)
+            .execute::<Session>(
+                &attempt_id.to_string(),
+                SessionCommand::RecordFailedSignIn { email, reason },
+                &meta,
+            )
             .await?;
         return Err(invalid_credentials());
     }
@@ -85,18 +98,30 @@ async fn post_login(
     let expires_at = Utc::now() + state.config.refresh_token_ttl;
     state
         .store
-        .execute_with::<Session>(&attempt_id.to_string(), SessionCommand::SignIn { user_id }, &meta, &|tx| {
-            let hash = refresh_hash.clone();
-            Box::pin(async move {
-                store::auth::start_session(tx, attempt_id, user_id, expires_at, &hash).await?;
-                Ok(())
-            })
-        })
+        .execute_with::<Session>(
+            &attempt_id.to_string(),
+            SessionCommand::SignIn { user_id },
+            &meta,
+            &|tx| {
+                let hash = refresh_hash.clone();
+                Box::pin(async move {
+                    store::auth::start_session(tx, attempt_id, user_id, expires_at, &hash).await?;
+                    Ok(())
+                })
+            },
+        )
         .await?;
-    Ok(axum::Json(token_pair(&state, user_id, attempt_id, refresh)?))
+    Ok(axum::Json(token_pair(
+        &state, user_id, attempt_id, refresh,
+    )?))
 }
 
-fn token_pair(state: &AppState, user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<TokenPairOut, ApiError> {
+fn token_pair(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    refresh_token: String,
+) -> Result<TokenPairOut, ApiError> {
     Ok(TokenPairOut {
         access_token: state.jwt.issue(user_id, session_id)?,
         refresh_token,
@@ -118,7 +143,12 @@ async fn post_refresh(
     Json(body): Json<RefreshIn>,
 ) -> Result<axum::Json<TokenPairOut>, ApiError> {
     let presented = token_hash(&body.refresh_token);
-    let invalid = || ApiError::unauthorized("invalid_refresh_token", "the refresh token is invalid, expired or revoked");
+    let invalid = || {
+        ApiError::unauthorized(
+            "invalid_refresh_token",
+            "the refresh token is invalid, expired or revoked",
+        )
+    };
     let found = store::auth::find_refresh_token(&state.pool, &presented)
         .await?
         .ok_or_else(invalid)?;
@@ -143,7 +173,10 @@ async fn post_refresh(
             let (old, new) = (presented.clone(), new_hash.clone());
             Box::pin(async move {
                 if !store::auth::rotate_refresh_token(tx, &old).await? {
-                    return Err(ApiError::unauthorized("refresh_token_reused", "this refresh token was already used"));
+                    return Err(ApiError::unauthorized(
+                        "refresh_token_reused",
+                        "this refresh token was already used",
+                    ));
                 }
                 store::auth::add_refresh_token(tx, session_id, &new).await?;
                 Ok(())
@@ -151,7 +184,12 @@ async fn post_refresh(
         })
         .await;
     match result {
-        Ok(_) => Ok(axum::Json(token_pair(&state, found.user_id, session_id, refresh)?)),
+        Ok(_) => Ok(axum::Json(token_pair(
+            &state,
+            found.user_id,
+            session_id,
+            refresh,
+        )?)),
         // Lost a race with another refresh of the same token: that is reuse too.
         Err(store::CommandError::Refused(e)) if e.code == "refresh_token_reused" => {
             revoke_for_reuse(&state, &session_key, session_id, &meta).await?;
@@ -168,7 +206,14 @@ async fn revoke_for_reuse(
     meta: &tenantry_domain::EventMetadata,
 ) -> Result<(), ApiError> {
     tracing::warn!(%session_id, "refresh token reuse; revoking the session");
-    revoke(state, session_key, session_id, RevokeReason::RefreshTokenReuse, meta).await
+    revoke(
+        state,
+        session_key,
+        session_id,
+        RevokeReason::RefreshTokenReuse,
+        meta,
+    )
+    .await
 }
 
 async fn revoke(
@@ -185,12 +230,17 @@ async fn revoke(
     };
     let result = state
         .store
-        .execute_with::<Session>(session_key, SessionCommand::Revoke { reason }, meta, &|tx| {
-            Box::pin(async move {
-                store::auth::revoke_session(tx, session_id, label).await?;
-                Ok(())
-            })
-        })
+        .execute_with::<Session>(
+            session_key,
+            SessionCommand::Revoke { reason },
+            meta,
+            &|tx| {
+                Box::pin(async move {
+                    store::auth::revoke_session(tx, session_id, label).await?;
+                    Ok(())
+                })
+            },
+        )
         .await;
     match result {
         // Already revoked (by a racing request or deactivation): nothing left to do.
@@ -201,8 +251,19 @@ async fn revoke(
 
 /// End the caller's session: its refresh token and access token stop
 /// working at once.
-async fn post_logout(State(state): State<AppState>, ctx: Context, caller: Caller) -> Result<StatusCode, ApiError> {
+async fn post_logout(
+    State(state): State<AppState>,
+    ctx: Context,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
     let meta = ctx.metadata(PLATFORM_TENANT, caller.actor());
-    revoke(&state, &caller.session_id.to_string(), caller.session_id, RevokeReason::Logout, &meta).await?;
+    revoke(
+        &state,
+        &caller.session_id.to_string(),
+        caller.session_id,
+        RevokeReason::Logout,
+        &meta,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

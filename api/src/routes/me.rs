@@ -33,7 +33,10 @@ pub struct MeOut {
 }
 
 /// Who the caller is.
-async fn get_me(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<MeOut>, ApiError> {
+async fn get_me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<MeOut>, ApiError> {
     let user = user_out(&state, caller.user_id).await?;
     Ok(axum::Json(MeOut {
         is_platform_admin: user.is_platform_admin,
@@ -58,7 +61,11 @@ async fn patch_me(
     let meta = ctx.metadata(PLATFORM_TENANT, caller.actor());
     let committed = state
         .store
-        .execute::<User>(&caller.user_id.to_string(), UserCommand::ChangeName { name }, &meta)
+        .execute::<User>(
+            &caller.user_id.to_string(),
+            UserCommand::ChangeName { name },
+            &meta,
+        )
         .await?;
     state.settle(committed.checkpoint).await;
     Ok(axum::Json(user_out(&state, caller.user_id).await?))
@@ -77,7 +84,8 @@ async fn post_password(
     caller: Caller,
     Json(body): Json<PasswordIn>,
 ) -> Result<StatusCode, ApiError> {
-    check_password_policy(&body.new_password).map_err(|e| ApiError::invalid_field("new_password", e))?;
+    check_password_policy(&body.new_password)
+        .map_err(|e| ApiError::invalid_field("new_password", e))?;
     let stored = store::auth::password_hash(&state.pool, caller.user_id).await?;
     if !verify_password(body.current_password, stored).await? {
         return Err(ApiError::new(
@@ -91,13 +99,18 @@ async fn post_password(
     let user_id = caller.user_id;
     state
         .store
-        .execute_with::<User>(&user_id.to_string(), UserCommand::ChangePassword, &meta, &|tx| {
-            let hash = hash.clone();
-            Box::pin(async move {
-                store::auth::set_password(tx, user_id, &hash).await?;
-                Ok(())
-            })
-        })
+        .execute_with::<User>(
+            &user_id.to_string(),
+            UserCommand::ChangePassword,
+            &meta,
+            &|tx| {
+                let hash = hash.clone();
+                Box::pin(async move {
+                    store::auth::set_password(tx, user_id, &hash).await?;
+                    Ok(())
+                })
+            },
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

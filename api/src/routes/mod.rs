@@ -12,14 +12,12 @@ use axum::Router;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(health::router())
-        .nest(
-            "/v1",
-            Router::new()
-                .merge(auth::router())
-                .merge(me::router())
-                .merge(tenants::router())
-                .merge(users::router()),
-        )
+    Router::new().merge(health::router()).nest(
+        "/v1",
+        Router::new()
+            .merge(auth::router())
+            .merge(me::router())
+            .merge(tenants::router())
+            .merge(users::router()),
+    )
 }

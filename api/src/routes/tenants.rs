@@ -23,7 +23,10 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/tenants", post(post_tenant).get(list_tenants))
-        .route("/tenants/{id}", get(get_tenant).patch(patch_tenant).delete(delete_tenant))
+        .route(
+            "/tenants/{id}",
+            get(get_tenant).patch(patch_tenant).delete(delete_tenant),
+        )
         .route("/tenants/{id}/suspend", post(suspend_tenant))
         .route("/tenants/{id}/reactivate", post(reactivate_tenant))
         .route("/tenants/{id}/events", get(list_tenant_events))
@@ -110,15 +113,21 @@ async fn post_tenant(
         slug,
         settings,
     };
-    let committed = state.store.execute::<Tenant>(&tenant_id.to_string(), command, &meta).await?;
+    let committed = state
+        .store
+        .execute::<Tenant>(&tenant_id.to_string(), command, &meta)
+        .await?;
     state.settle(committed.checkpoint).await;
-    Ok((StatusCode::CREATED, axum::Json(tenant_out(&state, tenant_id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(tenant_out(&state, tenant_id).await?),
+    ))
 }
 
 #[derive(Deserialize, Default)]
 struct TenantListParams {
-    #[serde(flatten)]
-    page: PageParams,
+    limit: Option<i64>,
+    cursor: Option<String>,
     q: Option<String>,
     status: Option<String>,
 }
@@ -146,7 +155,13 @@ async fn list_tenants(
         status,
         q: params.q.filter(|q| !q.is_empty()),
     };
-    let page = tenants::list(&state.pool, &filter, params.page.after()?, params.page.limit()?).await?;
+    let page = tenants::list(
+        &state.pool,
+        &filter,
+        PageParams::new(params.limit, params.cursor.clone()).after()?,
+        PageParams::new(params.limit, None).limit()?,
+    )
+    .await?;
     Ok(axum::Json(ListOut {
         data: page.items.into_iter().map(TenantOut::from).collect(),
         next_cursor: page.next_after.map(cursor_for),
@@ -173,7 +188,10 @@ async fn run_tenant_command(
 ) -> Result<Option<tenantry_projections::Checkpoint>, ApiError> {
     record_tenant(id);
     let meta = ctx.metadata(id, admin.0.actor());
-    let committed = state.store.execute::<Tenant>(&id.to_string(), command, &meta).await?;
+    let committed = state
+        .store
+        .execute::<Tenant>(&id.to_string(), command, &meta)
+        .await?;
     state.settle(committed.checkpoint).await;
     Ok(committed.checkpoint)
 }
@@ -193,8 +211,13 @@ async fn patch_tenant(
     Json(body): Json<TenantPatch>,
 ) -> Result<axum::Json<TenantOut>, ApiError> {
     let mut v = Validation::default();
-    let name = body.name.as_deref().map(|n| v.check("name", TenantName::parse(n)));
-    let settings = body.settings.map(|s| v.check("settings", TenantSettings::parse(s)));
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| v.check("name", TenantName::parse(n)));
+    let settings = body
+        .settings
+        .map(|s| v.check("settings", TenantSettings::parse(s)));
     v.finish()?;
     let command = TenantCommand::UpdateTenant {
         name: name.flatten(),
@@ -217,7 +240,9 @@ async fn suspend_tenant(
     IdPath(id): IdPath,
     Json(body): Json<SuspendIn>,
 ) -> Result<axum::Json<TenantOut>, ApiError> {
-    let command = TenantCommand::SuspendTenant { reason: body.reason };
+    let command = TenantCommand::SuspendTenant {
+        reason: body.reason,
+    };
     run_tenant_command(&state, &ctx, &admin, id, command).await?;
     Ok(axum::Json(tenant_out(&state, id).await?))
 }
@@ -287,11 +312,7 @@ async fn list_tenant_events(
     Query(params): Query<EventParams>,
 ) -> Result<axum::Json<ListOut<EventOut>>, ApiError> {
     record_tenant(id);
-    let limit = PageParams {
-        limit: params.limit,
-        cursor: None,
-    }
-    .limit()?;
+    let limit = PageParams::new(params.limit, None).limit()?;
     let after = params.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::new(
@@ -302,10 +323,13 @@ async fn list_tenant_events(
     }
     tenant_out(&state, id).await?;
     let mut conn = state.pool.acquire().await?;
-    let mut events = tenantry_projections::log::tenant_events(&mut conn, id, after, limit + 1).await?;
+    let mut events =
+        tenantry_projections::log::tenant_events(&mut conn, id, after, limit + 1).await?;
     let more = events.len() as i64 > limit;
     events.truncate(limit as usize);
-    let next_cursor = more.then(|| events.last().map(|e| e.tenant_sequence.to_string())).flatten();
+    let next_cursor = more
+        .then(|| events.last().map(|e| e.tenant_sequence.to_string()))
+        .flatten();
     Ok(axum::Json(ListOut {
         data: events.into_iter().map(EventOut::from).collect(),
         next_cursor,

@@ -24,8 +24,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}", get(get_user))
         .route("/admin/users/{id}/deactivate", post(deactivate_user))
         .route("/admin/users/{id}/reactivate", post(reactivate_user))
-        .route("/admin/users/{id}/grant-platform-admin", post(grant_platform_admin))
-        .route("/admin/users/{id}/revoke-platform-admin", post(revoke_platform_admin))
+        .route(
+            "/admin/users/{id}/grant-platform-admin",
+            post(grant_platform_admin),
+        )
+        .route(
+            "/admin/users/{id}/revoke-platform-admin",
+            post(revoke_platform_admin),
+        )
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -113,15 +119,23 @@ async fn post_user(
     Json(body): Json<UserIn>,
 ) -> Result<(StatusCode, axum::Json<UserOut>), ApiError> {
     let meta = ctx.metadata(PLATFORM_TENANT, admin.actor());
-    let (id, checkpoint) = register_user(&state.store, &body.email, &body.name, body.password, false, &meta).await?;
+    let (id, checkpoint) = register_user(
+        &state.store,
+        &body.email,
+        &body.name,
+        body.password,
+        false,
+        &meta,
+    )
+    .await?;
     state.settle(checkpoint).await;
     Ok((StatusCode::CREATED, axum::Json(user_out(&state, id).await?)))
 }
 
 #[derive(Deserialize, Default)]
 pub struct UserListParams {
-    #[serde(flatten)]
-    page: PageParams,
+    limit: Option<i64>,
+    cursor: Option<String>,
     q: Option<String>,
     status: Option<String>,
 }
@@ -154,7 +168,13 @@ async fn list_users(
         status,
         q: params.q.filter(|q| !q.is_empty()),
     };
-    let page = users::list(&state.pool, &filter, params.page.after()?, params.page.limit()?).await?;
+    let page = users::list(
+        &state.pool,
+        &filter,
+        PageParams::new(params.limit, params.cursor.clone()).after()?,
+        PageParams::new(params.limit, None).limit()?,
+    )
+    .await?;
     Ok(axum::Json(ListOut {
         data: page.items.into_iter().map(UserOut::from).collect(),
         next_cursor: page.next_after.map(cursor_for),

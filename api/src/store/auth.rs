@@ -5,7 +5,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-pub async fn set_password(tx: &mut PgConnection, user_id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO credentials (user_id, password_hash) VALUES ($1, $2) \
          ON CONFLICT (user_id) DO UPDATE SET password_hash = $2, updated_at = now()",
@@ -40,7 +44,11 @@ pub async fn start_session(
     add_refresh_token(tx, session_id, refresh_hash).await
 }
 
-pub async fn add_refresh_token(tx: &mut PgConnection, session_id: Uuid, hash: &[u8]) -> Result<(), sqlx::Error> {
+pub async fn add_refresh_token(
+    tx: &mut PgConnection,
+    session_id: Uuid,
+    hash: &[u8],
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
         .bind(hash)
         .bind(session_id)
@@ -52,14 +60,20 @@ pub async fn add_refresh_token(tx: &mut PgConnection, session_id: Uuid, hash: &[
 /// Mark a refresh token used. False when it was already rotated, which
 /// means another request used it first.
 pub async fn rotate_refresh_token(tx: &mut PgConnection, hash: &[u8]) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1 AND rotated_at IS NULL")
-        .bind(hash)
-        .execute(tx)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1 AND rotated_at IS NULL",
+    )
+    .bind(hash)
+    .execute(tx)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn revoke_session(tx: &mut PgConnection, session_id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn revoke_session(
+    tx: &mut PgConnection,
+    session_id: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
     )
@@ -70,7 +84,11 @@ pub async fn revoke_session(tx: &mut PgConnection, session_id: Uuid, reason: &st
     Ok(())
 }
 
-pub async fn revoke_user_sessions(tx: &mut PgConnection, user_id: Uuid, reason: &str) -> Result<u64, sqlx::Error> {
+pub async fn revoke_user_sessions(
+    tx: &mut PgConnection,
+    user_id: Uuid,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL",
     )
@@ -90,7 +108,10 @@ pub struct RefreshLookup {
     pub expired: bool,
 }
 
-pub async fn find_refresh_token(pool: &PgPool, hash: &[u8]) -> Result<Option<RefreshLookup>, sqlx::Error> {
+pub async fn find_refresh_token(
+    pool: &PgPool,
+    hash: &[u8],
+) -> Result<Option<RefreshLookup>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.id AS session_id, s.user_id, rt.rotated_at IS NOT NULL AS rotated, \
                 s.revoked_at IS NOT NULL AS revoked, s.expires_at <= now() AS expired \
@@ -109,7 +130,11 @@ pub struct SessionAuth {
     pub is_platform_admin: bool,
 }
 
-pub async fn live_session(pool: &PgPool, session_id: Uuid, user_id: Uuid) -> Result<Option<SessionAuth>, sqlx::Error> {
+pub async fn live_session(
+    pool: &PgPool,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<SessionAuth>, sqlx::Error> {
     sqlx::query_as(
         "SELECT COALESCE(u.is_platform_admin, false) AS is_platform_admin \
            FROM sessions s LEFT JOIN users_view u ON u.id = s.user_id \

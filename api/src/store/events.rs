@@ -9,7 +9,9 @@ use cqrs_es::Aggregate;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
-use tenantry_domain::{ClaimChange, ClaimScope, CodecError, EventCodec, EventMetadata, UniqueClaims};
+use tenantry_domain::{
+    ClaimChange, ClaimScope, CodecError, EventCodec, EventMetadata, UniqueClaims,
+};
 use tenantry_projections::Checkpoint;
 
 use crate::error::ApiError;
@@ -114,8 +116,10 @@ impl EventStore {
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
-        self.execute_with(aggregate_id, command, metadata, &|_| Box::pin(async { Ok(()) }))
-            .await
+        self.execute_with(aggregate_id, command, metadata, &|_| {
+            Box::pin(async { Ok(()) })
+        })
+        .await
     }
 
     /// Run a command; `side` runs inside the same transaction as the append,
@@ -161,7 +165,11 @@ impl EventStore {
                     })
                 }
                 Err(CommandError::Database(e)) if is_unique_violation(&e, "events_pkey") => {
-                    tracing::debug!(aggregate = A::TYPE, aggregate_id, "optimistic conflict; retrying");
+                    tracing::debug!(
+                        aggregate = A::TYPE,
+                        aggregate_id,
+                        "optimistic conflict; retrying"
+                    );
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -186,11 +194,14 @@ impl EventStore {
             .get("tenant_id")
             .and_then(Value::as_str)
             .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            .ok_or_else(|| CommandError::Database(sqlx::Error::Protocol("metadata without tenant_id".into())))?;
+            .ok_or_else(|| {
+                CommandError::Database(sqlx::Error::Protocol("metadata without tenant_id".into()))
+            })?;
         let mut tx = self.pool.begin().await?;
         let mut last = Checkpoint::ZERO;
         for (i, event) in events.iter().enumerate() {
-            let (event_type, event_version, payload) = event.encode().map_err(CommandError::Codec)?;
+            let (event_type, event_version, payload) =
+                event.encode().map_err(CommandError::Codec)?;
             let row = sqlx::query(
                 "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, \
                                      event_version, payload, metadata) \
@@ -224,32 +235,42 @@ async fn apply_claim<E>(
 ) -> Result<(), CommandError<E>> {
     match change {
         ClaimChange::Claim { scope, value } => {
-            let result = sqlx::query("INSERT INTO unique_claims (scope, value, owner_id) VALUES ($1, $2, $3)")
-                .bind(scope.as_str())
-                .bind(&value)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await;
+            let result = sqlx::query(
+                "INSERT INTO unique_claims (scope, value, owner_id) VALUES ($1, $2, $3)",
+            )
+            .bind(scope.as_str())
+            .bind(&value)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await;
             match result {
                 Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e, "unique_claims_pkey") => Err(CommandError::Claimed(scope)),
+                Err(e) if is_unique_violation(&e, "unique_claims_pkey") => {
+                    Err(CommandError::Claimed(scope))
+                }
                 Err(e) => Err(e.into()),
             }
         }
         ClaimChange::Release { scope, value } => {
-            sqlx::query("DELETE FROM unique_claims WHERE scope = $1 AND value = $2 AND owner_id = $3")
-                .bind(scope.as_str())
-                .bind(&value)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM unique_claims WHERE scope = $1 AND value = $2 AND owner_id = $3",
+            )
+            .bind(scope.as_str())
+            .bind(&value)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
             Ok(())
         }
     }
 }
 
 /// Who holds a unique value, if anyone (for example the user id of an email).
-pub async fn claim_owner(pool: &PgPool, scope: ClaimScope, value: &str) -> Result<Option<String>, sqlx::Error> {
+pub async fn claim_owner(
+    pool: &PgPool,
+    scope: ClaimScope,
+    value: &str,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT owner_id FROM unique_claims WHERE scope = $1 AND value = $2")
         .bind(scope.as_str())
         .bind(value)

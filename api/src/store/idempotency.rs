@@ -28,7 +28,12 @@ struct Existing {
     content_type: Option<String>,
 }
 
-pub async fn reserve(pool: &PgPool, caller: &str, key: &str, request_hash: &[u8]) -> Result<Reservation, sqlx::Error> {
+pub async fn reserve(
+    pool: &PgPool,
+    caller: &str,
+    key: &str,
+    request_hash: &[u8],
+) -> Result<Reservation, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (caller, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )

@@ -9,6 +9,14 @@ pub mod idempotency;
 pub use events::{CommandError, Committed, EventStore, SideEffect};
 
 /// The user id holding an email, if any.
-pub async fn claim_owner_email(pool: &sqlx::PgPool, email: &str) -> Result<Option<String>, sqlx::Error> {
-    events::claim_owner(pool, tenantry_domain::ClaimScope::UserEmail, &email.trim().to_lowercase()).await
+pub async fn claim_owner_email(
+    pool: &sqlx::PgPool,
+    email: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    events::claim_owner(
+        pool,
+        tenantry_domain::ClaimScope::UserEmail,
+        &email.trim().to_lowercase(),
+    )
+    .await
 }

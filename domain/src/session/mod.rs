@@ -30,20 +30,34 @@ pub enum RevokeReason {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionCommand {
-    SignIn { user_id: Uuid },
-    RecordFailedSignIn { email: String, reason: SignInFailure },
+    SignIn {
+        user_id: Uuid,
+    },
+    RecordFailedSignIn {
+        email: String,
+        reason: SignInFailure,
+    },
     Refresh,
-    Revoke { reason: RevokeReason },
+    Revoke {
+        reason: RevokeReason,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum SessionEvent {
-    SignInSucceeded { user_id: Uuid },
+    SignInSucceeded {
+        user_id: Uuid,
+    },
     /// The attempted email (lowercased) is kept for the audit; the password never.
-    SignInFailed { email: String, reason: SignInFailure },
+    SignInFailed {
+        email: String,
+        reason: SignInFailure,
+    },
     SessionRefreshed {},
-    SessionRevoked { reason: RevokeReason },
+    SessionRevoked {
+        reason: RevokeReason,
+    },
 }
 
 impl DomainEvent for SessionEvent {

@@ -121,7 +121,9 @@ fn suspending_records_the_trimmed_reason() {
 fn suspending_without_a_reason_is_refused() {
     Given::with(())
         .given(vec![created()])
-        .when(TenantCommand::SuspendTenant { reason: "  ".into() })
+        .when(TenantCommand::SuspendTenant {
+            reason: "  ".into(),
+        })
         .then_expect_error(TenantError::InvalidReason);
 }
 
