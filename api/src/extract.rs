@@ -173,3 +173,25 @@ impl PageParams {
 pub fn cursor_for(id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
+
+/// A `status` filter: `None` when absent, 422 `invalid_status` naming the
+/// allowed values when it is not one of `all` (compared by `as_str`).
+pub fn status_filter<T: Copy>(
+    raw: Option<&str>,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+) -> Result<Option<T>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    all.iter()
+        .copied()
+        .find(|s| as_str(*s) == raw)
+        .map(Some)
+        .ok_or_else(|| {
+            let allowed: Vec<&str> = all.iter().map(|s| as_str(*s)).collect();
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_status",
+                format!("status must be one of: {}", allowed.join(", ")),
+            )
+        })
+}

@@ -106,14 +106,22 @@ pub async fn run_batch(
     batch_size: i64,
 ) -> Result<(usize, Checkpoint), ProjectionError> {
     let name = projection.name();
-    ensure_checkpoint_row(pool, name).await?;
+    let lock = "SELECT tx_id::text AS tx_id, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE";
     let mut tx = pool.begin().await?;
-    let row = sqlx::query(
-        "SELECT tx_id::text AS tx_id, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_one(&mut *tx)
-    .await?;
+    let row = match sqlx::query(lock)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+    {
+        Some(row) => row,
+        // First batch ever for this projection: create its checkpoint row.
+        None => {
+            tx.rollback().await?;
+            ensure_checkpoint_row(pool, name).await?;
+            tx = pool.begin().await?;
+            sqlx::query(lock).bind(name).fetch_one(&mut *tx).await?
+        }
+    };
     let start = Checkpoint::from_parts(row.get("tx_id"), row.get("position"))?;
     let events = read_after(&mut tx, start, batch_size).await?;
     let Some(last) = events.last() else {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::PlatformAdmin;
 use crate::error::{ApiError, Validation};
-use crate::extract::{cursor_for, Context, IdPath, Json, PageParams, Query};
+use crate::extract::{cursor_for, status_filter, Context, IdPath, Json, PageParams, Query};
 use crate::routes::users::ListOut;
 use crate::state::AppState;
 
@@ -138,19 +138,11 @@ async fn list_tenants(
     _admin: PlatformAdmin,
     Query(params): Query<TenantListParams>,
 ) -> Result<axum::Json<ListOut<TenantOut>>, ApiError> {
-    let status = match params.status.as_deref() {
-        None => None,
-        Some("active") => Some(TenantStatus::Active),
-        Some("suspended") => Some(TenantStatus::Suspended),
-        Some("archived") => Some(TenantStatus::Archived),
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_status",
-                "status must be active, suspended or archived",
-            ))
-        }
-    };
+    let status = status_filter(
+        params.status.as_deref(),
+        &TenantStatus::ALL,
+        TenantStatus::as_str,
+    )?;
     let filter = TenantFilter {
         status,
         q: params.q.filter(|q| !q.is_empty()),

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{hash_password, PlatformAdmin};
 use crate::error::{ApiError, Validation};
-use crate::extract::{cursor_for, Context, IdPath, Json, PageParams, Query};
+use crate::extract::{cursor_for, status_filter, Context, IdPath, Json, PageParams, Query};
 use crate::state::AppState;
 use crate::store::{self, EventStore};
 
@@ -152,18 +152,11 @@ async fn list_users(
     _admin: PlatformAdmin,
     Query(params): Query<UserListParams>,
 ) -> Result<axum::Json<ListOut<UserOut>>, ApiError> {
-    let status = match params.status.as_deref() {
-        None => None,
-        Some("active") => Some(UserStatus::Active),
-        Some("deactivated") => Some(UserStatus::Deactivated),
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_status",
-                "status must be active or deactivated",
-            ))
-        }
-    };
+    let status = status_filter(
+        params.status.as_deref(),
+        &UserStatus::ALL,
+        UserStatus::as_str,
+    )?;
     let filter = UserFilter {
         status,
         q: params.q.filter(|q| !q.is_empty()),

@@ -16,6 +16,8 @@ pub enum TenantStatus {
 }
 
 impl TenantStatus {
+    pub const ALL: [Self; 3] = [Self::Active, Self::Suspended, Self::Archived];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",

@@ -15,6 +15,8 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
+    pub const ALL: [Self; 2] = [Self::Active, Self::Deactivated];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
