@@ -1,0 +1,194 @@
+//! The `tenantry` binary as an operator meets it: one clear line and a
+//! non-zero exit on bad configuration; the admin and projection commands.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use sqlx::{Connection, PgConnection};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
+
+fn admin_url() -> String {
+    std::env::var("TENANTRY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database name that `tenantry` itself will create; dropped on drop.
+struct Db(String);
+
+impl Db {
+    fn new() -> Self {
+        Self(format!(
+            "tenantry_test_cli_{}",
+            uuid::Uuid::now_v7().simple()
+        ))
+    }
+    fn url(&self) -> String {
+        let base = admin_url();
+        let (prefix, _) = base.rsplit_once('/').unwrap_or((&base, ""));
+        format!("{prefix}/{}", self.0)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn tenantry(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let data_dir = std::env::temp_dir().join(format!("tenantry-cli-{}", uuid::Uuid::now_v7()));
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("TENANTRY_DATA_DIR", &data_dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn tenantry");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(data_dir);
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn a_bad_setting_stops_with_one_line_naming_the_variable() {
+    for (var, value) in [
+        ("DATABASE_URL", "mysql://nope"),
+        ("TENANTRY_LISTEN", "not-an-address"),
+        ("TENANTRY_LOG_FORMAT", "xml"),
+    ] {
+        let out = tenantry(&["migrate"], &[(var, value)], None);
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(var), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn an_unreachable_database_stops_with_one_line() {
+    let out = tenantry(
+        &["migrate"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("cannot reach the database at 127.0.0.1:1")),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn an_address_in_use_stops_serve_with_one_line() {
+    let db = Db::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = tenantry(
+        &["serve"],
+        &[("DATABASE_URL", &db.url()), ("TENANTRY_LISTEN", &addr)],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("TENANTRY_LISTEN: cannot listen on {addr}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn create_platform_admin_reads_the_password_from_stdin_and_rebuild_replays_it() {
+    let db = Db::new();
+    let url = db.url();
+    let env = [("DATABASE_URL", url.as_str())];
+    let out = tenantry(
+        &[
+            "admin",
+            "create-platform-admin",
+            "--email",
+            "ops@x.io",
+            "--name",
+            "Ops",
+        ],
+        &env,
+        Some("s3cret-password\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created platform admin"));
+    assert!(!stderr(&out).contains("s3cret-password"));
+
+    let again = tenantry(
+        &[
+            "admin",
+            "create-platform-admin",
+            "--email",
+            "OPS@x.io",
+            "--name",
+            "Ops",
+        ],
+        &env,
+        Some("s3cret-password\n"),
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("email_taken"));
+
+    let out = tenantry(&["projections", "rebuild"], &env, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("rebuilt tenants") && stdout.contains("rebuilt users"),
+        "{stdout}"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (admin, hash): (bool, String) = rt.block_on(async {
+        let mut c = PgConnection::connect(&url).await.unwrap();
+        sqlx::query_as("SELECT u.is_platform_admin, c.password_hash FROM users_view u JOIN credentials c ON c.user_id = u.id WHERE u.email = 'ops@x.io'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    });
+    assert!(admin);
+    assert!(hash.starts_with("$argon2id$"));
+
+    let out = tenantry(&["projections", "rebuild", "nope"], &env, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("known: tenants, users"));
+}
