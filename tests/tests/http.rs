@@ -678,3 +678,73 @@ async fn a_user_changes_their_own_name_and_password() {
     assert_eq!(app.login("self@x.io", "password-123").await.status(), 401);
     assert_eq!(app.login("self@x.io", "password-456").await.status(), 200);
 }
+
+#[tokio::test]
+async fn granting_and_revoking_platform_admin_takes_effect_on_the_next_request() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let id = app.create_user(&admin, "ops@x.io", "password-123").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ops = app.token_for("ops@x.io", "password-123").await;
+    assert_eq!(app.get("/v1/tenants", &ops).await.0, 403);
+
+    let (s, u) = app
+        .post(
+            &format!("/v1/admin/users/{id}/grant-platform-admin"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, u["is_platform_admin"].as_bool()), (200, Some(true)));
+    assert_eq!(
+        app.get("/v1/tenants", &ops).await.0,
+        200,
+        "the same token now carries admin rights"
+    );
+    let (s, b) = app
+        .post(
+            &format!("/v1/admin/users/{id}/grant-platform-admin"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (409, "already_platform_admin"));
+
+    let (_, me) = app.get("/v1/me", &ops).await;
+    let own = me["user"]["id"].as_str().unwrap();
+    let (s, b) = app
+        .post(
+            &format!("/v1/admin/users/{own}/revoke-platform-admin"),
+            &ops,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (409, "cannot_revoke_own_admin"));
+
+    let (s, u) = app
+        .post(
+            &format!("/v1/admin/users/{id}/revoke-platform-admin"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, u["is_platform_admin"].as_bool()), (200, Some(false)));
+    assert_eq!(app.get("/v1/tenants", &ops).await.0, 403);
+    let grants: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(&id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        grants,
+        [
+            "UserRegistered",
+            "PlatformAdminGranted",
+            "PlatformAdminRevoked"
+        ]
+    );
+}
