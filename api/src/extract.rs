@@ -170,6 +170,26 @@ impl PageParams {
     }
 }
 
+/// The body of every list: `{"data": [...], "next_cursor": ... | null}`.
+#[derive(Debug, serde::Serialize)]
+pub struct ListOut<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> ListOut<T> {
+    /// A keyset page of read-model rows, each turned into its HTTP shape.
+    pub fn from_page<R>(
+        page: tenantry_projections::page::Page<R>,
+        out: impl FnMut(R) -> T,
+    ) -> Self {
+        Self {
+            data: page.items.into_iter().map(out).collect(),
+            next_cursor: page.next_after.map(cursor_for),
+        }
+    }
+}
+
 pub fn cursor_for(id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }

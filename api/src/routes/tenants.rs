@@ -16,8 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::PlatformAdmin;
 use crate::error::{ApiError, Validation};
-use crate::extract::{cursor_for, status_filter, Context, IdPath, Json, PageParams, Query};
-use crate::routes::users::ListOut;
+use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, Query};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -147,17 +146,9 @@ async fn list_tenants(
         status,
         q: params.q.filter(|q| !q.is_empty()),
     };
-    let page = tenants::list(
-        &state.pool,
-        &filter,
-        PageParams::new(params.limit, params.cursor.clone()).after()?,
-        PageParams::new(params.limit, None).limit()?,
-    )
-    .await?;
-    Ok(axum::Json(ListOut {
-        data: page.items.into_iter().map(TenantOut::from).collect(),
-        next_cursor: page.next_after.map(cursor_for),
-    }))
+    let paging = PageParams::new(params.limit, params.cursor);
+    let page = tenants::list(&state.pool, &filter, paging.after()?, paging.limit()?).await?;
+    Ok(axum::Json(ListOut::from_page(page, TenantOut::from)))
 }
 
 /// One tenant, archived ones included.

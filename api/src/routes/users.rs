@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{hash_password, PlatformAdmin};
 use crate::error::{ApiError, Validation};
-use crate::extract::{cursor_for, status_filter, Context, IdPath, Json, PageParams, Query};
+use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, Query};
 use crate::state::AppState;
 use crate::store::{self, EventStore};
 
@@ -140,12 +140,6 @@ pub struct UserListParams {
     status: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct ListOut<T> {
-    pub data: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
 /// List users, filtered by `q` (email or name) and `status`.
 async fn list_users(
     State(state): State<AppState>,
@@ -161,17 +155,9 @@ async fn list_users(
         status,
         q: params.q.filter(|q| !q.is_empty()),
     };
-    let page = users::list(
-        &state.pool,
-        &filter,
-        PageParams::new(params.limit, params.cursor.clone()).after()?,
-        PageParams::new(params.limit, None).limit()?,
-    )
-    .await?;
-    Ok(axum::Json(ListOut {
-        data: page.items.into_iter().map(UserOut::from).collect(),
-        next_cursor: page.next_after.map(cursor_for),
-    }))
+    let paging = PageParams::new(params.limit, params.cursor);
+    let page = users::list(&state.pool, &filter, paging.after()?, paging.limit()?).await?;
+    Ok(axum::Json(ListOut::from_page(page, UserOut::from)))
 }
 
 /// One user.
