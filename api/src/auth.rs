@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -20,8 +19,6 @@ use zeroize::Zeroizing;
 
 use crate::config::{JWT_AUDIENCE, JWT_ISSUER};
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::store;
 
 /// The argon2id parameters in use (OWASP's minimum: 19 MiB, 2 passes, 1 lane).
 pub fn argon2() -> Argon2<'static> {
@@ -120,6 +117,16 @@ impl JwtKeys {
     }
 
     pub fn issue(&self, user_id: Uuid, session_id: Uuid) -> Result<String, ApiError> {
+        self.issue_for(user_id, session_id, self.ttl)
+    }
+
+    /// A token with its own life (impersonation tokens live at most an hour).
+    pub fn issue_for(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        ttl: Duration,
+    ) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let claims = AccessClaims {
             sub: user_id,
@@ -127,7 +134,7 @@ impl JwtKeys {
             iss: JWT_ISSUER.to_string(),
             aud: JWT_AUDIENCE.to_string(),
             iat: now,
-            exp: now + self.ttl.as_secs(),
+            exp: now + ttl.as_secs(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::internal(format!("signing a token failed: {e}")))
@@ -147,12 +154,14 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// An authenticated person with a live session.
+/// An authenticated person with a live session (see `guard`).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: Uuid,
     pub session_id: Uuid,
     pub is_platform_admin: bool,
+    /// The platform admin behind an impersonation session.
+    pub impersonator: Option<Uuid>,
 }
 
 impl Caller {
@@ -161,53 +170,8 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or_else(|| {
-            ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
-        })?;
-        let invalid =
-            || ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired");
-        let claims = state.jwt.verify(token).ok_or_else(invalid)?;
-        let session = store::auth::live_session(&state.pool, claims.sid, claims.sub)
-            .await?
-            .ok_or_else(invalid)?;
-        tracing::Span::current().record("actor", format!("user:{}", claims.sub));
-        Ok(Self {
-            user_id: claims.sub,
-            session_id: claims.sid,
-            is_platform_admin: session.is_platform_admin,
-        })
-    }
-}
-
-/// A caller who is a platform admin; others get 403 naming the requirement.
-#[derive(Debug, Clone)]
-pub struct PlatformAdmin(pub Caller);
-
-impl FromRequestParts<AppState> for PlatformAdmin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        if !caller.is_platform_admin {
-            return Err(ApiError::forbidden(
-                "platform_admin_required",
-                "this endpoint needs the platform admin permission",
-            )
-            .with_details(serde_json::json!({ "permission": "platform.admin" })));
-        }
-        Ok(Self(caller))
-    }
-}
+/// Every tenant API key starts with this.
+pub const API_KEY_PREFIX: &str = "tnt_";
 
 #[cfg(test)]
 mod tests {

@@ -85,8 +85,12 @@ impl ApiError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Gone => StatusCode::GONE,
             ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         };
-        Self::new(status, err.code(), err.to_string())
+        let details = err.details();
+        let mut e = Self::new(status, err.code(), err.to_string());
+        e.details = details;
+        e
     }
 
     /// The JSON body for this error.

@@ -73,36 +73,58 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// A UUID path segment; anything else is 404, as no such resource exists.
+/// The id in the path's last segment (`/tenants/{tid}/members/{user_id}`
+/// gives the user id); anything but a UUID is 404, as no such resource exists.
 pub struct IdPath(pub Uuid);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| ApiError::not_found("not_found", "no such resource"))?;
-        Uuid::parse_str(&raw)
-            .map(Self)
-            .map_err(|_| ApiError::not_found("not_found", "no such resource"))
+        let not_found = || ApiError::not_found("not_found", "no such resource");
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found())?;
+        let (_, last) = params.iter().last().ok_or_else(not_found)?;
+        Uuid::parse_str(last).map(Self).map_err(|_| not_found())
+    }
+}
+
+/// A role name from the path's `{role}` segment.
+pub struct RolePath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RolePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("role_not_found", "no such role"))?;
+        params
+            .iter()
+            .find(|(k, _)| *k == "role")
+            .map(|(_, v)| Self(v.to_string()))
+            .ok_or_else(|| ApiError::not_found("role_not_found", "no such role"))
     }
 }
 
 /// Where a request came from, for event metadata.
 pub struct Context {
     pub request_id: String,
+    /// The platform admin behind an impersonation, recorded on every event.
+    pub impersonator: Option<Actor>,
 }
 
 impl Context {
     pub fn metadata(&self, tenant_id: Uuid, actor: Actor) -> EventMetadata {
-        EventMetadata::new(
+        let mut meta = EventMetadata::new(
             tenant_id,
             actor,
             Some(self.request_id.clone()),
             chrono::Utc::now(),
-        )
+        );
+        meta.impersonator = self.impersonator.clone();
+        meta
     }
 }
 
@@ -118,7 +140,14 @@ impl FromRequestParts<AppState> for Context {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_else(|| Uuid::now_v7().to_string());
-        Ok(Self { request_id })
+        let impersonator = parts
+            .extensions
+            .get::<crate::guard::Principal>()
+            .and_then(crate::guard::Principal::impersonator);
+        Ok(Self {
+            request_id,
+            impersonator,
+        })
     }
 }
 

@@ -11,9 +11,15 @@ pub enum ErrorKind {
     Gone,
     /// The input breaks a rule only the aggregate can check.
     Invalid,
+    /// The actor may not do this (for example grant more than they hold).
+    Forbidden,
 }
 
 pub trait DomainError: std::error::Error {
     fn code(&self) -> &'static str;
     fn kind(&self) -> ErrorKind;
+    /// Structured detail for the error body (for example missing permissions).
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
 }

@@ -4,6 +4,8 @@
 //! Architecture invariant: this crate does no IO. It knows nothing of SQL,
 //! HTTP or the clock; time and ids come in through commands and metadata.
 
+pub mod access;
+pub mod api_key;
 pub mod claims;
 pub mod codec;
 pub mod metadata;

@@ -13,7 +13,7 @@ pub struct ValueError {
 }
 
 impl ValueError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -37,6 +37,20 @@ fn char_len_between(raw: &str, min: usize, max: usize, what: &str) -> Result<Str
         ));
     }
     Ok(trimmed.to_string())
+}
+
+/// A short human label (an API key's name): 1 to 100 characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Label(String);
+
+impl Label {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        char_len_between(raw, 1, 100, "a name").map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A tenant's display name: 1 to 100 characters, trimmed.
@@ -237,6 +251,11 @@ impl TenantSettings {
 
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.0
+    }
+
+    /// The seat limit, when one is set.
+    pub fn max_seats(&self) -> Option<u64> {
+        self.0.get("max_seats").and_then(Value::as_u64)
     }
 }
 

@@ -2,13 +2,14 @@
 //!
 //! - [`log`]: reading the event log in its global order.
 //! - [`runtime`]: the catch-up projector runtime (checkpoints, leadership, wake-ups).
-//! - [`tenants`], [`users`]: read models, their projections and their queries.
+//! - [`tenants`], [`users`], [`access`] (members and custom roles): read models, their projections and their queries.
 //!
 //! Architecture invariant: a read model is written only by its projection,
 //! in the same transaction as that projection's checkpoint, and only from
 //! events; so a restart neither loses nor repeats an event, and a rebuild
 //! from zero yields identical rows.
 
+pub mod access;
 pub mod log;
 pub mod page;
 pub mod runtime;
@@ -16,14 +17,17 @@ pub mod tenants;
 pub mod users;
 
 pub use log::{Checkpoint, StoredEvent};
-pub use runtime::{Projection, ProjectionError, ProjectorConfig, ProjectorRuntime};
+pub use runtime::{
+    Projection, ProjectionError, ProjectorConfig, ProjectorRuntime, TableProjection,
+};
 
 use std::sync::Arc;
 
 /// Every projection this build maintains, by name.
 pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
-        Arc::new(tenants::TenantsProjection),
-        Arc::new(users::UsersProjection),
+        Arc::new(tenants::PROJECTION),
+        Arc::new(users::PROJECTION),
+        Arc::new(access::PROJECTION),
     ]
 }

@@ -59,6 +59,43 @@ pub trait Projection: Send + Sync + 'static {
     fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>>;
 }
 
+/// Applies one event to a read model inside the batch transaction.
+pub type ApplyFn =
+    for<'a> fn(&'a mut PgConnection, &'a StoredEvent) -> BoxFuture<'a, Result<(), ProjectionError>>;
+
+/// A projection into plain tables: its name, the tables it owns (emptied on
+/// a rebuild) and its apply function. Every built-in read model is one.
+pub struct TableProjection {
+    pub name: &'static str,
+    pub tables: &'static [&'static str],
+    pub apply: ApplyFn,
+}
+
+impl Projection for TableProjection {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        (self.apply)(tx, event)
+    }
+
+    fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            for table in self.tables {
+                sqlx::query(&format!("DELETE FROM {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
     pub batch_size: i64,

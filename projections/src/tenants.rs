@@ -1,7 +1,6 @@
 //! The `tenants` read model: one row per tenant, for lists and lookups.
 
 use chrono::{DateTime, Utc};
-use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde_json::Value;
 use sqlx::{FromRow, PgConnection, PgPool};
@@ -11,9 +10,14 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::page::Page;
-use crate::runtime::{Projection, ProjectionError};
+use crate::runtime::{ProjectionError, TableProjection};
 
-pub struct TenantsProjection;
+/// The `tenants` projection.
+pub const PROJECTION: TableProjection = TableProjection {
+    name: "tenants",
+    tables: &["tenants_view"],
+    apply: |tx, e| apply(tx, e).boxed(),
+};
 
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct TenantRow {
@@ -78,31 +82,16 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
         )
         .bind(id)
         .bind(at),
+        // The roster and roles have their own read model (`access`).
+        TenantEvent::MemberAdded { .. }
+        | TenantEvent::MemberRoleChanged { .. }
+        | TenantEvent::MemberRemoved { .. }
+        | TenantEvent::RoleDefined { .. }
+        | TenantEvent::RoleUpdated { .. }
+        | TenantEvent::RoleDeleted { .. } => return Ok(()),
     };
     q.execute(&mut *tx).await?;
     Ok(())
-}
-
-impl Projection for TenantsProjection {
-    fn name(&self) -> &'static str {
-        "tenants"
-    }
-
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a StoredEvent,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        apply(tx, event).boxed()
-    }
-
-    fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        async move {
-            sqlx::query("DELETE FROM tenants_view").execute(tx).await?;
-            Ok(())
-        }
-        .boxed()
-    }
 }
 
 const COLUMNS: &str = "id, name, slug, status, settings, suspended_reason, created_at, updated_at";

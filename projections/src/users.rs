@@ -1,7 +1,6 @@
 //! The `users` read model: one row per user, for admin lists and `/v1/me`.
 
 use chrono::{DateTime, Utc};
-use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use sqlx::{FromRow, PgConnection, PgPool};
 use tenantry_domain::user::{UserEvent, UserStatus};
@@ -10,10 +9,15 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::page::Page;
-use crate::runtime::{Projection, ProjectionError};
+use crate::runtime::{ProjectionError, TableProjection};
 use crate::tenants::like_pattern;
 
-pub struct UsersProjection;
+/// The `users` projection.
+pub const PROJECTION: TableProjection = TableProjection {
+    name: "users",
+    tables: &["users_view"],
+    apply: |tx, e| apply(tx, e).boxed(),
+};
 
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct UserRow {
@@ -74,28 +78,6 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
     Ok(())
 }
 
-impl Projection for UsersProjection {
-    fn name(&self) -> &'static str {
-        "users"
-    }
-
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a StoredEvent,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        apply(tx, event).boxed()
-    }
-
-    fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        async move {
-            sqlx::query("DELETE FROM users_view").execute(tx).await?;
-            Ok(())
-        }
-        .boxed()
-    }
-}
-
 const COLUMNS: &str = "id, email, name, status, is_platform_admin, created_at, updated_at";
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
@@ -110,6 +92,10 @@ pub struct UserFilter {
     pub status: Option<UserStatus>,
     /// Case-insensitive substring of the email or the name.
     pub q: Option<String>,
+    /// Members of this tenant only.
+    pub tenant_id: Option<Uuid>,
+    /// Holding this role (in `tenant_id`, or in any tenant).
+    pub role: Option<String>,
 }
 
 pub async fn list(
@@ -123,12 +109,18 @@ pub async fn list(
           WHERE ($1::text IS NULL OR status = $1) \
             AND ($2::text IS NULL OR email ILIKE $2 OR name ILIKE $2) \
             AND ($3::uuid IS NULL OR id > $3) \
+            AND ($5::uuid IS NULL AND $6::text IS NULL OR EXISTS ( \
+                SELECT 1 FROM members_view m WHERE m.user_id = users_view.id \
+                   AND ($5::uuid IS NULL OR m.tenant_id = $5) \
+                   AND ($6::text IS NULL OR m.role = $6))) \
           ORDER BY id LIMIT $4"
     ))
     .bind(filter.status.map(UserStatus::as_str))
     .bind(filter.q.as_deref().map(like_pattern))
     .bind(after)
     .bind(limit + 1)
+    .bind(filter.tenant_id)
+    .bind(filter.role.as_deref())
     .fetch_all(pool)
     .await?;
     Ok(Page::from_rows(rows, limit, |r| r.id))

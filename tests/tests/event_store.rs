@@ -143,7 +143,7 @@ async fn update_delete_and_truncate_on_events_fail() {
 async fn a_late_committing_transaction_is_never_skipped() {
     let db = TestDb::create().await;
     let pool = db.migrated_pool().await;
-    let projection = tenantry_projections::tenants::TenantsProjection;
+    let projection = tenantry_projections::tenants::PROJECTION;
 
     // X appends and stays open.
     let mut x_conn = PgConnection::connect(&db.url).await.unwrap();

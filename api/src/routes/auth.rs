@@ -2,8 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::session::{RevokeReason, Session, SessionCommand, SignInFailure};
@@ -16,14 +14,17 @@ use zeroize::Zeroizing;
 use crate::auth::{random_token, token_hash, verify_password, Caller};
 use crate::error::ApiError;
 use crate::extract::{Context, Json};
+use crate::guard::Access;
+use crate::routes::Route;
 use crate::state::AppState;
 use crate::store::{self, events::claim_owner};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(post_login))
-        .route("/auth/refresh", post(post_refresh))
-        .route("/auth/logout", post(post_logout))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/auth/login", Access::Public, post_login),
+        Route::post("/v1/auth/refresh", Access::Public, post_refresh),
+        Route::post("/v1/auth/logout", Access::User, post_logout),
+    ]
 }
 
 #[derive(Deserialize)]

@@ -1,15 +1,17 @@
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::guard::Access;
+use crate::routes::Route;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(get_health))
-        .route("/readyz", get(get_ready))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/healthz", Access::Public, get_health),
+        Route::get("/readyz", Access::Public, get_ready),
+    ]
 }
 
 /// The process is up.

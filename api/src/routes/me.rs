@@ -2,8 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::user::{User, UserCommand};
 use tenantry_domain::values::{check_password_policy, PersonName};
@@ -13,23 +11,37 @@ use zeroize::Zeroizing;
 use crate::auth::{hash_password, verify_password, Caller};
 use crate::error::ApiError;
 use crate::extract::{Context, Json};
+use crate::guard::Access;
+use crate::routes::members::{memberships_of, MembershipOut};
 use crate::routes::users::{user_out, UserOut};
+use crate::routes::Route;
 use crate::state::AppState;
 use crate::store;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(get_me).patch(patch_me))
-        .route("/me/password", post(post_password))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/v1/me", Access::User, get_me),
+        Route::patch("/v1/me", Access::User, patch_me),
+        Route::post("/v1/me/password", Access::User, post_password),
+    ]
 }
 
 #[derive(Serialize)]
 pub struct MeOut {
     user: UserOut,
     is_platform_admin: bool,
-    /// The tenants the caller belongs to. Memberships arrive with the
-    /// access issue; until then this list is empty.
-    tenants: Vec<serde_json::Value>,
+    /// The tenants the caller belongs to, with role and permissions (the
+    /// portal's tenant switcher).
+    tenants: Vec<MembershipOut>,
+    /// The platform admin behind this session, when it is an impersonation.
+    impersonated_by: Option<ImpersonatorOut>,
+}
+
+#[derive(Serialize)]
+pub struct ImpersonatorOut {
+    id: uuid::Uuid,
+    email: String,
+    name: String,
 }
 
 /// Who the caller is.
@@ -38,10 +50,22 @@ async fn get_me(
     caller: Caller,
 ) -> Result<axum::Json<MeOut>, ApiError> {
     let user = user_out(&state, caller.user_id).await?;
+    let impersonated_by = match caller.impersonator {
+        Some(id) => {
+            let admin = user_out(&state, id).await?;
+            Some(ImpersonatorOut {
+                id,
+                email: admin.email,
+                name: admin.name,
+            })
+        }
+        None => None,
+    };
     Ok(axum::Json(MeOut {
-        is_platform_admin: user.is_platform_admin,
+        is_platform_admin: caller.is_platform_admin,
         user,
-        tenants: Vec::new(),
+        tenants: memberships_of(&state, caller.user_id).await?,
+        impersonated_by,
     }))
 }
 
@@ -84,6 +108,12 @@ async fn post_password(
     caller: Caller,
     Json(body): Json<PasswordIn>,
 ) -> Result<StatusCode, ApiError> {
+    if caller.impersonator.is_some() {
+        return Err(ApiError::forbidden(
+            "not_allowed_while_impersonating",
+            "an impersonation session cannot change the user's password",
+        ));
+    }
     check_password_policy(&body.new_password)
         .map_err(|e| ApiError::invalid_field("new_password", e))?;
     let stored = store::auth::password_hash(&state.pool, caller.user_id).await?;

@@ -1,34 +1,47 @@
 //! Tenants: create, read, update, suspend, reactivate, archive, and their
-//! event history. Platform admins only (tenant-scoped access arrives with
-//! memberships).
+//! event history. Creating, listing, suspending and archiving are for
+//! platform admins; members read and manage their own tenant by permission.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tenantry_domain::access::Permission;
 use tenantry_domain::tenant::{Tenant, TenantCommand, TenantStatus};
+use tenantry_domain::user::User;
 use tenantry_domain::values::{Slug, TenantName, TenantSettings, ValueError};
+use tenantry_domain::Actor;
 use tenantry_projections::tenants::{self, TenantFilter, TenantRow};
 use tenantry_projections::StoredEvent;
 use uuid::Uuid;
 
-use crate::auth::PlatformAdmin;
 use crate::error::{ApiError, Validation};
 use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, Query};
+use crate::guard::{platform_admin_required, Access, PlatformAdmin, TenantScope};
+use crate::routes::Route;
 use crate::state::AppState;
+use crate::store::Committed;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tenants", post(post_tenant).get(list_tenants))
-        .route(
-            "/tenants/{id}",
-            get(get_tenant).patch(patch_tenant).delete(delete_tenant),
-        )
-        .route("/tenants/{id}/suspend", post(suspend_tenant))
-        .route("/tenants/{id}/reactivate", post(reactivate_tenant))
-        .route("/tenants/{id}/events", get(list_tenant_events))
+pub fn routes() -> Vec<Route> {
+    use Access::{PlatformAdmin as Admin, Tenant as In};
+    vec![
+        Route::post("/v1/tenants", Admin, post_tenant),
+        Route::get("/v1/tenants", Admin, list_tenants),
+        Route::get("/v1/tenants/{tid}", In(Permission::TenantRead), get_tenant),
+        Route::patch(
+            "/v1/tenants/{tid}",
+            In(Permission::TenantManage),
+            patch_tenant,
+        ),
+        Route::delete("/v1/tenants/{tid}", Admin, delete_tenant),
+        Route::post("/v1/tenants/{tid}/suspend", Admin, suspend_tenant),
+        Route::post("/v1/tenants/{tid}/reactivate", Admin, reactivate_tenant),
+        Route::get(
+            "/v1/tenants/{tid}/events",
+            In(Permission::AuditRead),
+            list_tenant_events,
+        ),
+    ]
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -74,6 +87,31 @@ struct TenantIn {
     name: String,
     slug: Option<String>,
     settings: Option<Value>,
+    /// An existing, active user to seat as the first owner.
+    owner_user_id: Option<Uuid>,
+}
+
+/// 422 unless the user exists and is active.
+pub async fn check_active_user(state: &AppState, field: &str, id: Uuid) -> Result<(), ApiError> {
+    let (user, _) = state
+        .store
+        .load::<User>(&id.to_string())
+        .await
+        .map_err(ApiError::from)?;
+    let problem = if user.id.is_none() {
+        Some(("user_not_found", "no user has this id"))
+    } else if !user.is_active() {
+        Some(("user_deactivated", "this user is deactivated"))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some((code, message)) => Err(ApiError::invalid_field(
+            field,
+            ValueError::new(code, message),
+        )),
+    }
 }
 
 /// Create a tenant; the slug is derived from the name when not given.
@@ -103,6 +141,9 @@ async fn post_tenant(
     let (Some(name), Some(slug), Some(settings)) = (name, slug, settings) else {
         return Err(ApiError::internal("validation passed without values"));
     };
+    if let Some(owner) = body.owner_user_id {
+        check_active_user(&state, "owner_user_id", owner).await?;
+    }
     let tenant_id = Uuid::now_v7();
     record_tenant(tenant_id);
     let meta = ctx.metadata(tenant_id, admin.actor());
@@ -111,6 +152,7 @@ async fn post_tenant(
         name,
         slug,
         settings,
+        owner: body.owner_user_id,
     };
     let committed = state
         .store
@@ -151,32 +193,31 @@ async fn list_tenants(
     Ok(axum::Json(ListOut::from_page(page, TenantOut::from)))
 }
 
-/// One tenant, archived ones included.
+/// One tenant (archived ones for platform admins only: the guard hides them).
 async fn get_tenant(
     State(state): State<AppState>,
-    _admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    scope: TenantScope,
 ) -> Result<axum::Json<TenantOut>, ApiError> {
-    record_tenant(id);
-    Ok(axum::Json(tenant_out(&state, id).await?))
+    record_tenant(scope.tenant_id);
+    Ok(axum::Json(tenant_out(&state, scope.tenant_id).await?))
 }
 
-/// Run a command on an existing tenant and answer its new state.
-async fn run_tenant_command(
+/// Run a command on an existing tenant and wait until the read models show it.
+pub async fn run_tenant_command(
     state: &AppState,
     ctx: &Context,
-    admin: &PlatformAdmin,
+    actor: Actor,
     id: Uuid,
     command: TenantCommand,
-) -> Result<Option<tenantry_projections::Checkpoint>, ApiError> {
+) -> Result<Committed<Tenant>, ApiError> {
     record_tenant(id);
-    let meta = ctx.metadata(id, admin.0.actor());
+    let meta = ctx.metadata(id, actor);
     let committed = state
         .store
         .execute::<Tenant>(&id.to_string(), command, &meta)
         .await?;
     state.settle(committed.checkpoint).await;
-    Ok(committed.checkpoint)
+    Ok(committed)
 }
 
 #[derive(Deserialize)]
@@ -186,13 +227,21 @@ struct TenantPatch {
 }
 
 /// Rename a tenant and/or merge-patch its settings (a `null` removes a key).
+/// The seat limit (`max_seats`) is the platform's to set, not the tenant's.
 async fn patch_tenant(
     State(state): State<AppState>,
     ctx: Context,
-    admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    scope: TenantScope,
     Json(body): Json<TenantPatch>,
 ) -> Result<axum::Json<TenantOut>, ApiError> {
+    let id = scope.tenant_id;
+    let touches_seats = body
+        .settings
+        .as_ref()
+        .is_some_and(|s| s.get("max_seats").is_some());
+    if touches_seats && !scope.principal.is_platform_admin() {
+        return Err(platform_admin_required());
+    }
     let mut v = Validation::default();
     let name = body
         .name
@@ -206,7 +255,7 @@ async fn patch_tenant(
         name: name.flatten(),
         settings_patch: settings.flatten(),
     };
-    run_tenant_command(&state, &ctx, &admin, id, command).await?;
+    run_tenant_command(&state, &ctx, scope.principal.actor(), id, command).await?;
     Ok(axum::Json(tenant_out(&state, id).await?))
 }
 
@@ -226,7 +275,7 @@ async fn suspend_tenant(
     let command = TenantCommand::SuspendTenant {
         reason: body.reason,
     };
-    run_tenant_command(&state, &ctx, &admin, id, command).await?;
+    run_tenant_command(&state, &ctx, admin.0.actor(), id, command).await?;
     Ok(axum::Json(tenant_out(&state, id).await?))
 }
 
@@ -237,7 +286,8 @@ async fn reactivate_tenant(
     admin: PlatformAdmin,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<TenantOut>, ApiError> {
-    run_tenant_command(&state, &ctx, &admin, id, TenantCommand::ReactivateTenant).await?;
+    let command = TenantCommand::ReactivateTenant;
+    run_tenant_command(&state, &ctx, admin.0.actor(), id, command).await?;
     Ok(axum::Json(tenant_out(&state, id).await?))
 }
 
@@ -248,7 +298,8 @@ async fn delete_tenant(
     admin: PlatformAdmin,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    run_tenant_command(&state, &ctx, &admin, id, TenantCommand::ArchiveTenant).await?;
+    let command = TenantCommand::ArchiveTenant;
+    run_tenant_command(&state, &ctx, admin.0.actor(), id, command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -290,10 +341,10 @@ impl From<StoredEvent> for EventOut {
 /// The tenant's events in per-tenant order; page with `after` (a sequence).
 async fn list_tenant_events(
     State(state): State<AppState>,
-    _admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    scope: TenantScope,
     Query(params): Query<EventParams>,
 ) -> Result<axum::Json<ListOut<EventOut>>, ApiError> {
+    let id = scope.tenant_id;
     record_tenant(id);
     let limit = PageParams::new(params.limit, None).limit()?;
     let after = params.after.unwrap_or(0);

@@ -2,8 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::user::{User, UserCommand, UserStatus};
 use tenantry_domain::values::{check_password_policy, Email, PersonName};
@@ -12,26 +10,34 @@ use tenantry_projections::users::{self, UserFilter, UserRow};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::auth::{hash_password, PlatformAdmin};
+use crate::auth::hash_password;
 use crate::error::{ApiError, Validation};
 use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, Query};
+use crate::guard::{Access, PlatformAdmin};
+use crate::routes::members::{memberships_of, MembershipOut};
+use crate::routes::Route;
 use crate::state::AppState;
 use crate::store::{self, EventStore};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/users", post(post_user).get(list_users))
-        .route("/admin/users/{id}", get(get_user))
-        .route("/admin/users/{id}/deactivate", post(deactivate_user))
-        .route("/admin/users/{id}/reactivate", post(reactivate_user))
-        .route(
-            "/admin/users/{id}/grant-platform-admin",
-            post(grant_platform_admin),
-        )
-        .route(
-            "/admin/users/{id}/revoke-platform-admin",
-            post(revoke_platform_admin),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::PlatformAdmin as Admin;
+    vec![
+        Route::post("/v1/admin/users", Admin, post_user),
+        Route::get("/v1/admin/users", Admin, list_users),
+        Route::get("/v1/admin/users/{id}", Admin, get_user),
+        Route::post("/v1/admin/users/{id}/deactivate", Admin, deactivate_user),
+        Route::post("/v1/admin/users/{id}/reactivate", Admin, reactivate_user),
+        Route::post(
+            "/v1/admin/users/{id}/grant-platform-admin",
+            Admin,
+            grant_platform_admin,
+        ),
+        Route::post(
+            "/v1/admin/users/{id}/revoke-platform-admin",
+            Admin,
+            revoke_platform_admin,
+        ),
+    ]
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -138,6 +144,8 @@ pub struct UserListParams {
     cursor: Option<String>,
     q: Option<String>,
     status: Option<String>,
+    tenant_id: Option<Uuid>,
+    role: Option<String>,
 }
 
 /// List users, filtered by `q` (email or name) and `status`.
@@ -154,19 +162,32 @@ async fn list_users(
     let filter = UserFilter {
         status,
         q: params.q.filter(|q| !q.is_empty()),
+        tenant_id: params.tenant_id,
+        role: params.role.filter(|r| !r.is_empty()),
     };
     let paging = PageParams::new(params.limit, params.cursor);
     let page = users::list(&state.pool, &filter, paging.after()?, paging.limit()?).await?;
     Ok(axum::Json(ListOut::from_page(page, UserOut::from)))
 }
 
-/// One user.
+/// A user with the tenants they belong to.
+#[derive(Serialize)]
+pub struct UserDetailOut {
+    #[serde(flatten)]
+    user: UserOut,
+    memberships: Vec<MembershipOut>,
+}
+
+/// One user and their memberships.
 async fn get_user(
     State(state): State<AppState>,
     _admin: PlatformAdmin,
     IdPath(id): IdPath,
-) -> Result<axum::Json<UserOut>, ApiError> {
-    Ok(axum::Json(user_out(&state, id).await?))
+) -> Result<axum::Json<UserDetailOut>, ApiError> {
+    Ok(axum::Json(UserDetailOut {
+        user: user_out(&state, id).await?,
+        memberships: memberships_of(&state, id).await?,
+    }))
 }
 
 async fn run_user_command(
@@ -194,12 +215,21 @@ async fn run_user_command(
 }
 
 /// Deactivate a user: sign-in stops and every session is revoked at once.
+/// Refused while they are the only active owner of a tenant.
 async fn deactivate_user(
     State(state): State<AppState>,
     ctx: Context,
     admin: PlatformAdmin,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
+    let sole = tenantry_projections::access::sole_owner_of(&state.pool, id).await?;
+    if !sole.is_empty() {
+        return Err(ApiError::conflict(
+            "last_owner",
+            "this user is the last active owner of a tenant; give it another owner first",
+        )
+        .with_details(serde_json::json!({ "tenant_ids": sole })));
+    }
     run_user_command(&state, &ctx, &admin, id, UserCommand::DeactivateUser).await
 }
 

@@ -44,6 +44,26 @@ pub async fn start_session(
     add_refresh_token(tx, session_id, refresh_hash).await
 }
 
+/// An impersonation session: no refresh token, the admin recorded.
+pub async fn start_impersonation(
+    tx: &mut PgConnection,
+    session_id: Uuid,
+    user_id: Uuid,
+    admin_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, expires_at, impersonator_id) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(expires_at)
+    .bind(admin_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 pub async fn add_refresh_token(
     tx: &mut PgConnection,
     session_id: Uuid,
@@ -128,6 +148,7 @@ pub async fn find_refresh_token(
 #[derive(Debug, FromRow)]
 pub struct SessionAuth {
     pub is_platform_admin: bool,
+    pub impersonator_id: Option<Uuid>,
 }
 
 pub async fn live_session(
@@ -136,7 +157,7 @@ pub async fn live_session(
     user_id: Uuid,
 ) -> Result<Option<SessionAuth>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT COALESCE(u.is_platform_admin, false) AS is_platform_admin \
+        "SELECT COALESCE(u.is_platform_admin, false) AS is_platform_admin, s.impersonator_id \
            FROM sessions s LEFT JOIN users_view u ON u.id = s.user_id \
           WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
     )

@@ -2,6 +2,7 @@
 //! this module, behind small functions, so another backend can replace it
 //! without touching the domain or the handlers.
 
+pub mod api_keys;
 pub mod auth;
 pub mod events;
 pub mod idempotency;

@@ -41,6 +41,14 @@ pub enum SessionCommand {
     Revoke {
         reason: RevokeReason,
     },
+    /// A platform admin starts a support session as `user_id`.
+    StartImpersonation {
+        admin_id: Uuid,
+        user_id: Uuid,
+        reason: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    EndImpersonation,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +65,16 @@ pub enum SessionEvent {
     SessionRefreshed {},
     SessionRevoked {
         reason: RevokeReason,
+    },
+    ImpersonationStarted {
+        admin_id: Uuid,
+        user_id: Uuid,
+        reason: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    ImpersonationEnded {
+        admin_id: Uuid,
+        user_id: Uuid,
     },
 }
 
@@ -80,6 +98,12 @@ pub enum SessionError {
     NotFound,
     #[error("the session is revoked")]
     Revoked,
+    #[error("an impersonation needs a reason of 1 to 500 characters")]
+    InvalidReason,
+    #[error("this session is not an impersonation")]
+    NotImpersonating,
+    #[error("an impersonation session has no refresh token")]
+    ImpersonationCannotRefresh,
 }
 
 impl DomainError for SessionError {
@@ -88,13 +112,19 @@ impl DomainError for SessionError {
             Self::AlreadyRecorded => "session_already_exists",
             Self::NotFound => "session_not_found",
             Self::Revoked => "session_revoked",
+            Self::InvalidReason => "invalid_reason",
+            Self::NotImpersonating => "not_impersonating",
+            Self::ImpersonationCannotRefresh => "impersonation_cannot_refresh",
         }
     }
     fn kind(&self) -> ErrorKind {
         match self {
             Self::NotFound => ErrorKind::NotFound,
             Self::Revoked => ErrorKind::Gone,
-            Self::AlreadyRecorded => ErrorKind::Conflict,
+            Self::InvalidReason => ErrorKind::Invalid,
+            Self::AlreadyRecorded | Self::NotImpersonating | Self::ImpersonationCannotRefresh => {
+                ErrorKind::Conflict
+            }
         }
     }
 }
@@ -112,12 +142,45 @@ pub enum SessionState {
 pub struct Session {
     pub user_id: Option<Uuid>,
     pub state: SessionState,
+    /// The platform admin behind an impersonation session.
+    pub impersonator: Option<Uuid>,
 }
 
 impl Session {
     fn decide(&self, command: SessionCommand) -> Result<Vec<SessionEvent>, SessionError> {
         use SessionCommand::*;
         match (self.state, command) {
+            (
+                SessionState::Empty,
+                StartImpersonation {
+                    admin_id,
+                    user_id,
+                    reason,
+                    expires_at,
+                },
+            ) => {
+                let reason = reason.trim().to_string();
+                if reason.is_empty() || reason.chars().count() > 500 {
+                    return Err(SessionError::InvalidReason);
+                }
+                Ok(vec![SessionEvent::ImpersonationStarted {
+                    admin_id,
+                    user_id,
+                    reason,
+                    expires_at,
+                }])
+            }
+            (SessionState::Active, EndImpersonation) => match (self.impersonator, self.user_id) {
+                (Some(admin_id), Some(user_id)) => {
+                    Ok(vec![SessionEvent::ImpersonationEnded { admin_id, user_id }])
+                }
+                _ => Err(SessionError::NotImpersonating),
+            },
+            (SessionState::Revoked, EndImpersonation) => Err(SessionError::Revoked),
+            (_, EndImpersonation) => Err(SessionError::NotImpersonating),
+            (SessionState::Active, Refresh) if self.impersonator.is_some() => {
+                Err(SessionError::ImpersonationCannotRefresh)
+            }
             (SessionState::Empty, SignIn { user_id }) => {
                 Ok(vec![SessionEvent::SignInSucceeded { user_id }])
             }
@@ -130,7 +193,9 @@ impl Session {
             (SessionState::Empty | SessionState::Failed, Refresh | Revoke { .. }) => {
                 Err(SessionError::NotFound)
             }
-            (_, SignIn { .. } | RecordFailedSignIn { .. }) => Err(SessionError::AlreadyRecorded),
+            (_, SignIn { .. } | RecordFailedSignIn { .. } | StartImpersonation { .. }) => {
+                Err(SessionError::AlreadyRecorded)
+            }
             (SessionState::Revoked, Refresh | Revoke { .. }) => Err(SessionError::Revoked),
             (SessionState::Active, Refresh) => Ok(vec![SessionEvent::SessionRefreshed {}]),
             (SessionState::Active, Revoke { reason }) => {
@@ -167,7 +232,16 @@ impl Aggregate for Session {
             }
             SessionEvent::SignInFailed { .. } => self.state = SessionState::Failed,
             SessionEvent::SessionRefreshed {} => {}
-            SessionEvent::SessionRevoked { .. } => self.state = SessionState::Revoked,
+            SessionEvent::SessionRevoked { .. } | SessionEvent::ImpersonationEnded { .. } => {
+                self.state = SessionState::Revoked
+            }
+            SessionEvent::ImpersonationStarted {
+                admin_id, user_id, ..
+            } => {
+                self.user_id = Some(user_id);
+                self.impersonator = Some(admin_id);
+                self.state = SessionState::Active;
+            }
         }
     }
 }
@@ -218,6 +292,59 @@ mod tests {
             ])
             .when(SessionCommand::Refresh)
             .then_expect_error(SessionError::Revoked);
+    }
+
+    fn impersonating() -> SessionEvent {
+        SessionEvent::ImpersonationStarted {
+            admin_id: Uuid::from_u128(1),
+            user_id: Uuid::from_u128(3),
+            reason: "ticket 42".into(),
+            expires_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        }
+    }
+
+    fn ended() -> SessionEvent {
+        SessionEvent::ImpersonationEnded {
+            admin_id: Uuid::from_u128(1),
+            user_id: Uuid::from_u128(3),
+        }
+    }
+
+    #[test]
+    fn an_impersonation_needs_a_reason() {
+        Given::with(())
+            .given_no_previous_events()
+            .when(SessionCommand::StartImpersonation {
+                admin_id: Uuid::from_u128(1),
+                user_id: Uuid::from_u128(3),
+                reason: "  ".into(),
+                expires_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            })
+            .then_expect_error(SessionError::InvalidReason);
+    }
+
+    #[test]
+    fn an_impersonation_ends_once_and_never_refreshes() {
+        Given::with(())
+            .given(vec![impersonating()])
+            .when(SessionCommand::Refresh)
+            .then_expect_error(SessionError::ImpersonationCannotRefresh);
+        Given::with(())
+            .given(vec![impersonating()])
+            .when(SessionCommand::EndImpersonation)
+            .then_expect_events(vec![ended()]);
+        Given::with(())
+            .given(vec![impersonating(), ended()])
+            .when(SessionCommand::EndImpersonation)
+            .then_expect_error(SessionError::Revoked);
+    }
+
+    #[test]
+    fn an_ordinary_session_is_not_an_impersonation() {
+        Given::with(())
+            .given(vec![started()])
+            .when(SessionCommand::EndImpersonation)
+            .then_expect_error(SessionError::NotImpersonating);
     }
 
     #[test]

@@ -1,9 +1,12 @@
+use std::collections::BTreeMap;
+
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{TenantCommand, TenantError, TenantEvent};
+use crate::access::{PermissionSet, RoleName};
 use crate::values::{Slug, TenantName, TenantSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -35,6 +38,10 @@ pub struct Tenant {
     pub slug: Option<Slug>,
     pub settings: TenantSettings,
     pub status: TenantStatus,
+    /// The roster: each member's role.
+    pub members: BTreeMap<Uuid, RoleName>,
+    /// Custom roles and their permissions (built-in roles are not stored).
+    pub roles: BTreeMap<RoleName, PermissionSet>,
 }
 
 impl Tenant {
@@ -58,41 +65,29 @@ impl Tenant {
                 name,
                 slug,
                 settings,
+                owner,
             } => {
                 if self.id.is_some() {
                     return Err(TenantError::AlreadyExists);
                 }
-                Ok(vec![TenantEvent::TenantCreated {
+                let mut events = vec![TenantEvent::TenantCreated {
                     tenant_id,
                     name,
                     slug,
                     settings,
-                }])
+                }];
+                if let Some(user_id) = owner {
+                    events.push(TenantEvent::MemberAdded {
+                        user_id,
+                        role: RoleName::owner(),
+                    });
+                }
+                Ok(events)
             }
             UpdateTenant {
                 name,
                 settings_patch,
-            } => {
-                let mut events = Vec::new();
-                if let (Some(name), Some(previous_name)) = (name, &self.name) {
-                    if &name != previous_name {
-                        events.push(TenantEvent::TenantRenamed {
-                            name,
-                            previous_name: previous_name.clone(),
-                        });
-                    }
-                }
-                if let Some(patch) = settings_patch {
-                    let settings = self
-                        .settings
-                        .merged(&patch)
-                        .map_err(|e| TenantError::InvalidSettings(e.message))?;
-                    if settings != self.settings {
-                        events.push(TenantEvent::TenantSettingsUpdated { settings });
-                    }
-                }
-                Ok(events)
-            }
+            } => self.decide_update(name, settings_patch),
             SuspendTenant { reason } => {
                 let reason = reason.trim().to_string();
                 if reason.is_empty() || reason.chars().count() > 500 {
@@ -110,7 +105,47 @@ impl Tenant {
                 Ok(vec![TenantEvent::TenantReactivated {}])
             }
             ArchiveTenant => Ok(vec![TenantEvent::TenantArchived {}]),
+            AddMember { user_id, role, by } => self.add_member(user_id, role, &by),
+            ChangeMemberRole { user_id, role, by } => self.change_member_role(user_id, role, &by),
+            RemoveMember { user_id, by } => self.remove_member(user_id, &by),
+            DefineRole {
+                name,
+                permissions,
+                by,
+            } => self.define_role(name, permissions, &by),
+            UpdateRole {
+                name,
+                permissions,
+                by,
+            } => self.update_role(name, permissions, &by),
+            DeleteRole { name } => self.delete_role(name),
         }
+    }
+
+    fn decide_update(
+        &self,
+        name: Option<TenantName>,
+        settings_patch: Option<TenantSettings>,
+    ) -> Result<Vec<TenantEvent>, TenantError> {
+        let mut events = Vec::new();
+        if let (Some(name), Some(previous_name)) = (name, &self.name) {
+            if &name != previous_name {
+                events.push(TenantEvent::TenantRenamed {
+                    name,
+                    previous_name: previous_name.clone(),
+                });
+            }
+        }
+        if let Some(patch) = settings_patch {
+            let settings = self
+                .settings
+                .merged(&patch)
+                .map_err(|e| TenantError::InvalidSettings(e.message))?;
+            if settings != self.settings {
+                events.push(TenantEvent::TenantSettingsUpdated { settings });
+            }
+        }
+        Ok(events)
     }
 }
 
@@ -152,6 +187,22 @@ impl Aggregate for Tenant {
             TenantEvent::TenantSuspended { .. } => self.status = TenantStatus::Suspended,
             TenantEvent::TenantReactivated {} => self.status = TenantStatus::Active,
             TenantEvent::TenantArchived {} => self.status = TenantStatus::Archived,
+            TenantEvent::MemberAdded { user_id, role }
+            | TenantEvent::MemberRoleChanged { user_id, role, .. } => {
+                self.members.insert(user_id, role);
+            }
+            TenantEvent::MemberRemoved { user_id, .. } => {
+                self.members.remove(&user_id);
+            }
+            TenantEvent::RoleDefined { name, permissions }
+            | TenantEvent::RoleUpdated {
+                name, permissions, ..
+            } => {
+                self.roles.insert(name, permissions);
+            }
+            TenantEvent::RoleDeleted { name } => {
+                self.roles.remove(&name);
+            }
         }
     }
 }

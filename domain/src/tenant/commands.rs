@@ -1,14 +1,30 @@
 use uuid::Uuid;
 
+use crate::access::{PermissionSet, RoleName};
 use crate::values::{Slug, TenantName, TenantSettings};
+
+/// Who asks for a roster change. The aggregate works out what they hold
+/// from its own state, so a stale read model cannot grant anything.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Authority {
+    /// A platform admin: holds every assignable permission and may grant
+    /// or revoke the owner role.
+    Platform,
+    /// A member of this tenant acting under their current role.
+    Member(Uuid),
+    /// A tenant API key, with the permissions it carries.
+    ApiKey(PermissionSet),
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TenantCommand {
+    /// Create the tenant, seating `owner` as its first owner when given.
     CreateTenant {
         tenant_id: Uuid,
         name: TenantName,
         slug: Slug,
         settings: TenantSettings,
+        owner: Option<Uuid>,
     },
     /// Change the name and/or merge-patch the settings; absent parts stay.
     UpdateTenant {
@@ -20,4 +36,32 @@ pub enum TenantCommand {
     },
     ReactivateTenant,
     ArchiveTenant,
+    AddMember {
+        user_id: Uuid,
+        role: RoleName,
+        by: Authority,
+    },
+    ChangeMemberRole {
+        user_id: Uuid,
+        role: RoleName,
+        by: Authority,
+    },
+    /// Remove a member; when `by` is the member themselves, they leave.
+    RemoveMember {
+        user_id: Uuid,
+        by: Authority,
+    },
+    DefineRole {
+        name: RoleName,
+        permissions: PermissionSet,
+        by: Authority,
+    },
+    UpdateRole {
+        name: RoleName,
+        permissions: PermissionSet,
+        by: Authority,
+    },
+    DeleteRole {
+        name: RoleName,
+    },
 }

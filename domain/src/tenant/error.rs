@@ -1,3 +1,4 @@
+use crate::access::PermissionSet;
 use crate::error::{DomainError, ErrorKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +17,30 @@ pub enum TenantError {
     InvalidReason,
     #[error("{0}")]
     InvalidSettings(String),
+    #[error("this user is not a member of the tenant")]
+    MemberNotFound,
+    #[error("this user is already a member of the tenant")]
+    AlreadyMember,
+    #[error("the tenant must keep at least one owner")]
+    LastOwner,
+    #[error("only an owner can grant or revoke the owner role")]
+    OwnerRequired,
+    #[error("you cannot grant permissions you do not hold: {}", .missing.names().join(", "))]
+    RoleEscalation { missing: PermissionSet },
+    #[error("the tenant has reached its seat limit of {limit}")]
+    SeatLimitReached { limit: u64 },
+    #[error("no role with this name exists in the tenant")]
+    RoleNotFound,
+    #[error("no role with this name exists in the tenant; see GET /v1/tenants/{{tid}}/roles")]
+    UnknownRole,
+    #[error("a role with this name already exists")]
+    RoleExists,
+    #[error("built-in roles cannot be changed or deleted")]
+    BuiltinRoleImmutable,
+    #[error("the role is held by {members} member(s); give them another role first")]
+    RoleInUse { members: usize },
+    #[error("llm_keys.use can only be carried by API keys, not by a role")]
+    NotAssignableToRole,
 }
 
 impl DomainError for TenantError {
@@ -28,14 +53,41 @@ impl DomainError for TenantError {
             Self::Archived => "tenant_archived",
             Self::InvalidReason => "invalid_reason",
             Self::InvalidSettings(_) => "invalid_settings",
+            Self::MemberNotFound => "member_not_found",
+            Self::AlreadyMember => "already_member",
+            Self::LastOwner => "last_owner",
+            Self::OwnerRequired => "owner_required",
+            Self::RoleEscalation { .. } => "role_escalation",
+            Self::SeatLimitReached { .. } => "seat_limit_reached",
+            Self::RoleNotFound => "role_not_found",
+            Self::UnknownRole => "unknown_role",
+            Self::RoleExists => "role_exists",
+            Self::BuiltinRoleImmutable => "builtin_role_immutable",
+            Self::RoleInUse { .. } => "role_in_use",
+            Self::NotAssignableToRole => "permission_not_assignable",
         }
     }
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::NotFound => ErrorKind::NotFound,
-            Self::InvalidReason | Self::InvalidSettings(_) => ErrorKind::Invalid,
+            Self::NotFound | Self::MemberNotFound | Self::RoleNotFound => ErrorKind::NotFound,
+            Self::InvalidReason
+            | Self::InvalidSettings(_)
+            | Self::NotAssignableToRole
+            | Self::UnknownRole => ErrorKind::Invalid,
+            Self::OwnerRequired | Self::RoleEscalation { .. } => ErrorKind::Forbidden,
             _ => ErrorKind::Conflict,
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            Self::RoleEscalation { missing } => {
+                Some(serde_json::json!({ "missing_permissions": missing }))
+            }
+            Self::SeatLimitReached { limit } => Some(serde_json::json!({ "max_seats": limit })),
+            Self::RoleInUse { members } => Some(serde_json::json!({ "members": members })),
+            _ => None,
         }
     }
 }

@@ -2,6 +2,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::access::{PermissionSet, RoleName};
 use crate::claims::{ClaimChange, ClaimScope, UniqueClaims};
 use crate::codec::{variant_name, EventCodec};
 use crate::values::{Slug, TenantName, TenantSettings};
@@ -28,6 +29,42 @@ pub enum TenantEvent {
     },
     TenantReactivated {},
     TenantArchived {},
+    MemberAdded {
+        user_id: Uuid,
+        role: RoleName,
+    },
+    MemberRoleChanged {
+        user_id: Uuid,
+        role: RoleName,
+        previous_role: RoleName,
+    },
+    MemberRemoved {
+        user_id: Uuid,
+        role: RoleName,
+        reason: RemovalReason,
+    },
+    RoleDefined {
+        name: RoleName,
+        permissions: PermissionSet,
+    },
+    RoleUpdated {
+        name: RoleName,
+        permissions: PermissionSet,
+        previous_permissions: PermissionSet,
+    },
+    RoleDeleted {
+        name: RoleName,
+    },
+}
+
+/// Why a member left the roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// Someone with `members.manage` removed them.
+    Removed,
+    /// They left on their own.
+    Left,
 }
 
 impl DomainEvent for TenantEvent {

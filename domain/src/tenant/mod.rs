@@ -1,14 +1,20 @@
-//! The Tenant aggregate: a customer organisation of the SaaS platform.
+//! The Tenant aggregate: a customer organisation of the SaaS platform, with
+//! its roster (members and their roles) and its custom roles. One aggregate
+//! holds all three so the roster's invariants (a last owner, the seat limit,
+//! a role in use) are decided on one consistent state.
 
 mod aggregate;
 mod commands;
 mod error;
 mod events;
+mod roster;
 
 pub use aggregate::{Tenant, TenantStatus};
-pub use commands::TenantCommand;
+pub use commands::{Authority, TenantCommand};
 pub use error::TenantError;
-pub use events::TenantEvent;
+pub use events::{RemovalReason, TenantEvent};
 
+#[cfg(test)]
+mod roster_tests;
 #[cfg(test)]
 mod tests;

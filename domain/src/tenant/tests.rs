@@ -39,6 +39,7 @@ fn creating_a_tenant_records_its_name_slug_and_settings() {
             name: TenantName::parse("Acme").unwrap(),
             slug: Slug::parse("acme").unwrap(),
             settings: TenantSettings::default(),
+            owner: None,
         })
         .then_expect_events(vec![created()]);
 }
@@ -52,6 +53,7 @@ fn creating_a_tenant_twice_is_refused() {
             name: TenantName::parse("Acme").unwrap(),
             slug: Slug::parse("acme").unwrap(),
             settings: TenantSettings::default(),
+            owner: None,
         })
         .then_expect_error(TenantError::AlreadyExists);
 }

@@ -1,0 +1,359 @@
+//! Authorization, enforced from the route table: every route declares an
+//! [`Access`], and the router wraps each handler in [`guard`], which
+//! authenticates the bearer (a person's access token or a tenant API key),
+//! checks the declared access against the tenant named by the path, and
+//! hands the handler what it established ([`Principal`], [`TenantScope`]).
+//! A handler cannot forget the tenant check: it never runs without it.
+
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::json;
+use tenantry_domain::access::{platform_admin_permissions, BuiltinRole, Permission, PermissionSet};
+use tenantry_domain::Actor;
+use uuid::Uuid;
+
+use crate::auth::{bearer, token_hash, Caller, API_KEY_PREFIX};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store;
+
+/// What a route demands of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without credentials.
+    Public,
+    /// A signed-in person (API keys are refused: they belong to tenant routes).
+    User,
+    /// A platform admin.
+    PlatformAdmin,
+    /// The permission in the tenant named by the path's `{tid}`.
+    Tenant(Permission),
+    /// As `Tenant`, or the member named by the path's `{user_id}` acting on
+    /// themselves (leaving a tenant).
+    TenantOrSelf(Permission),
+}
+
+impl Access {
+    /// How the route table documents this access.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Public => "public".into(),
+            Self::User => "signed-in user".into(),
+            Self::PlatformAdmin => "platform admin".into(),
+            Self::Tenant(p) => format!("`{p}`"),
+            Self::TenantOrSelf(p) => format!("`{p}` or self"),
+        }
+    }
+}
+
+/// A tenant API key that authenticated a request.
+#[derive(Debug, Clone)]
+pub struct KeyCaller {
+    pub key_id: Uuid,
+    pub tenant_id: Uuid,
+    pub permissions: PermissionSet,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User(Caller),
+    ApiKey(KeyCaller),
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        match self {
+            Self::User(c) => c.actor(),
+            Self::ApiKey(k) => Actor::ApiKey { id: k.key_id },
+        }
+    }
+
+    pub fn impersonator(&self) -> Option<Actor> {
+        match self {
+            Self::User(c) => c.impersonator.map(|id| Actor::User { id }),
+            Self::ApiKey(_) => None,
+        }
+    }
+
+    pub fn is_platform_admin(&self) -> bool {
+        matches!(self, Self::User(c) if c.is_platform_admin)
+    }
+}
+
+/// The caller's standing in the tenant named by the path.
+#[derive(Debug, Clone)]
+pub struct TenantScope {
+    pub tenant_id: Uuid,
+    pub principal: Principal,
+    pub permissions: PermissionSet,
+}
+
+impl TenantScope {
+    /// The authority the Tenant aggregate checks roster changes against.
+    pub fn authority(&self) -> tenantry_domain::tenant::Authority {
+        use tenantry_domain::tenant::Authority;
+        match &self.principal {
+            Principal::User(c) if c.is_platform_admin => Authority::Platform,
+            Principal::User(c) => Authority::Member(c.user_id),
+            Principal::ApiKey(k) => Authority::ApiKey(k.permissions),
+        }
+    }
+
+    pub fn has(&self, p: Permission) -> bool {
+        self.permissions.contains(p)
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        match &self.principal {
+            Principal::User(c) => Some(c.user_id),
+            Principal::ApiKey(_) => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct GuardState {
+    pub app: AppState,
+    pub access: Access,
+}
+
+/// The middleware every route runs behind.
+pub async fn guard(
+    State(GuardState { app, access }): State<GuardState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if access == Access::Public {
+        return Ok(next.run(req).await);
+    }
+    let (mut parts, body) = req.into_parts();
+    let principal = authenticate(&app, &parts).await?;
+    match access {
+        Access::Public => {}
+        Access::User => {
+            if let Principal::ApiKey(_) = principal {
+                return Err(ApiError::forbidden(
+                    "user_token_required",
+                    "this endpoint needs a person's access token; API keys work on their tenant's routes",
+                ));
+            }
+        }
+        Access::PlatformAdmin => {
+            if !principal.is_platform_admin() {
+                return Err(platform_admin_required());
+            }
+        }
+        Access::Tenant(permission) | Access::TenantOrSelf(permission) => {
+            let params = RawPathParams::from_request_parts(&mut parts, &())
+                .await
+                .map_err(|_| ApiError::internal("a tenant route without path parameters"))?;
+            let param = |name: &str| {
+                params
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .and_then(|(_, v)| Uuid::parse_str(v).ok())
+            };
+            let tenant_id = param("tid").ok_or_else(tenant_not_found)?;
+            let acting_on_self = matches!(access, Access::TenantOrSelf(_))
+                && matches!(&principal, Principal::User(c) if param("user_id") == Some(c.user_id));
+            let scope = authorize(&app, tenant_id, principal.clone(), &parts.method).await?;
+            if !scope.has(permission) && !acting_on_self {
+                return Err(missing_permission(permission));
+            }
+            parts.extensions.insert(scope);
+        }
+    }
+    record_actor(&principal);
+    parts.extensions.insert(principal);
+    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+fn record_actor(principal: &Principal) {
+    let span = tracing::Span::current();
+    span.record("actor", principal.actor().label());
+    if let Some(imp) = principal.impersonator() {
+        span.record("impersonator", imp.label());
+    }
+}
+
+pub fn tenant_not_found() -> ApiError {
+    ApiError::not_found("tenant_not_found", "tenant not found")
+}
+
+pub fn platform_admin_required() -> ApiError {
+    ApiError::forbidden(
+        "platform_admin_required",
+        "this endpoint needs the platform admin permission",
+    )
+    .with_details(json!({ "permission": "platform.admin" }))
+}
+
+pub fn missing_permission(p: Permission) -> ApiError {
+    ApiError::forbidden(
+        "missing_permission",
+        format!("this needs the {p} permission in this tenant"),
+    )
+    .with_details(json!({ "permission": p.as_str() }))
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired")
+}
+
+/// Establish who is calling from the bearer token.
+async fn authenticate(app: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
+    let token = bearer(parts).ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
+    })?;
+    if token.starts_with(API_KEY_PREFIX) {
+        return authenticate_key(app, token).await.map(Principal::ApiKey);
+    }
+    let claims = app.jwt.verify(token).ok_or_else(invalid_token)?;
+    let session = store::auth::live_session(&app.pool, claims.sid, claims.sub)
+        .await?
+        .ok_or_else(invalid_token)?;
+    Ok(Principal::User(Caller {
+        user_id: claims.sub,
+        session_id: claims.sid,
+        is_platform_admin: session.is_platform_admin && session.impersonator_id.is_none(),
+        impersonator: session.impersonator_id,
+    }))
+}
+
+/// How stale `last_used_at` may get before a request refreshes it.
+const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
+
+async fn authenticate_key(app: &AppState, token: &str) -> Result<KeyCaller, ApiError> {
+    let key = store::api_keys::find_by_secret(&app.pool, &token_hash(token))
+        .await?
+        .filter(|k| k.usable)
+        .ok_or_else(invalid_token)?;
+    let stale = key.last_used_at.is_none_or(|at| {
+        chrono::Utc::now() - at
+            > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default()
+    });
+    if stale {
+        store::api_keys::touch(&app.pool, key.id, LAST_USED_RESOLUTION).await?;
+    }
+    Ok(KeyCaller {
+        key_id: key.id,
+        tenant_id: key.tenant_id,
+        permissions: PermissionSet::parse(&key.permissions)
+            .map_err(|e| ApiError::internal(format!("api key {}: {e}", key.id)))?,
+    })
+}
+
+/// The caller's standing in a tenant: 404 when they may not know it exists,
+/// 423 for a change to a suspended tenant.
+async fn authorize(
+    app: &AppState,
+    tenant_id: Uuid,
+    principal: Principal,
+    method: &Method,
+) -> Result<TenantScope, ApiError> {
+    let user = match &principal {
+        Principal::User(c) if !c.is_platform_admin => Some(c.user_id),
+        _ => None,
+    };
+    let access = tenantry_projections::access::tenant_access(&app.pool, tenant_id, user)
+        .await?
+        .ok_or_else(tenant_not_found)?;
+    let permissions = match &principal {
+        Principal::User(c) if c.is_platform_admin => {
+            // Platform admins pass everywhere, archived and suspended tenants included.
+            return Ok(TenantScope {
+                tenant_id,
+                principal,
+                permissions: platform_admin_permissions(),
+            });
+        }
+        Principal::User(_) => {
+            let role = access.role.as_deref().ok_or_else(tenant_not_found)?;
+            match BuiltinRole::parse(role) {
+                Some(builtin) => builtin.permissions(),
+                None => access
+                    .custom_permissions
+                    .as_deref()
+                    .map(PermissionSet::parse)
+                    .transpose()
+                    .map_err(|e| ApiError::internal(format!("role {role}: {e}")))?
+                    .unwrap_or_default(),
+            }
+        }
+        Principal::ApiKey(k) if k.tenant_id == tenant_id => k.permissions,
+        Principal::ApiKey(_) => return Err(tenant_not_found()),
+    };
+    if access.status == "archived" {
+        return Err(tenant_not_found());
+    }
+    let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
+    if access.status == "suspended" && !reads.contains(method) {
+        return Err(ApiError::new(
+            StatusCode::LOCKED,
+            "tenant_suspended",
+            "the tenant is suspended; reads still work, changes do not",
+        ));
+    }
+    Ok(TenantScope {
+        tenant_id,
+        principal,
+        permissions,
+    })
+}
+
+fn from_extensions<T: Clone + Send + Sync + 'static>(parts: &Parts) -> Result<T, ApiError> {
+    parts
+        .extensions
+        .get::<T>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("a handler ran without its route guard"))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        from_extensions(parts)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        from_extensions(parts)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match from_extensions::<Principal>(parts)? {
+            Principal::User(c) => Ok(c),
+            Principal::ApiKey(_) => Err(ApiError::internal("a user route let an API key through")),
+        }
+    }
+}
+
+/// A caller who is a platform admin (the guard has checked it).
+#[derive(Debug, Clone)]
+pub struct PlatformAdmin(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for PlatformAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.is_platform_admin {
+            return Err(platform_admin_required());
+        }
+        Ok(Self(caller))
+    }
+}

@@ -1,0 +1,213 @@
+//! A tenant's roster: list, add (platform admins; tenants add people by
+//! invitation), change a member's role, remove a member or leave.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tenantry_domain::access::{BuiltinRole, Permission, RoleName};
+use tenantry_domain::tenant::{Authority, TenantCommand};
+use tenantry_projections::access::{self, MemberRow, MembershipRow};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{Context, IdPath, Json, ListOut, PageParams, Query};
+use crate::guard::{Access, PlatformAdmin, TenantScope};
+use crate::routes::tenants::{check_active_user, run_tenant_command};
+use crate::routes::Route;
+use crate::state::AppState;
+
+pub fn routes() -> Vec<Route> {
+    use Access::{PlatformAdmin as Admin, Tenant as In, TenantOrSelf};
+    const MEMBER: &str = "/v1/tenants/{tid}/members/{user_id}";
+    vec![
+        Route::get(
+            "/v1/tenants/{tid}/members",
+            In(Permission::MembersRead),
+            list_members,
+        ),
+        Route::post("/v1/tenants/{tid}/members", Admin, post_member),
+        Route::put(MEMBER, In(Permission::MembersManage), put_member),
+        Route::delete(
+            MEMBER,
+            TenantOrSelf(Permission::MembersManage),
+            delete_member,
+        ),
+    ]
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct MemberOut {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub joined_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<MemberRow> for MemberOut {
+    fn from(r: MemberRow) -> Self {
+        Self {
+            user_id: r.user_id,
+            email: r.email,
+            name: r.name,
+            role: r.role,
+            joined_at: r.joined_at,
+        }
+    }
+}
+
+/// One of a user's tenants, with what their role lets them do there.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct MembershipOut {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub status: String,
+    pub role: String,
+    pub permissions: Vec<String>,
+    pub joined_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<MembershipRow> for MembershipOut {
+    fn from(r: MembershipRow) -> Self {
+        let permissions = match BuiltinRole::parse(&r.role) {
+            Some(builtin) => builtin
+                .permissions()
+                .names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            None => r.custom_permissions.unwrap_or_default(),
+        };
+        Self {
+            tenant_id: r.tenant_id,
+            name: r.tenant_name,
+            slug: r.tenant_slug,
+            status: r.tenant_status,
+            role: r.role,
+            permissions,
+            joined_at: r.joined_at,
+        }
+    }
+}
+
+/// A user's memberships, for `/v1/me` and the admin's user view.
+pub async fn memberships_of(
+    state: &AppState,
+    user_id: Uuid,
+) -> Result<Vec<MembershipOut>, ApiError> {
+    Ok(access::memberships(&state.pool, user_id)
+        .await?
+        .into_iter()
+        .map(MembershipOut::from)
+        .collect())
+}
+
+fn parse_role(raw: &str) -> Result<RoleName, ApiError> {
+    RoleName::parse(raw).map_err(|e| ApiError::invalid_field("role", e))
+}
+
+async fn member_out(
+    state: &AppState,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<MemberOut, ApiError> {
+    access::member(&state.pool, tenant_id, user_id)
+        .await?
+        .map(MemberOut::from)
+        .ok_or_else(|| ApiError::not_found("member_not_found", "member not found"))
+}
+
+#[derive(Deserialize, Default)]
+struct MemberListParams {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    role: Option<String>,
+}
+
+/// The roster in user-id order; `role` filters by role name.
+async fn list_members(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    Query(params): Query<MemberListParams>,
+) -> Result<axum::Json<ListOut<MemberOut>>, ApiError> {
+    let paging = PageParams::new(params.limit, params.cursor);
+    let page = access::members(
+        &state.pool,
+        scope.tenant_id,
+        params.role.as_deref(),
+        paging.after()?,
+        paging.limit()?,
+    )
+    .await?;
+    Ok(axum::Json(ListOut::from_page(page, MemberOut::from)))
+}
+
+#[derive(Deserialize)]
+struct MemberIn {
+    user_id: Uuid,
+    role: String,
+}
+
+/// Seat an existing, active user directly (platform admins only).
+async fn post_member(
+    State(state): State<AppState>,
+    ctx: Context,
+    PlatformAdmin(admin): PlatformAdmin,
+    IdPath(tenant_id): IdPath,
+    Json(body): Json<MemberIn>,
+) -> Result<(StatusCode, axum::Json<MemberOut>), ApiError> {
+    let role = parse_role(&body.role)?;
+    check_active_user(&state, "user_id", body.user_id).await?;
+    let command = TenantCommand::AddMember {
+        user_id: body.user_id,
+        role,
+        by: Authority::Platform,
+    };
+    run_tenant_command(&state, &ctx, admin.actor(), tenant_id, command).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(member_out(&state, tenant_id, body.user_id).await?),
+    ))
+}
+
+#[derive(Deserialize)]
+struct RoleIn {
+    role: String,
+}
+
+/// Give a member another role.
+async fn put_member(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    IdPath(user_id): IdPath,
+    Json(body): Json<RoleIn>,
+) -> Result<axum::Json<MemberOut>, ApiError> {
+    let command = TenantCommand::ChangeMemberRole {
+        user_id,
+        role: parse_role(&body.role)?,
+        by: scope.authority(),
+    };
+    let actor = scope.principal.actor();
+    run_tenant_command(&state, &ctx, actor, scope.tenant_id, command).await?;
+    Ok(axum::Json(
+        member_out(&state, scope.tenant_id, user_id).await?,
+    ))
+}
+
+/// Remove a member, or leave when the caller names themselves.
+async fn delete_member(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    IdPath(user_id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    let command = TenantCommand::RemoveMember {
+        user_id,
+        by: scope.authority(),
+    };
+    let actor = scope.principal.actor();
+    run_tenant_command(&state, &ctx, actor, scope.tenant_id, command).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,171 @@
+//! A tenant's roles: the built-in ones and the custom ones its admins define
+//! from the permission catalogue.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tenantry_domain::access::{BuiltinRole, Permission, PermissionSet, RoleName};
+use tenantry_domain::tenant::TenantCommand;
+use tenantry_projections::access;
+
+use crate::error::{ApiError, Validation};
+use crate::extract::{Context, Json, ListOut, RolePath};
+use crate::guard::{Access, TenantScope};
+use crate::routes::tenants::run_tenant_command;
+use crate::routes::Route;
+use crate::state::AppState;
+
+pub fn routes() -> Vec<Route> {
+    use Access::Tenant as In;
+    const ROLE: &str = "/v1/tenants/{tid}/roles/{role}";
+    vec![
+        Route::get(
+            "/v1/tenants/{tid}/roles",
+            In(Permission::MembersRead),
+            list_roles,
+        ),
+        Route::post(
+            "/v1/tenants/{tid}/roles",
+            In(Permission::RolesManage),
+            post_role,
+        ),
+        Route::put(ROLE, In(Permission::RolesManage), put_role),
+        Route::delete(ROLE, In(Permission::RolesManage), delete_role),
+    ]
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RoleOut {
+    pub name: String,
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+}
+
+fn builtin_out(role: BuiltinRole) -> RoleOut {
+    RoleOut {
+        name: role.as_str().to_string(),
+        builtin: true,
+        permissions: role
+            .permissions()
+            .names()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+fn custom_out(name: &RoleName, permissions: PermissionSet) -> RoleOut {
+    RoleOut {
+        name: name.as_str().to_string(),
+        builtin: false,
+        permissions: permissions
+            .names()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+/// Built-in roles first, then custom roles by name.
+async fn list_roles(
+    State(state): State<AppState>,
+    scope: TenantScope,
+) -> Result<axum::Json<ListOut<RoleOut>>, ApiError> {
+    let custom = access::custom_roles(&state.pool, scope.tenant_id).await?;
+    let data = BuiltinRole::ALL
+        .into_iter()
+        .map(builtin_out)
+        .chain(custom.into_iter().map(|r| RoleOut {
+            name: r.name,
+            builtin: false,
+            permissions: r.permissions,
+        }))
+        .collect();
+    Ok(axum::Json(ListOut {
+        data,
+        next_cursor: None,
+    }))
+}
+
+fn parse_permissions(v: &mut Validation, raw: &[String]) -> Option<PermissionSet> {
+    v.check("permissions", PermissionSet::parse(raw))
+}
+
+#[derive(Deserialize)]
+struct RoleIn {
+    name: String,
+    permissions: Vec<String>,
+}
+
+/// Define a custom role.
+async fn post_role(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    Json(body): Json<RoleIn>,
+) -> Result<(StatusCode, axum::Json<RoleOut>), ApiError> {
+    let mut v = Validation::default();
+    let name = v.check("name", RoleName::parse(&body.name));
+    let permissions = parse_permissions(&mut v, &body.permissions);
+    v.finish()?;
+    let (Some(name), Some(permissions)) = (name, permissions) else {
+        return Err(ApiError::internal("validation passed without values"));
+    };
+    let out = custom_out(&name, permissions);
+    let command = TenantCommand::DefineRole {
+        name,
+        permissions,
+        by: scope.authority(),
+    };
+    let actor = scope.principal.actor();
+    run_tenant_command(&state, &ctx, actor, scope.tenant_id, command).await?;
+    Ok((StatusCode::CREATED, axum::Json(out)))
+}
+
+fn role_from_path(raw: &str) -> Result<RoleName, ApiError> {
+    RoleName::parse(raw).map_err(|_| ApiError::not_found("role_not_found", "no such role"))
+}
+
+#[derive(Deserialize)]
+struct RolePermissionsIn {
+    permissions: Vec<String>,
+}
+
+/// Replace a custom role's permissions; its members hold the new set at once.
+async fn put_role(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    RolePath(raw): RolePath,
+    Json(body): Json<RolePermissionsIn>,
+) -> Result<axum::Json<RoleOut>, ApiError> {
+    let name = role_from_path(&raw)?;
+    let mut v = Validation::default();
+    let permissions = parse_permissions(&mut v, &body.permissions);
+    v.finish()?;
+    let permissions = permissions.unwrap_or_default();
+    let out = custom_out(&name, permissions);
+    let command = TenantCommand::UpdateRole {
+        name,
+        permissions,
+        by: scope.authority(),
+    };
+    let actor = scope.principal.actor();
+    run_tenant_command(&state, &ctx, actor, scope.tenant_id, command).await?;
+    Ok(axum::Json(out))
+}
+
+/// Delete a custom role nobody holds.
+async fn delete_role(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    RolePath(raw): RolePath,
+) -> Result<StatusCode, ApiError> {
+    let command = TenantCommand::DeleteRole {
+        name: role_from_path(&raw)?,
+    };
+    let actor = scope.principal.actor();
+    run_tenant_command(&state, &ctx, actor, scope.tenant_id, command).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,133 @@
+//! Tenant API-key credentials beside the log: the SHA-256 of each secret
+//! and what a request needs to authorize it. Writers run inside the ApiKey
+//! command's transaction.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub secret_hash: Vec<u8>,
+    pub prefix: String,
+    pub name: String,
+    pub permissions: Vec<&'static str>,
+    pub created_by: Value,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(tx: &mut PgConnection, key: &NewKey) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, secret_hash, prefix, name, permissions, created_by, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(key.id)
+    .bind(key.tenant_id)
+    .bind(&key.secret_hash)
+    .bind(&key.prefix)
+    .bind(&key.name)
+    .bind(&key.permissions)
+    .bind(&key.created_by)
+    .bind(key.expires_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn revoke(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// A key as a request sees it.
+#[derive(Debug, FromRow)]
+pub struct KeyAuth {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub permissions: Vec<String>,
+    /// Neither revoked nor expired.
+    pub usable: bool,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+pub async fn find_by_secret(pool: &PgPool, hash: &[u8]) -> Result<Option<KeyAuth>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, tenant_id, permissions, last_used_at, \
+                revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AS usable \
+           FROM api_keys WHERE secret_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Record a use, at most once per `resolution`: no write on most requests.
+pub async fn touch(pool: &PgPool, id: Uuid, resolution: Duration) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now() \
+          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - $2::interval)",
+    )
+    .bind(id)
+    .bind(format!("{} seconds", resolution.as_secs()))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, FromRow)]
+pub struct KeyRow {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub permissions: Vec<String>,
+    pub created_by: Value,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str =
+    "id, name, prefix, permissions, created_by, created_at, expires_at, last_used_at";
+
+/// A tenant's live (unrevoked) keys in id order, after the cursor.
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<tenantry_projections::page::Page<KeyRow>, sqlx::Error> {
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys \
+          WHERE tenant_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id > $2) \
+          ORDER BY id LIMIT $3"
+    ))
+    .bind(tenant_id)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(tenantry_projections::page::Page::from_rows(
+        rows,
+        limit,
+        |r| r.id,
+    ))
+}
+
+/// A live key of this tenant (another tenant's id is simply not found).
+pub async fn get(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<Option<KeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
