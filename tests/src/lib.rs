@@ -239,6 +239,82 @@ impl TestApp {
             .await
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, Some(token), None)
+            .await
+    }
+
+    /// Seat a user in a tenant as the platform admin.
+    pub async fn add_member(&self, admin: &str, tenant_id: &str, user_id: &str, role: &str) {
+        let (status, body) = self
+            .post(
+                &format!("/v1/tenants/{tenant_id}/members"),
+                admin,
+                json!({ "user_id": user_id, "role": role }),
+            )
+            .await;
+        assert_eq!(status, 201, "adding {role}: {body}");
+    }
+
+    /// A new user seated in the tenant with a role; returns (user id, token).
+    pub async fn member(
+        &self,
+        admin: &str,
+        tenant_id: &str,
+        email: &str,
+        role: &str,
+    ) -> (String, String) {
+        let password = "member-password-1";
+        let user = self.create_user(admin, email, password).await;
+        let id = user["id"].as_str().expect("user id").to_string();
+        self.add_member(admin, tenant_id, &id, role).await;
+        (id, self.token_for(email, password).await)
+    }
+
+    /// An API key of a tenant, created with `token`; returns (id, secret).
+    pub async fn api_key(
+        &self,
+        token: &str,
+        tenant_id: &str,
+        permissions: &[&str],
+    ) -> (String, String) {
+        let (status, body) = self
+            .post(
+                &format!("/v1/tenants/{tenant_id}/api-keys"),
+                token,
+                json!({ "name": "runtime", "permissions": permissions }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_str().expect("id").to_string(),
+            body["key"].as_str().expect("key").to_string(),
+        )
+    }
+
+    /// Start impersonating a user; returns the impersonation token.
+    pub async fn impersonate(&self, admin: &str, user_id: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/admin/impersonate",
+                admin,
+                json!({ "user_id": user_id, "reason": "support ticket 42" }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().expect("token").to_string()
+    }
+
     /// Create a tenant as the admin; returns its JSON.
     pub async fn create_tenant(&self, token: &str, name: &str) -> Value {
         let (status, body) = self
