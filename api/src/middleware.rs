@@ -51,6 +51,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         request_id = %id,
         tenant_id = tracing::field::Empty,
         actor = tracing::field::Empty,
+        impersonator = tracing::field::Empty,
         status = tracing::field::Empty,
     );
     let response = CURRENT_REQUEST_ID
@@ -132,6 +133,26 @@ pub async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// The verified identity idempotency records are scoped to: a person's
+/// token subject, or a live API key's id.
+async fn idempotency_caller(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+) -> Result<Option<String>, ApiError> {
+    let Some(token) = crate::auth::bearer(parts) else {
+        return Ok(None);
+    };
+    if token.starts_with(crate::auth::API_KEY_PREFIX) {
+        let key =
+            crate::store::api_keys::find_by_secret(&state.pool, &crate::auth::token_hash(token))
+                .await?;
+        return Ok(key
+            .filter(|k| k.usable)
+            .map(|k| format!("api_key:{}", k.id)));
+    }
+    Ok(state.jwt.verify(token).map(|c| format!("user:{}", c.sub)))
+}
+
 /// `Idempotency-Key` on POST commands: the first response to a (caller,
 /// key) is stored; a retry with the same body replays it, another body is
 /// 422 `idempotency_key_reused`. Callers are told apart by their verified
@@ -160,10 +181,7 @@ pub async fn idempotency(
         })?
         .to_string();
     let (parts, body) = req.into_parts();
-    let Some(caller) = crate::auth::bearer(&parts)
-        .and_then(|t| state.jwt.verify(t))
-        .map(|c| format!("user:{}", c.sub))
-    else {
+    let Some(caller) = idempotency_caller(&state, &parts).await? else {
         return Ok(next.run(Request::from_parts(parts, body)).await);
     };
     let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {

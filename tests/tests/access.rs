@@ -627,14 +627,14 @@ async fn admins_filter_users_by_tenant_and_role_and_see_memberships() {
         .get(&format!("/v1/admin/users?tenant_id={tid}"), &admin)
         .await;
     assert_eq!(s, 200);
-    assert_eq!(ids(&list), [owner.clone(), viewer.clone()]);
+    assert_eq!(ids(&list), [owner.as_str(), viewer.as_str()]);
     let (_, list) = app
         .get(
             &format!("/v1/admin/users?tenant_id={tid}&role=viewer"),
             &admin,
         )
         .await;
-    assert_eq!(ids(&list), [viewer.clone()]);
+    assert_eq!(ids(&list), [viewer.as_str()]);
     let (s, b) = app.get("/v1/admin/users?tenant_id=nope", &admin).await;
     assert_eq!((s, code(&b)), (422, "invalid_query"));
 
@@ -654,4 +654,37 @@ async fn admins_filter_users_by_tenant_and_role_and_see_memberships() {
         .await;
     assert_eq!((s, code(&b)), (409, "last_owner"));
     assert_eq!(b["error"]["details"]["tenant_ids"], json!([tid]));
+}
+
+#[tokio::test]
+async fn an_api_key_retrying_with_an_idempotency_key_defines_a_role_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (tid, _, owner) = tenant_with_owner(&app, &admin, "Acme").await;
+    let (_, key) = app
+        .api_key(
+            &owner,
+            &tid,
+            &["roles.manage", "members.read", "tenant.read"],
+        )
+        .await;
+    let send = || {
+        app.client
+            .post(app.url(&format!("/v1/tenants/{tid}/roles")))
+            .bearer_auth(&key)
+            .header("idempotency-key", "define-reader-1")
+            .json(&json!({ "name": "reader", "permissions": ["tenant.read"] }))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let second = send().await.unwrap();
+    assert_eq!(second.status(), 201);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let defined: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'RoleDefined'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(defined, 1);
 }
