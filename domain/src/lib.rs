@@ -19,3 +19,15 @@ pub use codec::{CodecError, EventCodec};
 pub use metadata::{Actor, EventMetadata, PLATFORM_TENANT};
 pub mod error;
 pub use error::{DomainError, ErrorKind};
+
+/// Write decided events to the sink, applying each in turn: the body of
+/// every aggregate's `handle`, whose logic lives in its pure `decide`.
+pub async fn emit<A: cqrs_es::Aggregate>(
+    aggregate: &mut A,
+    events: Vec<A::Event>,
+    sink: &cqrs_es::event_sink::EventSink<A>,
+) {
+    for event in events {
+        sink.write(event, aggregate).await;
+    }
+}

@@ -174,27 +174,12 @@ fn observe(status: u16, body: &Value) -> Outcome {
 }
 
 fn permissions_of(role: &str) -> Vec<&'static str> {
-    let all = vec![
-        "tenant.read",
-        "tenant.manage",
-        "members.read",
-        "members.manage",
-        "roles.manage",
-        "invitations.manage",
-        "apikeys.manage",
-        "llm_keys.read",
-        "llm_keys.manage",
-        "billing.read",
-        "billing.manage",
-        "usage.read",
-        "usage.write",
-        "agents.read",
-        "agents.manage",
-        "approvals.request",
-        "approvals.decide",
-        "audit.read",
-        "webhooks.manage",
-    ];
+    // Owners and admins hold the whole catalogue but `llm_keys.use`.
+    let all: Vec<&'static str> = ALL_PERMISSIONS
+        .iter()
+        .copied()
+        .filter(|p| *p != "llm_keys.use")
+        .collect();
     match role {
         "owner" | "admin" => all,
         "operator" => vec![

@@ -90,9 +90,8 @@ impl Aggregate for User {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
+        let events = self.decide(command)?;
+        crate::emit(self, events, sink).await;
         Ok(())
     }
 
