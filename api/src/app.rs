@@ -33,6 +33,33 @@ pub enum StartError {
     },
     #[error("bootstrap admin: {0}")]
     Bootstrap(String),
+    #[error("reading the vault failed: {0}")]
+    Query(String),
+    #[error(
+        "TENANTRY_MASTER_KEYS: data keys are wrapped by master key(s) {missing} that are not configured; \
+         add them back (run `tenantry keys rotate` before removing a master key)"
+    )]
+    MissingMasterKeys { missing: String },
+}
+
+/// Refuse to start when a live data key's master key is not configured:
+/// its secrets would fail at call time instead.
+async fn check_master_keys(pool: &sqlx::PgPool, config: &Config) -> Result<(), StartError> {
+    let in_use = crate::store::vault::master_key_ids_in_use(pool)
+        .await
+        .map_err(|e| StartError::Query(e.to_string()))?;
+    let configured = config.master_keys.ids();
+    let missing: Vec<String> = in_use
+        .into_iter()
+        .filter(|id| !configured.contains(&id.as_str()))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StartError::MissingMasterKeys {
+            missing: missing.join(", "),
+        })
+    }
 }
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -68,6 +95,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let pool = crate::db::prepare(&config.database_url, 16).await?;
+        check_master_keys(&pool, &config).await?;
         let listener =
             TcpListener::bind(config.listen)
                 .await

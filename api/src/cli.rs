@@ -37,13 +37,25 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Provider-key vault maintenance.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Re-wrap every data key under the active (first) master key of
+    /// TENANTRY_MASTER_KEYS. Safe to interrupt and re-run.
+    Rotate,
 }
 
 #[derive(Subcommand)]
 pub enum ProjectionsCommand {
     /// Empty read models and replay the whole event log into them.
     Rebuild {
-        /// One projection (tenants, users); all when omitted.
+        /// One projection (tenants, users, access, llm_keys); all when omitted.
         name: Option<String>,
     },
 }
@@ -85,6 +97,40 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
         Command::Admin {
             command: AdminCommand::CreatePlatformAdmin { email, name },
         } => create_platform_admin(&config, &email, &name).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => rotate_keys(&config).await,
+    }
+}
+
+async fn rotate_keys(config: &Config) -> Result<(), String> {
+    let pool = crate::db::prepare(&config.database_url, 2)
+        .await
+        .map_err(|e| e.to_string())?;
+    let total = rotate(&pool, &config.master_keys)
+        .await
+        .map_err(|e| format!("rotation stopped (re-run to continue): {e}"))?;
+    pool.close().await;
+    println!(
+        "re-wrapped {total} data keys under master key {}",
+        config.master_keys.active().id()
+    );
+    Ok(())
+}
+
+/// Re-wrap every live data key under the active master key, batch by
+/// batch; returns how many were re-wrapped.
+pub async fn rotate(
+    pool: &sqlx::PgPool,
+    keys: &crate::vault::MasterKeys,
+) -> Result<u64, crate::store::vault::RotateError> {
+    let mut total = 0;
+    loop {
+        let done = crate::store::vault::rewrap_batch(pool, keys, 100).await?;
+        if done == 0 {
+            return Ok(total);
+        }
+        total += done;
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub projector_poll: Duration,
     pub request_timeout: Duration,
+    /// Master keys of the provider-key vault; the first is active.
+    pub master_keys: std::sync::Arc<crate::vault::MasterKeys>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry";
@@ -145,6 +147,11 @@ impl Config {
             ));
         }
         let public_url = get("TENANTRY_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}"));
+        let master_keys = match get("TENANTRY_MASTER_KEYS") {
+            Some(raw) => crate::vault::MasterKeys::parse(&raw),
+            None => crate::vault::MasterKeys::generated(&data_dir),
+        }
+        .map_err(|e| bad("TENANTRY_MASTER_KEYS", e))?;
         Ok(Self {
             database_url,
             listen,
@@ -158,6 +165,7 @@ impl Config {
             refresh_token_ttl,
             projector_poll,
             request_timeout,
+            master_keys: std::sync::Arc::new(master_keys),
         })
     }
 
@@ -187,7 +195,7 @@ fn generated_secret(data_dir: &Path, name: &str) -> std::io::Result<SecretString
     Ok(SecretString::from(secret))
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -90,6 +90,22 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// The path's last parameter as text (a provider name, say).
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let not_found = || ApiError::not_found("not_found", "no such resource");
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found())?;
+        let (_, last) = params.iter().last().ok_or_else(not_found)?;
+        Ok(Self(last.to_string()))
+    }
+}
+
 /// A role name from the path's `{role}` segment.
 pub struct RolePath(pub String);
 

@@ -17,3 +17,4 @@ pub mod routes;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod vault;

@@ -7,6 +7,8 @@
 pub enum ClaimScope {
     UserEmail,
     TenantSlug,
+    /// One provider key per provider per tenant (`tenant_id:provider`).
+    TenantProvider,
 }
 
 impl ClaimScope {
@@ -15,6 +17,7 @@ impl ClaimScope {
         match self {
             Self::UserEmail => "user_email",
             Self::TenantSlug => "tenant_slug",
+            Self::TenantProvider => "tenant_provider",
         }
     }
 
@@ -22,6 +25,7 @@ impl ClaimScope {
         match s {
             "user_email" => Some(Self::UserEmail),
             "tenant_slug" => Some(Self::TenantSlug),
+            "tenant_provider" => Some(Self::TenantProvider),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@ pub mod access;
 pub mod api_key;
 pub mod claims;
 pub mod codec;
+pub mod llm_key;
 pub mod metadata;
 pub mod session;
 pub mod tenant;

@@ -2,7 +2,7 @@
 //!
 //! - [`log`]: reading the event log in its global order.
 //! - [`runtime`]: the catch-up projector runtime (checkpoints, leadership, wake-ups).
-//! - [`tenants`], [`users`], [`access`] (members and custom roles): read models, their projections and their queries.
+//! - [`tenants`], [`users`], [`access`] (members and custom roles), [`llm_keys`] (provider keys, redacted): read models, their projections and their queries.
 //!
 //! Architecture invariant: a read model is written only by its projection,
 //! in the same transaction as that projection's checkpoint, and only from
@@ -10,6 +10,7 @@
 //! from zero yields identical rows.
 
 pub mod access;
+pub mod llm_keys;
 pub mod log;
 pub mod page;
 pub mod runtime;
@@ -29,5 +30,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(tenants::PROJECTION),
         Arc::new(users::PROJECTION),
         Arc::new(access::PROJECTION),
+        Arc::new(llm_keys::PROJECTION),
     ]
 }

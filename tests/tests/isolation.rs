@@ -75,6 +75,32 @@ const SPEC: &[(&str, &str, Need)] = &[
         "/v1/tenants/{tid}/api-keys/{key_id}",
         Perm("apikeys.manage"),
     ),
+    ("GET", "/v1/tenants/{tid}/llm-keys", Perm("llm_keys.read")),
+    (
+        "POST",
+        "/v1/tenants/{tid}/llm-keys",
+        Perm("llm_keys.manage"),
+    ),
+    (
+        "PUT",
+        "/v1/tenants/{tid}/llm-keys/{key}",
+        Perm("llm_keys.manage"),
+    ),
+    (
+        "DELETE",
+        "/v1/tenants/{tid}/llm-keys/{key}",
+        Perm("llm_keys.manage"),
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/llm-keys/{key}/resolve",
+        Perm("llm_keys.use"),
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tid}/llm-keys/{key}/accesses",
+        Perm("audit.read"),
+    ),
     ("POST", "/v1/admin/users", Admin),
     ("GET", "/v1/admin/users", Admin),
     ("GET", "/v1/admin/users/{id}", Admin),
@@ -144,6 +170,8 @@ fn expect(need: Need, kind: &Kind) -> Outcome {
         (User, _) => Outcome::Allowed,
         (Admin, Kind::PlatformAdmin) => Outcome::Allowed,
         (Admin, _) => forbidden_admin,
+        // Nobody but an API key ever reads a provider key's plaintext.
+        (Perm("llm_keys.use"), Kind::PlatformAdmin) => Outcome::Status(403, "missing_permission"),
         (Perm(_) | PermOrSelf(_), Kind::PlatformAdmin | Kind::KeyAWith) => Outcome::Allowed,
         (Perm(_) | PermOrSelf(_), Kind::Outsider | Kind::KeyB) => hidden,
         (Perm(_) | PermOrSelf(_), Kind::KeyAWithout) => Outcome::Status(403, "missing_permission"),
@@ -420,6 +448,7 @@ async fn every_route_refuses_every_caller_outside_its_access() {
             .replace("{user_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{role}", "desk-support")
             .replace("{key_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{key}", &uuid::Uuid::now_v7().to_string())
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
     };
 

@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod health;
 pub mod impersonation;
+pub mod llm_keys;
 pub mod me;
 pub mod members;
 pub mod roles;
@@ -64,6 +65,7 @@ fn all() -> Vec<Route> {
         members::routes(),
         roles::routes(),
         api_keys::routes(),
+        llm_keys::routes(),
         users::routes(),
         impersonation::routes(),
     ]

@@ -288,6 +288,10 @@ impl<E: tenantry_domain::DomainError> From<CommandError<E>> for ApiError {
             CommandError::Claimed(ClaimScope::TenantSlug) => {
                 ApiError::conflict("slug_taken", "a tenant with this slug already exists")
             }
+            CommandError::Claimed(ClaimScope::TenantProvider) => ApiError::conflict(
+                "duplicate_provider_key",
+                "the tenant already has a key for this provider; replace it with PUT",
+            ),
             CommandError::Concurrency => ApiError::concurrent_update(),
             CommandError::Refused(e) => e,
             CommandError::Codec(e) => ApiError::internal(e),

@@ -1,0 +1,163 @@
+//! The vault's tables: wrapped data keys (with their tombstones) and the
+//! append-only log of plaintext resolves.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{FromRow, PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::vault::{self, MasterKeys, VaultError};
+
+pub async fn insert_data_key(
+    tx: &mut PgConnection,
+    id: Uuid,
+    tenant_id: Uuid,
+    master_key_id: &str,
+    wrapped: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO data_keys (id, tenant_id, master_key_id, wrapped) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(master_key_id)
+    .bind(wrapped)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Crypto-shred: drop the key material, keep the tombstone.
+pub async fn destroy_data_key(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE data_keys SET wrapped = NULL, master_key_id = NULL, destroyed_at = now() \
+          WHERE id = $1 AND destroyed_at IS NULL",
+    )
+    .bind(id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A live data key's wrapped material; `None` when destroyed or unknown.
+pub async fn wrapped_data_key(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let wrapped: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(wrapped.flatten())
+}
+
+/// Master key ids that still wrap a live data key.
+pub async fn master_key_ids_in_use(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT master_key_id FROM data_keys WHERE wrapped IS NOT NULL ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("data key {id}: {source}")]
+    Vault { id: Uuid, source: VaultError },
+}
+
+/// Re-wrap up to `batch` live data keys not yet under the active master
+/// key, in one transaction. Rows are locked with SKIP LOCKED, so two
+/// rotations can run at once; an interrupted one leaves every key wrapped
+/// by one master key or the other, and a re-run carries on.
+pub async fn rewrap_batch(
+    pool: &PgPool,
+    keys: &MasterKeys,
+    batch: i64,
+) -> Result<u64, RotateError> {
+    let active = keys.active();
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(
+        "SELECT id, wrapped FROM data_keys \
+          WHERE wrapped IS NOT NULL AND master_key_id <> $1 \
+          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(active.id())
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut done = 0;
+    for row in rows {
+        let id: Uuid = row.get("id");
+        let wrapped: Vec<u8> = row.get("wrapped");
+        let vault_err = |source| RotateError::Vault { id, source };
+        let data_key = vault::unwrap(keys, id, &wrapped).map_err(vault_err)?;
+        let rewrapped = vault::wrap(active, id, &data_key).map_err(vault_err)?;
+        sqlx::query(
+            "UPDATE data_keys SET wrapped = $2, master_key_id = $3, rewrapped_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&rewrapped)
+        .bind(active.id())
+        .execute(&mut *tx)
+        .await?;
+        done += 1;
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+pub async fn record_access(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    key_id: Uuid,
+    actor: &Value,
+    request_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO llm_key_accesses (id, tenant_id, key_id, actor, request_id) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant_id)
+    .bind(key_id)
+    .bind(actor)
+    .bind(request_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, FromRow)]
+pub struct AccessRow {
+    pub id: Uuid,
+    pub actor: Value,
+    pub request_id: Option<String>,
+    pub accessed_at: DateTime<Utc>,
+}
+
+/// A key's resolves, oldest first, after the cursor.
+pub async fn accesses(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    key_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<tenantry_projections::page::Page<AccessRow>, sqlx::Error> {
+    let rows: Vec<AccessRow> = sqlx::query_as(
+        "SELECT id, actor, request_id, accessed_at FROM llm_key_accesses \
+          WHERE tenant_id = $1 AND key_id = $2 AND ($3::uuid IS NULL OR id > $3) \
+          ORDER BY id LIMIT $4",
+    )
+    .bind(tenant_id)
+    .bind(key_id)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(tenantry_projections::page::Page::from_rows(
+        rows,
+        limit,
+        |r| r.id,
+    ))
+}
