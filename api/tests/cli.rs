@@ -85,6 +85,7 @@ fn a_bad_setting_stops_with_one_line_naming_the_variable() {
         ("DATABASE_URL", "mysql://nope"),
         ("TENANTRY_LISTEN", "not-an-address"),
         ("TENANTRY_LOG_FORMAT", "xml"),
+        ("TENANTRY_MASTER_KEYS", "k1:dG9vLXNob3J0"),
     ] {
         let out = tenantry(&["migrate"], &[(var, value)], None);
         assert_eq!(out.status.code(), Some(2), "{var}");
@@ -191,4 +192,90 @@ fn create_platform_admin_reads_the_password_from_stdin_and_rebuild_replays_it() 
     let out = tenantry(&["projections", "rebuild", "nope"], &env, None);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("known: tenants, users"));
+}
+
+fn master(id: &str, byte: u8) -> String {
+    use base64::Engine;
+    format!(
+        "{id}:{}",
+        base64::engine::general_purpose::STANDARD.encode([byte; 32])
+    )
+}
+
+#[test]
+fn keys_rotate_rewraps_under_the_active_master_and_serve_refuses_missing_ids() {
+    let db = Db::new();
+    let url = db.url();
+    let k1 = master("k1", 1);
+    let out = tenantry(
+        &["migrate"],
+        &[("DATABASE_URL", &url), ("TENANTRY_MASTER_KEYS", &k1)],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Two data keys wrapped by k1, as the API would store them.
+    let keys = tenantry_api::vault::MasterKeys::parse(&k1).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ids: Vec<uuid::Uuid> = (0..2).map(|_| uuid::Uuid::now_v7()).collect();
+    rt.block_on(async {
+        let mut c = PgConnection::connect(&url).await.unwrap();
+        for id in &ids {
+            let dk = tenantry_api::vault::DataKey::generate();
+            let wrapped = tenantry_api::vault::wrap(keys.active(), *id, &dk).unwrap();
+            sqlx::query("INSERT INTO data_keys (id, tenant_id, master_key_id, wrapped) VALUES ($1, $1, 'k1', $2)")
+                .bind(id)
+                .bind(wrapped)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    });
+
+    let both = format!("{},{k1}", master("k2", 2));
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("TENANTRY_MASTER_KEYS", both.as_str()),
+    ];
+    let out = tenantry(&["keys", "rotate"], &env, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "re-wrapped 2 data keys under master key k2"
+    );
+    let again = tenantry(&["keys", "rotate"], &env, None);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "re-wrapped 0 data keys under master key k2"
+    );
+    let masters: Vec<String> = rt.block_on(async {
+        let mut c = PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT DISTINCT master_key_id FROM data_keys")
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    });
+    assert_eq!(masters, ["k2"]);
+
+    // k2 is now required: a server configured without it refuses to start.
+    let k3 = master("k3", 3);
+    let out = tenantry(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &url),
+            ("TENANTRY_MASTER_KEYS", &k3),
+            ("TENANTRY_LISTEN", "127.0.0.1:0"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("TENANTRY_MASTER_KEYS") && err.contains("k2"),
+        "{err}"
+    );
+    assert!(!err.contains(&k3[3..]), "key material in an error: {err}");
 }
