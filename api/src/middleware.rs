@@ -133,6 +133,26 @@ pub async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// Marks a response that carries a secret (a new API key, a provider key's
+/// plaintext, an impersonation token): it is never stored for replay, and
+/// it tells caches not to keep it.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretResponse;
+
+impl axum::response::IntoResponseParts for SecretResponse {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(
+        self,
+        mut res: axum::response::ResponseParts,
+    ) -> Result<axum::response::ResponseParts, Self::Error> {
+        res.extensions_mut().insert(self);
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(res)
+    }
+}
+
 /// The verified identity idempotency records are scoped to: a person's
 /// token subject, or a live API key's id.
 async fn idempotency_caller(
@@ -231,6 +251,26 @@ pub async fn idempotency(
             // Server errors and auth failures may succeed on retry: forget the key.
             if status.is_server_error() || status == StatusCode::UNAUTHORIZED {
                 idempotency::release(&state.pool, &caller, &key).await?;
+                return Ok(response);
+            }
+            // A response carrying a secret is shown once: a replay gets a
+            // stand-in, and the secret never reaches the idempotency table.
+            if response.extensions().get::<SecretResponse>().is_some() {
+                let stand_in = ApiError::conflict(
+                    "secret_not_replayable",
+                    "this request already succeeded; its response held a secret, which is shown only once",
+                )
+                .with_details(serde_json::json!({ "original_status": status.as_u16() }));
+                let stand_in_body = stand_in.body(None).to_string();
+                idempotency::complete(
+                    &state.pool,
+                    &caller,
+                    &key,
+                    stand_in.status.as_u16(),
+                    stand_in_body.as_bytes(),
+                    Some("application/json"),
+                )
+                .await?;
                 return Ok(response);
             }
             let (parts, body) = response.into_parts();

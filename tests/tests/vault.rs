@@ -404,3 +404,56 @@ async fn no_table_holds_a_plaintext_key() {
         }
     }
 }
+
+#[tokio::test]
+async fn secrets_are_never_kept_for_idempotent_replay() {
+    let s = setup(&master("k1", 1)).await;
+    s.add("openai", OPENAI_KEY).await;
+    let post = |path: String, token: String, body: Value| {
+        let req = s
+            .app
+            .client
+            .post(s.app.url(&path))
+            .bearer_auth(token)
+            .header("idempotency-key", "retry-me")
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let cache = r
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap().to_string());
+            (status, cache, r.json::<Value>().await.unwrap())
+        }
+    };
+    let resolve = format!("{}/openai/resolve", s.keys());
+    let (status, cache, first) = post(resolve.clone(), s.runtime.clone(), json!({})).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("no-store")));
+    assert_eq!(first["api_key"], OPENAI_KEY);
+    let (status, _, replay) = post(resolve, s.runtime.clone(), json!({})).await;
+    assert_eq!((status, code(&replay)), (409, "secret_not_replayable"));
+
+    let create = format!("/v1/tenants/{}/api-keys", s.tid);
+    let body = json!({ "name": "once", "permissions": ["tenant.read"] });
+    let (status, _, created) = post(create.clone(), s.owner.clone(), body.clone()).await;
+    assert_eq!(status, 201);
+    let secret = created["key"].as_str().unwrap().to_string();
+    let (status, _, replay) = post(create, s.owner.clone(), body).await;
+    assert_eq!((status, code(&replay)), (409, "secret_not_replayable"));
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE name = 'once'")
+        .fetch_one(&s.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 1, "the retry created no second key");
+
+    let stored: String =
+        sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM idempotency_keys t")
+            .fetch_one(&s.app.pool)
+            .await
+            .unwrap();
+    let hex = |v: &str| v.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    for leaked in [OPENAI_KEY, secret.as_str()] {
+        assert!(!stored.contains(leaked) && !stored.contains(&hex(leaked)));
+    }
+}

@@ -15,6 +15,7 @@ use crate::auth::{random_token, token_hash, API_KEY_PREFIX};
 use crate::error::{ApiError, Validation};
 use crate::extract::{Context, IdPath, Json, ListOut, PageParams, Query};
 use crate::guard::{Access, TenantScope};
+use crate::middleware::SecretResponse;
 use crate::routes::Route;
 use crate::state::AppState;
 use crate::store::api_keys::{self, KeyRow, NewKey};
@@ -89,7 +90,7 @@ async fn post_api_key(
     ctx: Context,
     scope: TenantScope,
     Json(body): Json<ApiKeyIn>,
-) -> Result<(StatusCode, axum::Json<CreatedKeyOut>), ApiError> {
+) -> Result<(StatusCode, SecretResponse, axum::Json<CreatedKeyOut>), ApiError> {
     let mut v = Validation::default();
     let name = v.check("name", Label::parse(&body.name));
     let permissions = v.check("permissions", PermissionSet::parse(&body.permissions));
@@ -136,6 +137,7 @@ async fn post_api_key(
         .await?;
     Ok((
         StatusCode::CREATED,
+        SecretResponse,
         axum::Json(CreatedKeyOut {
             id: key_id,
             name: name.as_str().to_string(),

@@ -15,6 +15,7 @@ use crate::auth::{random_token, token_hash, verify_password, Caller};
 use crate::error::ApiError;
 use crate::extract::{Context, Json};
 use crate::guard::Access;
+use crate::middleware::SecretResponse;
 use crate::routes::Route;
 use crate::state::AppState;
 use crate::store::{self, events::claim_owner};
@@ -50,7 +51,7 @@ async fn post_login(
     State(state): State<AppState>,
     ctx: Context,
     Json(body): Json<LoginIn>,
-) -> Result<axum::Json<TokenPairOut>, ApiError> {
+) -> Result<(SecretResponse, axum::Json<TokenPairOut>), ApiError> {
     let email = Email::parse(&body.email)
         .map(|e| e.normalized())
         .unwrap_or_else(|_| body.email.to_lowercase());
@@ -112,9 +113,10 @@ async fn post_login(
             },
         )
         .await?;
-    Ok(axum::Json(token_pair(
-        &state, user_id, attempt_id, refresh,
-    )?))
+    Ok((
+        SecretResponse,
+        axum::Json(token_pair(&state, user_id, attempt_id, refresh)?),
+    ))
 }
 
 fn token_pair(
@@ -142,7 +144,7 @@ async fn post_refresh(
     State(state): State<AppState>,
     ctx: Context,
     Json(body): Json<RefreshIn>,
-) -> Result<axum::Json<TokenPairOut>, ApiError> {
+) -> Result<(SecretResponse, axum::Json<TokenPairOut>), ApiError> {
     let presented = token_hash(&body.refresh_token);
     let invalid = || {
         ApiError::unauthorized(
@@ -185,12 +187,10 @@ async fn post_refresh(
         })
         .await;
     match result {
-        Ok(_) => Ok(axum::Json(token_pair(
-            &state,
-            found.user_id,
-            session_id,
-            refresh,
-        )?)),
+        Ok(_) => Ok((
+            SecretResponse,
+            axum::Json(token_pair(&state, found.user_id, session_id, refresh)?),
+        )),
         // Lost a race with another refresh of the same token: that is reuse too.
         Err(store::CommandError::Refused(e)) if e.code == "refresh_token_reused" => {
             revoke_for_reuse(&state, &session_key, session_id, &meta).await?;

@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Context, Json};
 use crate::guard::{Access, PlatformAdmin};
+use crate::middleware::SecretResponse;
 use crate::routes::Route;
 use crate::state::AppState;
 use crate::store;
@@ -59,7 +60,7 @@ async fn post_impersonate(
     ctx: Context,
     PlatformAdmin(admin): PlatformAdmin,
     Json(body): Json<ImpersonateIn>,
-) -> Result<axum::Json<ImpersonationOut>, ApiError> {
+) -> Result<(SecretResponse, axum::Json<ImpersonationOut>), ApiError> {
     let (user, _) = state
         .store
         .load::<User>(&body.user_id.to_string())
@@ -102,13 +103,17 @@ async fn post_impersonate(
         })
         .await?;
     tracing::info!(%user_id, %admin_id, "impersonation started");
-    Ok(axum::Json(ImpersonationOut {
-        access_token: state
-            .jwt
-            .issue_for(user_id, session_id, IMPERSONATION_TTL)?,
-        token_type: "Bearer",
-        expires_at,
-    }))
+    let access_token = state
+        .jwt
+        .issue_for(user_id, session_id, IMPERSONATION_TTL)?;
+    Ok((
+        SecretResponse,
+        axum::Json(ImpersonationOut {
+            access_token,
+            token_type: "Bearer",
+            expires_at,
+        }),
+    ))
 }
 
 /// End the impersonation this token belongs to; the token stops working.

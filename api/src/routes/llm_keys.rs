@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 use crate::error::{ApiError, Validation};
 use crate::extract::{Context, IdPath, Json, ListOut, PageParams, Query};
 use crate::guard::{Access, TenantScope};
+use crate::middleware::SecretResponse;
 use crate::routes::Route;
 use crate::state::AppState;
 use crate::store::vault as store;
@@ -286,7 +287,7 @@ async fn resolve_llm_key(
     ctx: Context,
     scope: TenantScope,
     crate::extract::PathParam(provider): crate::extract::PathParam,
-) -> Result<axum::Json<ResolvedOut>, ApiError> {
+) -> Result<(SecretResponse, axum::Json<ResolvedOut>), ApiError> {
     let provider =
         Provider::parse(&provider).map_err(|e| ApiError::invalid_field("provider", e))?;
     let id = llm_keys::id_for_provider(&state.pool, scope.tenant_id, provider.as_str())
@@ -314,10 +315,13 @@ async fn resolve_llm_key(
         .map_err(|e| ApiError::internal(format!("provider key {id}: {e}")))?;
     let actor = serde_json::to_value(scope.principal.actor()).map_err(ApiError::internal)?;
     store::record_access(&state.pool, scope.tenant_id, id, &actor, &ctx.request_id).await?;
-    Ok(axum::Json(ResolvedOut {
-        api_key,
-        key_id: id,
-    }))
+    Ok((
+        SecretResponse,
+        axum::Json(ResolvedOut {
+            api_key,
+            key_id: id,
+        }),
+    ))
 }
 
 #[derive(Serialize)]
