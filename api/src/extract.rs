@@ -81,12 +81,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let not_found = || ApiError::not_found("not_found", "no such resource");
-        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| not_found())?;
-        let (_, last) = params.iter().last().ok_or_else(not_found)?;
-        Uuid::parse_str(last).map(Self).map_err(|_| not_found())
+        let PathParam(last) = PathParam::from_request_parts(parts, state).await?;
+        Uuid::parse_str(&last)
+            .map(Self)
+            .map_err(|_| ApiError::not_found("not_found", "no such resource"))
     }
 }
 

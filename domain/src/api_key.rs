@@ -3,14 +3,11 @@
 //! SHA-256 in the `api_keys` table, written in the same transaction.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::access::{Permission, PermissionSet};
 use crate::claims::UniqueClaims;
-use crate::codec::{variant_name, EventCodec};
 use crate::error::{DomainError, ErrorKind};
 use crate::values::Label;
 
@@ -44,16 +41,7 @@ pub enum ApiKeyEvent {
     ApiKeyRevoked {},
 }
 
-impl DomainEvent for ApiKeyEvent {
-    fn event_type(&self) -> String {
-        variant_name(self)
-    }
-    fn event_version(&self) -> String {
-        Self::current_version(&self.event_type()).to_string()
-    }
-}
-
-impl EventCodec for ApiKeyEvent {}
+crate::stored_event!(ApiKeyEvent);
 impl UniqueClaims for ApiKeyEvent {}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -159,25 +147,11 @@ impl ApiKey {
     }
 }
 
-impl Aggregate for ApiKey {
-    const TYPE: &'static str = "api_key";
-    type Command = ApiKeyCommand;
-    type Event = ApiKeyEvent;
-    type Error = ApiKeyError;
-    type Services = ();
+crate::aggregate!(ApiKey, "api_key", ApiKeyCommand, ApiKeyEvent, ApiKeyError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, events, sink).await;
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl ApiKey {
+    /// Fold one event into the state (the aggregate's `apply`).
+    fn evolve(&mut self, event: ApiKeyEvent) {
         match event {
             ApiKeyEvent::ApiKeyCreated {
                 key_id,

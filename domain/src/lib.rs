@@ -32,3 +32,55 @@ pub async fn emit<A: cqrs_es::Aggregate>(
         sink.write(event, aggregate).await;
     }
 }
+
+/// Implement cqrs-es's `Aggregate` for a type with an inherent pure
+/// `decide(&self, command) -> Result<Vec<Event>, Error>` and
+/// `evolve(&mut self, event)`: every aggregate here is exactly that.
+#[macro_export]
+macro_rules! aggregate {
+    ($ty:ty, $name:literal, $command:ty, $event:ty, $error:ty) => {
+        impl cqrs_es::Aggregate for $ty {
+            const TYPE: &'static str = $name;
+            type Command = $command;
+            type Event = $event;
+            type Error = $error;
+            type Services = ();
+
+            async fn handle(
+                &mut self,
+                command: $command,
+                _services: &(),
+                sink: &cqrs_es::event_sink::EventSink<Self>,
+            ) -> Result<(), $error> {
+                let events = self.decide(command)?;
+                $crate::emit(self, events, sink).await;
+                Ok(())
+            }
+
+            fn apply(&mut self, event: $event) {
+                self.evolve(event)
+            }
+        }
+    };
+}
+
+/// Implement `DomainEvent` and `EventCodec` for an event enum stored under
+/// its variant names, every type at version 1 until an upcaster says more.
+#[macro_export]
+macro_rules! stored_event {
+    ($ty:ty) => {
+        impl cqrs_es::DomainEvent for $ty {
+            fn event_type(&self) -> String {
+                $crate::codec::variant_name(self)
+            }
+            fn event_version(&self) -> String {
+                <Self as $crate::codec::EventCodec>::current_version(
+                    &cqrs_es::DomainEvent::event_type(self),
+                )
+                .to_string()
+            }
+        }
+
+        impl $crate::codec::EventCodec for $ty {}
+    };
+}

@@ -5,13 +5,10 @@
 //! secret, never the plaintext. The data key lives outside the log; once it
 //! is destroyed the sealed secret in these events cannot be opened again.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::claims::{ClaimChange, ClaimScope, UniqueClaims};
-use crate::codec::{variant_name, EventCodec};
 use crate::error::{DomainError, ErrorKind};
 use crate::values::{Label, ValueError};
 
@@ -179,16 +176,7 @@ pub enum LlmKeyEvent {
     },
 }
 
-impl DomainEvent for LlmKeyEvent {
-    fn event_type(&self) -> String {
-        variant_name(self)
-    }
-    fn event_version(&self) -> String {
-        Self::current_version(&self.event_type()).to_string()
-    }
-}
-
-impl EventCodec for LlmKeyEvent {}
+crate::stored_event!(LlmKeyEvent);
 
 /// One key per provider per tenant.
 fn provider_claim(tenant_id: Uuid, provider: Provider) -> String {
@@ -316,25 +304,11 @@ impl LlmKey {
     }
 }
 
-impl Aggregate for LlmKey {
-    const TYPE: &'static str = "llm_key";
-    type Command = LlmKeyCommand;
-    type Event = LlmKeyEvent;
-    type Error = LlmKeyError;
-    type Services = ();
+crate::aggregate!(LlmKey, "llm_key", LlmKeyCommand, LlmKeyEvent, LlmKeyError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, events, sink).await;
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl LlmKey {
+    /// Fold one event into the state (the aggregate's `apply`).
+    fn evolve(&mut self, event: LlmKeyEvent) {
         match event {
             LlmKeyEvent::LlmKeyAdded {
                 key_id,

@@ -86,6 +86,7 @@ async fn key_out(state: &AppState, tenant_id: Uuid, id: Uuid) -> Result<LlmKeyOu
 
 /// A fresh data key, wrapped by the active master key, and the secret sealed
 /// under it: what a create or replace stores.
+#[derive(Clone)]
 struct Sealed {
     data_key_id: Uuid,
     master_key_id: String,
@@ -106,6 +107,39 @@ fn seal(state: &AppState, binding: Binding<'_>, secret: &str) -> Result<Sealed, 
         wrapped,
         ciphertext: base64::engine::general_purpose::STANDARD.encode(sealed),
     })
+}
+
+/// Run a command on a key; in the same transaction store the new data key
+/// and destroy the one it replaces, so log and key table never disagree.
+async fn run_key_command(
+    state: &AppState,
+    ctx: &Context,
+    scope: &TenantScope,
+    key_id: Uuid,
+    command: LlmKeyCommand,
+    insert: Option<Sealed>,
+    destroy: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let meta = ctx.metadata(scope.tenant_id, scope.principal.actor());
+    let tenant_id = scope.tenant_id;
+    let committed = state
+        .store
+        .execute_with::<LlmKey>(&key_id.to_string(), command, &meta, &|tx| {
+            let insert = insert.clone();
+            Box::pin(async move {
+                if let Some(new) = insert {
+                    let (id, master) = (new.data_key_id, &new.master_key_id);
+                    store::insert_data_key(tx, id, tenant_id, master, &new.wrapped).await?;
+                }
+                if let Some(old) = destroy {
+                    store::destroy_data_key(tx, old).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    state.settle(committed.checkpoint).await;
+    Ok(())
 }
 
 /// The tenant's keys, redacted.
@@ -162,23 +196,7 @@ async fn post_llm_key(
         data_key_id: sealed.data_key_id,
         ciphertext: sealed.ciphertext.clone(),
     };
-    let meta = ctx.metadata(scope.tenant_id, scope.principal.actor());
-    let tenant_id = scope.tenant_id;
-    let committed = state
-        .store
-        .execute_with::<LlmKey>(&key_id.to_string(), command, &meta, &|tx| {
-            let (id, master, wrapped) = (
-                sealed.data_key_id,
-                sealed.master_key_id.clone(),
-                sealed.wrapped.clone(),
-            );
-            Box::pin(async move {
-                store::insert_data_key(tx, id, tenant_id, &master, &wrapped).await?;
-                Ok(())
-            })
-        })
-        .await?;
-    state.settle(committed.checkpoint).await;
+    run_key_command(&state, &ctx, &scope, key_id, command, Some(sealed), None).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(key_out(&state, scope.tenant_id, key_id).await?),
@@ -229,24 +247,7 @@ async fn put_llm_key(
         data_key_id: sealed.data_key_id,
         ciphertext: sealed.ciphertext.clone(),
     };
-    let meta = ctx.metadata(scope.tenant_id, scope.principal.actor());
-    let tenant_id = scope.tenant_id;
-    let committed = state
-        .store
-        .execute_with::<LlmKey>(&id.to_string(), command, &meta, &|tx| {
-            let (new, master, wrapped) = (
-                sealed.data_key_id,
-                sealed.master_key_id.clone(),
-                sealed.wrapped.clone(),
-            );
-            Box::pin(async move {
-                store::insert_data_key(tx, new, tenant_id, &master, &wrapped).await?;
-                store::destroy_data_key(tx, old).await?;
-                Ok(())
-            })
-        })
-        .await?;
-    state.settle(committed.checkpoint).await;
+    run_key_command(&state, &ctx, &scope, id, command, Some(sealed), Some(old)).await?;
     Ok(axum::Json(key_out(&state, scope.tenant_id, id).await?))
 }
 
@@ -260,17 +261,8 @@ async fn delete_llm_key(
 ) -> Result<StatusCode, ApiError> {
     let key = tenant_key(&state, &scope, id).await?;
     let data_key_id = key.data_key_id.ok_or_else(not_found)?;
-    let meta = ctx.metadata(scope.tenant_id, scope.principal.actor());
-    let committed = state
-        .store
-        .execute_with::<LlmKey>(&id.to_string(), LlmKeyCommand::Delete, &meta, &|tx| {
-            Box::pin(async move {
-                store::destroy_data_key(tx, data_key_id).await?;
-                Ok(())
-            })
-        })
-        .await?;
-    state.settle(committed.checkpoint).await;
+    let command = LlmKeyCommand::Delete;
+    run_key_command(&state, &ctx, &scope, id, command, None, Some(data_key_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,13 +3,10 @@
 //! Tokens and their hashes never appear here: the API keeps those in the
 //! `sessions` and `refresh_tokens` tables, written in the same transaction.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::claims::UniqueClaims;
-use crate::codec::{variant_name, EventCodec};
 use crate::error::{DomainError, ErrorKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,16 +75,7 @@ pub enum SessionEvent {
     },
 }
 
-impl DomainEvent for SessionEvent {
-    fn event_type(&self) -> String {
-        variant_name(self)
-    }
-    fn event_version(&self) -> String {
-        Self::current_version(&self.event_type()).to_string()
-    }
-}
-
-impl EventCodec for SessionEvent {}
+crate::stored_event!(SessionEvent);
 impl UniqueClaims for SessionEvent {}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,25 +193,17 @@ impl Session {
     }
 }
 
-impl Aggregate for Session {
-    const TYPE: &'static str = "session";
-    type Command = SessionCommand;
-    type Event = SessionEvent;
-    type Error = SessionError;
-    type Services = ();
+crate::aggregate!(
+    Session,
+    "session",
+    SessionCommand,
+    SessionEvent,
+    SessionError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, events, sink).await;
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Session {
+    /// Fold one event into the state (the aggregate's `apply`).
+    fn evolve(&mut self, event: SessionEvent) {
         match event {
             SessionEvent::SignInSucceeded { user_id } => {
                 self.user_id = Some(user_id);

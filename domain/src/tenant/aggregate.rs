@@ -1,7 +1,5 @@
 use std::collections::BTreeMap;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -149,25 +147,11 @@ impl Tenant {
     }
 }
 
-impl Aggregate for Tenant {
-    const TYPE: &'static str = "tenant";
-    type Command = TenantCommand;
-    type Event = TenantEvent;
-    type Error = TenantError;
-    type Services = ();
+crate::aggregate!(Tenant, "tenant", TenantCommand, TenantEvent, TenantError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, events, sink).await;
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Tenant {
+    /// Fold one event into the state (the aggregate's `apply`).
+    fn evolve(&mut self, event: TenantEvent) {
         match event {
             TenantEvent::TenantCreated {
                 tenant_id,

@@ -1,10 +1,8 @@
-use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::access::{PermissionSet, RoleName};
 use crate::claims::{ClaimChange, ClaimScope, UniqueClaims};
-use crate::codec::{variant_name, EventCodec};
 use crate::values::{Slug, TenantName, TenantSettings};
 
 /// Every event of the Tenant aggregate. Names are stable: never rename one.
@@ -67,16 +65,7 @@ pub enum RemovalReason {
     Left,
 }
 
-impl DomainEvent for TenantEvent {
-    fn event_type(&self) -> String {
-        variant_name(self)
-    }
-    fn event_version(&self) -> String {
-        Self::current_version(&self.event_type()).to_string()
-    }
-}
-
-impl EventCodec for TenantEvent {}
+crate::stored_event!(TenantEvent);
 
 impl UniqueClaims for TenantEvent {
     fn claim_changes(&self) -> Vec<ClaimChange> {

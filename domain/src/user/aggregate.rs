@@ -1,5 +1,3 @@
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -77,25 +75,11 @@ impl User {
     }
 }
 
-impl Aggregate for User {
-    const TYPE: &'static str = "user";
-    type Command = UserCommand;
-    type Event = UserEvent;
-    type Error = UserError;
-    type Services = ();
+crate::aggregate!(User, "user", UserCommand, UserEvent, UserError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        let events = self.decide(command)?;
-        crate::emit(self, events, sink).await;
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl User {
+    /// Fold one event into the state (the aggregate's `apply`).
+    fn evolve(&mut self, event: UserEvent) {
         match event {
             UserEvent::UserRegistered {
                 user_id,

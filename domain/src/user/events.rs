@@ -1,9 +1,7 @@
-use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::claims::{ClaimChange, ClaimScope, UniqueClaims};
-use crate::codec::{variant_name, EventCodec};
 use crate::values::{Email, PersonName};
 
 /// Every event of the User aggregate. Names are stable: never rename one.
@@ -27,16 +25,7 @@ pub enum UserEvent {
     PlatformAdminRevoked {},
 }
 
-impl DomainEvent for UserEvent {
-    fn event_type(&self) -> String {
-        variant_name(self)
-    }
-    fn event_version(&self) -> String {
-        Self::current_version(&self.event_type()).to_string()
-    }
-}
-
-impl EventCodec for UserEvent {}
+crate::stored_event!(UserEvent);
 
 impl UniqueClaims for UserEvent {
     fn claim_changes(&self) -> Vec<ClaimChange> {
