@@ -82,13 +82,18 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
         )
         .bind(id)
         .bind(at),
-        // The roster and roles have their own read model (`access`).
+        // Roster, roles and invitations have their own read models.
         TenantEvent::MemberAdded { .. }
         | TenantEvent::MemberRoleChanged { .. }
         | TenantEvent::MemberRemoved { .. }
         | TenantEvent::RoleDefined { .. }
         | TenantEvent::RoleUpdated { .. }
-        | TenantEvent::RoleDeleted { .. } => return Ok(()),
+        | TenantEvent::RoleDeleted { .. }
+        | TenantEvent::InvitationCreated { .. }
+        | TenantEvent::InvitationResent { .. }
+        | TenantEvent::InvitationRevoked { .. }
+        | TenantEvent::InvitationAccepted { .. }
+        | TenantEvent::InvitationExpired { .. } => return Ok(()),
     };
     q.execute(&mut *tx).await?;
     Ok(())

@@ -163,6 +163,7 @@ async fn post_member(
         user_id: body.user_id,
         role,
         by: Authority::Platform,
+        now: chrono::Utc::now(),
     };
     run_tenant_command(&state, &ctx, admin.actor(), tenant_id, command).await?;
     Ok((

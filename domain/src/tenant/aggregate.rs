@@ -40,6 +40,52 @@ pub struct Tenant {
     pub members: BTreeMap<Uuid, RoleName>,
     /// Custom roles and their permissions (built-in roles are not stored).
     pub roles: BTreeMap<RoleName, PermissionSet>,
+    /// Every invitation ever made, by id.
+    pub invitations: BTreeMap<Uuid, Invitation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    Pending,
+    Accepted,
+    Revoked,
+    Expired,
+}
+
+impl InvitationStatus {
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Accepted, Self::Revoked, Self::Expired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invitation {
+    /// Normalized (lowercase) email.
+    pub email: String,
+    pub role: RoleName,
+    pub status: InvitationStatus,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// Which derived token is live: 1 at creation, +1 per resend.
+    pub token_version: u32,
+}
+
+impl Invitation {
+    /// The status as the world sees it: a pending invitation past its
+    /// expiry is expired at once, before the job records it.
+    pub fn status_at(&self, now: chrono::DateTime<chrono::Utc>) -> InvitationStatus {
+        match self.status {
+            InvitationStatus::Pending if now >= self.expires_at => InvitationStatus::Expired,
+            s => s,
+        }
+    }
 }
 
 impl Tenant {
@@ -103,7 +149,12 @@ impl Tenant {
                 Ok(vec![TenantEvent::TenantReactivated {}])
             }
             ArchiveTenant => Ok(vec![TenantEvent::TenantArchived {}]),
-            AddMember { user_id, role, by } => self.add_member(user_id, role, &by),
+            AddMember {
+                user_id,
+                role,
+                by,
+                now,
+            } => self.add_member(user_id, role, &by, now),
             ChangeMemberRole { user_id, role, by } => self.change_member_role(user_id, role, &by),
             RemoveMember { user_id, by } => self.remove_member(user_id, &by),
             DefineRole {
@@ -117,6 +168,37 @@ impl Tenant {
                 by,
             } => self.update_role(name, permissions, &by),
             DeleteRole { name } => self.delete_role(name),
+            Invite {
+                invitation_id,
+                email,
+                role,
+                by,
+                invited_by,
+                existing_user,
+                expires_at,
+                now,
+            } => self.invite(
+                invitation_id,
+                email,
+                role,
+                &by,
+                invited_by,
+                existing_user,
+                expires_at,
+                now,
+            ),
+            ResendInvitation {
+                invitation_id,
+                expires_at,
+                now,
+            } => self.resend_invitation(invitation_id, expires_at, now),
+            RevokeInvitation { invitation_id, now } => self.revoke_invitation(invitation_id, now),
+            AcceptInvitation {
+                invitation_id,
+                user_id,
+                now,
+            } => self.accept_invitation(invitation_id, user_id, now),
+            ExpireInvitation { invitation_id, now } => self.expire_invitation(invitation_id, now),
         }
     }
 
@@ -185,6 +267,43 @@ impl Tenant {
             }
             TenantEvent::RoleDeleted { name } => {
                 self.roles.remove(&name);
+            }
+            TenantEvent::InvitationCreated {
+                invitation_id,
+                email,
+                role,
+                expires_at,
+                ..
+            } => {
+                self.invitations.insert(
+                    invitation_id,
+                    Invitation {
+                        email: email.normalized(),
+                        role,
+                        status: InvitationStatus::Pending,
+                        expires_at,
+                        token_version: 1,
+                    },
+                );
+            }
+            TenantEvent::InvitationResent {
+                invitation_id,
+                token_version,
+                expires_at,
+            } => {
+                if let Some(i) = self.invitations.get_mut(&invitation_id) {
+                    i.token_version = token_version;
+                    i.expires_at = expires_at;
+                }
+            }
+            TenantEvent::InvitationRevoked { invitation_id } => {
+                self.set_invitation_status(invitation_id, InvitationStatus::Revoked)
+            }
+            TenantEvent::InvitationAccepted { invitation_id, .. } => {
+                self.set_invitation_status(invitation_id, InvitationStatus::Accepted)
+            }
+            TenantEvent::InvitationExpired { invitation_id } => {
+                self.set_invitation_status(invitation_id, InvitationStatus::Expired)
             }
         }
     }

@@ -1,7 +1,8 @@
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::access::{PermissionSet, RoleName};
-use crate::values::{Slug, TenantName, TenantSettings};
+use crate::values::{Email, Slug, TenantName, TenantSettings};
 
 /// Who asks for a roster change. The aggregate works out what they hold
 /// from its own state, so a stale read model cannot grant anything.
@@ -40,6 +41,7 @@ pub enum TenantCommand {
         user_id: Uuid,
         role: RoleName,
         by: Authority,
+        now: DateTime<Utc>,
     },
     ChangeMemberRole {
         user_id: Uuid,
@@ -63,5 +65,38 @@ pub enum TenantCommand {
     },
     DeleteRole {
         name: RoleName,
+    },
+    /// Invite an email to a role. `existing_user` is the user holding that
+    /// email, if any (the aggregate refuses one who is already a member).
+    Invite {
+        invitation_id: Uuid,
+        email: Email,
+        role: RoleName,
+        by: Authority,
+        invited_by: Option<Uuid>,
+        existing_user: Option<Uuid>,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    /// A new token and a new expiry; the old token dies.
+    ResendInvitation {
+        invitation_id: Uuid,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    RevokeInvitation {
+        invitation_id: Uuid,
+        now: DateTime<Utc>,
+    },
+    /// The invitee joins with the invitation's role.
+    AcceptInvitation {
+        invitation_id: Uuid,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    },
+    /// Record that a pending invitation ran out (the expiry job).
+    ExpireInvitation {
+        invitation_id: Uuid,
+        now: DateTime<Utc>,
     },
 }

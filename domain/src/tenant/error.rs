@@ -41,6 +41,18 @@ pub enum TenantError {
     RoleInUse { members: usize },
     #[error("llm_keys.use can only be carried by API keys, not by a role")]
     NotAssignableToRole,
+    #[error("invitation not found")]
+    InvitationNotFound,
+    #[error("this email already has a pending invitation to the tenant")]
+    InvitationPending,
+    #[error("the invitation is no longer pending")]
+    InvitationNotPending,
+    #[error("the invitation has expired")]
+    InvitationExpired,
+    #[error("the invitation was revoked")]
+    InvitationRevoked,
+    #[error("the invitation was already used")]
+    InvitationUsed,
 }
 
 impl DomainError for TenantError {
@@ -65,12 +77,24 @@ impl DomainError for TenantError {
             Self::BuiltinRoleImmutable => "builtin_role_immutable",
             Self::RoleInUse { .. } => "role_in_use",
             Self::NotAssignableToRole => "permission_not_assignable",
+            Self::InvitationNotFound => "invitation_not_found",
+            Self::InvitationPending => "invitation_pending",
+            Self::InvitationNotPending => "invitation_not_pending",
+            Self::InvitationExpired => "invitation_expired",
+            Self::InvitationRevoked => "invitation_revoked",
+            Self::InvitationUsed => "invitation_used",
         }
     }
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::NotFound | Self::MemberNotFound | Self::RoleNotFound => ErrorKind::NotFound,
+            Self::NotFound
+            | Self::MemberNotFound
+            | Self::RoleNotFound
+            | Self::InvitationNotFound => ErrorKind::NotFound,
+            Self::InvitationExpired | Self::InvitationRevoked | Self::InvitationUsed => {
+                ErrorKind::Gone
+            }
             Self::InvalidReason
             | Self::InvalidSettings(_)
             | Self::NotAssignableToRole

@@ -1,9 +1,11 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
 use crate::access::{PermissionSet, RoleName};
 use crate::claims::{ClaimChange, ClaimScope, UniqueClaims};
-use crate::values::{Slug, TenantName, TenantSettings};
+use crate::values::{Email, Slug, TenantName, TenantSettings};
 
 /// Every event of the Tenant aggregate. Names are stable: never rename one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +54,30 @@ pub enum TenantEvent {
     },
     RoleDeleted {
         name: RoleName,
+    },
+    /// The token is not here: it is derived from the invitation id and
+    /// `token_version` by the server, and only its SHA-256 is stored.
+    InvitationCreated {
+        invitation_id: Uuid,
+        email: Email,
+        role: RoleName,
+        invited_by: Option<Uuid>,
+        expires_at: DateTime<Utc>,
+    },
+    InvitationResent {
+        invitation_id: Uuid,
+        token_version: u32,
+        expires_at: DateTime<Utc>,
+    },
+    InvitationRevoked {
+        invitation_id: Uuid,
+    },
+    InvitationAccepted {
+        invitation_id: Uuid,
+        user_id: Uuid,
+    },
+    InvitationExpired {
+        invitation_id: Uuid,
     },
 }
 

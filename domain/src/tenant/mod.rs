@@ -7,13 +7,16 @@ mod aggregate;
 mod commands;
 mod error;
 mod events;
+mod invitations;
 mod roster;
 
-pub use aggregate::{Tenant, TenantStatus};
+pub use aggregate::{Invitation, InvitationStatus, Tenant, TenantStatus};
 pub use commands::{Authority, TenantCommand};
 pub use error::TenantError;
 pub use events::{RemovalReason, TenantEvent};
 
+#[cfg(test)]
+mod invitation_tests;
 #[cfg(test)]
 mod roster_tests;
 #[cfg(test)]

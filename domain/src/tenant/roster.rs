@@ -45,7 +45,7 @@ impl Tenant {
 
     /// The role exists and `by` may hand it out: only owners hand out the
     /// owner role, and nobody hands out a permission they lack.
-    fn check_grant(&self, role: &RoleName, by: &Authority) -> Result<(), TenantError> {
+    pub(super) fn check_grant(&self, role: &RoleName, by: &Authority) -> Result<(), TenantError> {
         let granted = self
             .role_permissions(role)
             .ok_or(TenantError::UnknownRole)?;
@@ -60,16 +60,13 @@ impl Tenant {
         user_id: Uuid,
         role: RoleName,
         by: &Authority,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<TenantEvent>, TenantError> {
         if self.members.contains_key(&user_id) {
             return Err(TenantError::AlreadyMember);
         }
         self.check_grant(&role, by)?;
-        if let Some(limit) = self.settings.max_seats() {
-            if self.members.len() as u64 >= limit {
-                return Err(TenantError::SeatLimitReached { limit });
-            }
-        }
+        self.check_seat(now)?;
         Ok(vec![TenantEvent::MemberAdded { user_id, role }])
     }
 

@@ -16,6 +16,10 @@ const ADMIN: Uuid = Uuid::from_u128(3);
 const VIEWER: Uuid = Uuid::from_u128(4);
 const NEWCOMER: Uuid = Uuid::from_u128(5);
 
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
 fn role(name: &str) -> RoleName {
     RoleName::parse(name).unwrap()
 }
@@ -75,6 +79,7 @@ fn an_admin_adds_a_member_with_a_role_they_hold() {
             user_id: NEWCOMER,
             role: role("operator"),
             by: Authority::Member(ADMIN),
+            now: now(),
         })
         .then_expect_events(vec![added(NEWCOMER, "operator")]);
 }
@@ -87,6 +92,7 @@ fn adding_someone_twice_is_already_member() {
             user_id: VIEWER,
             role: role("viewer"),
             by: Authority::Platform,
+            now: now(),
         })
         .then_expect_error(TenantError::AlreadyMember);
 }
@@ -226,6 +232,7 @@ fn an_api_key_grants_only_what_it_carries() {
                 Permission::MembersManage,
                 Permission::TenantRead,
             ])),
+            now: now(),
         })
         .then_expect_error(TenantError::RoleEscalation {
             missing: crate::access::BuiltinRole::Viewer
@@ -246,6 +253,7 @@ fn the_seat_limit_refuses_one_member_too_many() {
             user_id: NEWCOMER,
             role: role("viewer"),
             by: Authority::Platform,
+            now: now(),
         })
         .then_expect_error(TenantError::SeatLimitReached { limit: 2 });
 }
@@ -258,6 +266,7 @@ fn unknown_roles_cannot_be_granted() {
             user_id: NEWCOMER,
             role: role("ghost"),
             by: Authority::Platform,
+            now: now(),
         })
         .then_expect_error(TenantError::UnknownRole);
 }
@@ -270,6 +279,7 @@ fn a_custom_role_is_defined_and_granted() {
             user_id: NEWCOMER,
             role: role("support"),
             by: Authority::Member(ADMIN),
+            now: now(),
         })
         .then_expect_events(vec![added(NEWCOMER, "support")]);
 }
