@@ -35,6 +35,8 @@ pub enum StartError {
     Bootstrap(String),
     #[error("reading the vault failed: {0}")]
     Query(String),
+    #[error("{0}")]
+    Mail(String),
     #[error(
         "TENANTRY_MASTER_KEYS: data keys are wrapped by master key(s) {missing} that are not configured; \
          add them back (run `tenantry keys rotate` before removing a master key)"
@@ -90,6 +92,8 @@ pub struct Application {
     state: AppState,
     shutdown: watch::Sender<bool>,
     projector_tasks: tenantry_projections::runtime::ProjectorTasks,
+    /// The email outbox worker and the invitation expiry job.
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -122,14 +126,21 @@ impl Application {
                 config.jwt_secret_bytes(),
                 config.access_token_ttl,
             )),
+            public_limiter: crate::state::public_limiter(config.public_rate_limit),
             config: Arc::new(config),
         };
         bootstrap_admin(&state).await?;
+        let sender = crate::mailer::Sender::from_config(&state.config).map_err(StartError::Mail)?;
+        let workers = vec![
+            crate::mailer::start(state.clone(), sender, shutdown.subscribe()),
+            crate::mailer::start_expiry_job(state.clone(), shutdown.subscribe()),
+        ];
         Ok(Self {
             listener,
             state,
             shutdown,
             projector_tasks,
+            workers,
         })
     }
 
@@ -149,10 +160,16 @@ impl Application {
     ) -> std::io::Result<()> {
         let app = router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "tenantry listening");
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(signal)
-            .await;
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await;
         let _ = self.shutdown.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
         self.projector_tasks.join().await;
         self.state.pool.close().await;
         tracing::info!("tenantry stopped");

@@ -78,6 +78,28 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
 }
 
+/// An invitation's token: HMAC-SHA256 under the server secret of the
+/// invitation id and token version, URL-safe. It is derived rather than
+/// stored, so the mailer can rebuild the link from the event log after a
+/// crash while the database holds only the token's SHA-256; a resend moves
+/// to the next version, which kills the old token.
+pub fn invitation_token(
+    secret: &[u8],
+    invitation_id: Uuid,
+    version: u32,
+) -> Result<Zeroizing<String>, ApiError> {
+    use hmac::{Hmac, Mac};
+    // HMAC takes keys of any length; the error arm is unreachable in practice.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .map_err(|e| ApiError::internal(format!("invitation token key: {e}")))?;
+    mac.update(b"tenantry/invitation-token/v1");
+    mac.update(invitation_id.as_bytes());
+    mac.update(&version.to_be_bytes());
+    Ok(Zeroizing::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()),
+    ))
+}
+
 /// SHA-256, the right hash for high-entropy random tokens.
 pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
@@ -191,6 +213,19 @@ mod tests {
             token.split('.').nth(1).unwrap()
         );
         assert!(keys.verify(&none_alg).is_none());
+    }
+
+    #[test]
+    fn invitation_tokens_are_keyed_per_invitation_and_version() {
+        let id = Uuid::now_v7();
+        let token = |secret: &[u8], id, v| invitation_token(secret, id, v).unwrap();
+        let one = b"secret-one-secret-one-secret-one";
+        let t1 = token(one, id, 1);
+        assert_eq!(t1.len(), 43, "32 bytes, URL-safe");
+        assert_eq!(t1, token(one, id, 1));
+        assert_ne!(t1, token(one, id, 2));
+        assert_ne!(t1, token(b"secret-two-secret-two-secret-two", id, 1));
+        assert_ne!(t1, token(one, Uuid::now_v7(), 1));
     }
 
     #[test]

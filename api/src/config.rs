@@ -45,13 +45,24 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Master keys of the provider-key vault; the first is active.
     pub master_keys: std::sync::Arc<crate::vault::MasterKeys>,
+    /// `None`: emails are written to the log instead of sent.
+    pub smtp_url: Option<SecretString>,
+    pub email_from: String,
+    pub invitation_ttl: Duration,
+    /// How often the expiry job looks for invitations that ran out.
+    pub invitation_expiry_scan: Duration,
+    pub email_max_attempts: u32,
+    /// The first retry's delay; each next one doubles.
+    pub email_retry_base: Duration,
+    /// Requests per minute per client address on public invitation routes.
+    pub public_rate_limit: u32,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry";
 pub const JWT_ISSUER: &str = "tenantry";
 pub const JWT_AUDIENCE: &str = "tenantry-api";
 
-/// Parse `15m`, `7d`, `30s`, `2h` or a bare number of seconds.
+/// Parse `250ms`, `30s`, `15m`, `2h`, `7d` or a bare number of seconds.
 pub fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
     let (digits, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
@@ -59,14 +70,15 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
         None => (raw, "s"),
     };
     let n: u64 = digits.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
+    let millis = match unit {
+        "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
         _ => return None,
     };
-    (secs > 0).then(|| Duration::from_secs(secs))
+    (millis > 0).then(|| Duration::from_millis(millis))
 }
 
 impl Config {
@@ -152,6 +164,40 @@ impl Config {
             None => crate::vault::MasterKeys::generated(&data_dir),
         }
         .map_err(|e| bad("TENANTRY_MASTER_KEYS", e))?;
+        let smtp_url =
+            match get("TENANTRY_SMTP_URL") {
+                None => None,
+                Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {
+                    Some(SecretString::from(url))
+                }
+                Some(_) => return Err(bad(
+                    "TENANTRY_SMTP_URL",
+                    "must start with smtp:// (plain, or ?tls=required for STARTTLS) or smtps://",
+                )),
+            };
+        let email_from = get("TENANTRY_EMAIL_FROM")
+            .unwrap_or_else(|| "Tenantry <no-reply@tenantry.localhost>".to_string());
+        if email_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(bad(
+                "TENANTRY_EMAIL_FROM",
+                format!("{email_from:?} is not an address like Acme <no-reply@acme.io>"),
+            ));
+        }
+        let invitation_ttl = duration("TENANTRY_INVITATION_TTL", "7d")?;
+        let invitation_expiry_scan = duration("TENANTRY_INVITATION_EXPIRY_SCAN", "30s")?;
+        let email_retry_base = duration("TENANTRY_EMAIL_RETRY_BASE", "2s")?;
+        let positive = |var: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(var, "must be a positive whole number")),
+            }
+        };
+        let email_max_attempts = positive("TENANTRY_EMAIL_MAX_ATTEMPTS", 8)?;
+        let public_rate_limit = positive("TENANTRY_PUBLIC_RATE_LIMIT", 30)?;
         Ok(Self {
             database_url,
             listen,
@@ -166,6 +212,13 @@ impl Config {
             projector_poll,
             request_timeout,
             master_keys: std::sync::Arc::new(master_keys),
+            smtp_url,
+            email_from,
+            invitation_ttl,
+            invitation_expiry_scan,
+            email_max_attempts,
+            email_retry_base,
+            public_rate_limit,
         })
     }
 

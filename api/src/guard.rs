@@ -27,6 +27,10 @@ use crate::store;
 pub enum Access {
     /// Anyone, without credentials.
     Public,
+    /// Anyone, without credentials, at most `TENANTRY_PUBLIC_RATE_LIMIT`
+    /// requests a minute per client address (429 with `Retry-After`):
+    /// routes whose path holds a secret someone might try to guess.
+    Throttled,
     /// A signed-in person (API keys are refused: they belong to tenant routes).
     User,
     /// A platform admin.
@@ -43,6 +47,7 @@ impl Access {
     pub fn describe(self) -> String {
         match self {
             Self::Public => "public".into(),
+            Self::Throttled => "public, rate limited".into(),
             Self::User => "signed-in user".into(),
             Self::PlatformAdmin => "platform admin".into(),
             Self::Tenant(p) => format!("`{p}`"),
@@ -132,10 +137,14 @@ pub async fn guard(
     if access == Access::Public {
         return Ok(next.run(req).await);
     }
+    if access == Access::Throttled {
+        throttle(&app, &req)?;
+        return Ok(next.run(req).await);
+    }
     let (mut parts, body) = req.into_parts();
     let principal = authenticate(&app, &parts).await?;
     match access {
-        Access::Public => {}
+        Access::Public | Access::Throttled => {}
         Access::User => {
             if let Principal::ApiKey(_) = principal {
                 return Err(ApiError::forbidden(
@@ -174,6 +183,25 @@ pub async fn guard(
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
+/// 429 with `Retry-After` once the client address has used its allowance.
+fn throttle(app: &AppState, req: &Request) -> Result<(), ApiError> {
+    use governor::clock::Clock;
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    app.public_limiter.check_key(&ip).map_err(|not_until| {
+        let clock = governor::clock::DefaultClock::default();
+        let wait = not_until.wait_time_from(clock.now()).as_secs().max(1);
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from this address; retry in {wait} s"),
+        )
+        .with_details(json!({ "retry_after_seconds": wait }))
+    })
+}
+
 fn record_actor(principal: &Principal) {
     let span = tracing::Span::current();
     span.record("actor", principal.actor().label());
@@ -207,7 +235,7 @@ fn invalid_token() -> ApiError {
 }
 
 /// Establish who is calling from the bearer token.
-async fn authenticate(app: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
+pub async fn authenticate(app: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
     let token = bearer(parts).ok_or_else(|| {
         ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
     })?;

@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod mailer;
 pub mod middleware;
 pub mod routes;
 pub mod state;

@@ -17,6 +17,17 @@ pub struct AppState {
     pub projector: ProjectorRuntime,
     pub jwt: Arc<JwtKeys>,
     pub config: Arc<Config>,
+    /// Per-client-address limits on public routes (`Access::Throttled`).
+    pub public_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+}
+
+/// A limiter allowing `per_minute` requests per minute per address, with
+/// that many in a burst.
+pub fn public_limiter(per_minute: u32) -> Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>> {
+    let per_minute = std::num::NonZeroU32::new(per_minute).unwrap_or(std::num::NonZeroU32::MIN);
+    Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+        per_minute,
+    )))
 }
 
 /// How long a command waits for the projections to show its events.

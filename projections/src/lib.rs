@@ -2,7 +2,7 @@
 //!
 //! - [`log`]: reading the event log in its global order.
 //! - [`runtime`]: the catch-up projector runtime (checkpoints, leadership, wake-ups).
-//! - [`tenants`], [`users`], [`access`] (members and custom roles), [`llm_keys`] (provider keys, redacted): read models, their projections and their queries.
+//! - [`tenants`], [`users`], [`access`] (members and custom roles), [`llm_keys`] (provider keys, redacted), [`invitations`] (and the email outbox it feeds): read models, their projections and their queries.
 //!
 //! Architecture invariant: a read model is written only by its projection,
 //! in the same transaction as that projection's checkpoint, and only from
@@ -10,6 +10,7 @@
 //! from zero yields identical rows.
 
 pub mod access;
+pub mod invitations;
 pub mod llm_keys;
 pub mod log;
 pub mod page;
@@ -31,5 +32,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(users::PROJECTION),
         Arc::new(access::PROJECTION),
         Arc::new(llm_keys::PROJECTION),
+        Arc::new(invitations::PROJECTION),
+        Arc::new(invitations::OUTBOX),
     ]
 }

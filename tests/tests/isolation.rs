@@ -101,6 +101,33 @@ const SPEC: &[(&str, &str, Need)] = &[
         "/v1/tenants/{tid}/llm-keys/{key}/accesses",
         Perm("audit.read"),
     ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/invitations",
+        Perm("invitations.manage"),
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tid}/invitations",
+        Perm("invitations.manage"),
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tid}/invitations/{invitation_id}",
+        Perm("invitations.manage"),
+    ),
+    (
+        "DELETE",
+        "/v1/tenants/{tid}/invitations/{invitation_id}",
+        Perm("invitations.manage"),
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/invitations/{invitation_id}/resend",
+        Perm("invitations.manage"),
+    ),
+    ("GET", "/v1/invitations/{token}", Public),
+    ("POST", "/v1/invitations/{token}/accept", Public),
     ("POST", "/v1/admin/users", Admin),
     ("GET", "/v1/admin/users", Admin),
     ("GET", "/v1/admin/users/{id}", Admin),
@@ -449,6 +476,8 @@ async fn every_route_refuses_every_caller_outside_its_access() {
             .replace("{role}", "desk-support")
             .replace("{key_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{key}", &uuid::Uuid::now_v7().to_string())
+            .replace("{invitation_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{token}", "not-a-real-invitation-token")
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
     };
 

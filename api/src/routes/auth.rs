@@ -95,28 +95,40 @@ async fn post_login(
         return Err(invalid_credentials());
     }
     let user_id = user_id.ok_or_else(invalid_credentials)?;
+    Ok((
+        SecretResponse,
+        axum::Json(open_session(&state, attempt_id, user_id, &meta).await?),
+    ))
+}
+
+/// Start a session for a user who just proved who they are (sign-in, or
+/// accepting an invitation as a new user): a `SignInSucceeded` event, the
+/// session row and a refresh token, and the token pair.
+pub async fn open_session(
+    state: &AppState,
+    session_id: Uuid,
+    user_id: Uuid,
+    meta: &tenantry_domain::EventMetadata,
+) -> Result<TokenPairOut, ApiError> {
     let refresh = random_token();
     let refresh_hash = token_hash(&refresh);
     let expires_at = Utc::now() + state.config.refresh_token_ttl;
     state
         .store
         .execute_with::<Session>(
-            &attempt_id.to_string(),
+            &session_id.to_string(),
             SessionCommand::SignIn { user_id },
-            &meta,
+            meta,
             &|tx| {
                 let hash = refresh_hash.clone();
                 Box::pin(async move {
-                    store::auth::start_session(tx, attempt_id, user_id, expires_at, &hash).await?;
+                    store::auth::start_session(tx, session_id, user_id, expires_at, &hash).await?;
                     Ok(())
                 })
             },
         )
         .await?;
-    Ok((
-        SecretResponse,
-        axum::Json(token_pair(&state, user_id, attempt_id, refresh)?),
-    ))
+    token_pair(state, user_id, session_id, refresh)
 }
 
 fn token_pair(

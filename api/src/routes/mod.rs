@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod health;
 pub mod impersonation;
+pub mod invitations;
 pub mod llm_keys;
 pub mod me;
 pub mod members;
@@ -66,6 +67,7 @@ fn all() -> Vec<Route> {
         roles::routes(),
         api_keys::routes(),
         llm_keys::routes(),
+        invitations::routes(),
         users::routes(),
         impersonation::routes(),
     ]

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod events;
 pub mod idempotency;
+pub mod invitations;
 pub mod vault;
 
 pub use events::{CommandError, Committed, EventStore, SideEffect};

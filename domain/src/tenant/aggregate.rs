@@ -189,9 +189,10 @@ impl Tenant {
             ),
             ResendInvitation {
                 invitation_id,
+                token_version,
                 expires_at,
                 now,
-            } => self.resend_invitation(invitation_id, expires_at, now),
+            } => self.resend_invitation(invitation_id, token_version, expires_at, now),
             RevokeInvitation { invitation_id, now } => self.revoke_invitation(invitation_id, now),
             AcceptInvitation {
                 invitation_id,

@@ -81,6 +81,9 @@ pub enum TenantCommand {
     /// A new token and a new expiry; the old token dies.
     ResendInvitation {
         invitation_id: Uuid,
+        /// The token version the caller derived the new token from: the
+        /// current one plus one, or the resend lost a race.
+        token_version: u32,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     },

@@ -53,6 +53,8 @@ pub enum TenantError {
     InvitationRevoked,
     #[error("the invitation was already used")]
     InvitationUsed,
+    #[error("the invitation was resent by another request at the same time; retry")]
+    InvitationResentMeanwhile,
 }
 
 impl DomainError for TenantError {
@@ -83,6 +85,7 @@ impl DomainError for TenantError {
             Self::InvitationExpired => "invitation_expired",
             Self::InvitationRevoked => "invitation_revoked",
             Self::InvitationUsed => "invitation_used",
+            Self::InvitationResentMeanwhile => "concurrent_update",
         }
     }
 

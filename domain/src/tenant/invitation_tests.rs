@@ -244,6 +244,7 @@ fn resending_moves_to_the_next_token_and_a_new_expiry() {
         .given(with_invitation())
         .when(TenantCommand::ResendInvitation {
             invitation_id: INVITE,
+            token_version: 2,
             expires_at: later,
             now: now() + Duration::days(1),
         })

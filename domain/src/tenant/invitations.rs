@@ -95,15 +95,19 @@ impl Tenant {
     pub(super) fn resend_invitation(
         &self,
         invitation_id: Uuid,
+        token_version: u32,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<TenantEvent>, TenantError> {
         let invitation = self
             .pending(invitation_id, now)
             .map_err(Self::not_pending)?;
+        if token_version != invitation.token_version + 1 {
+            return Err(TenantError::InvitationResentMeanwhile);
+        }
         Ok(vec![TenantEvent::InvitationResent {
             invitation_id,
-            token_version: invitation.token_version + 1,
+            token_version,
             expires_at,
         }])
     }

@@ -1,0 +1,330 @@
+//! Outbound email: the worker that drains `email_outbox` and the senders.
+//!
+//! The `outbox` projection inserts one row per InvitationCreated and
+//! InvitationResent event, in the projector's transaction, so an event
+//! yields exactly one row and nothing is lost when the process dies. The
+//! worker locks due rows (`FOR UPDATE SKIP LOCKED`, so several instances
+//! share the work), sends, and records the outcome in the same transaction:
+//! a row is sent once in normal operation; a crash after the SMTP server
+//! accepted but before the commit sends it again (at least once). Failures
+//! are retried with exponential backoff and given up after
+//! `TENANTRY_EMAIL_MAX_ATTEMPTS`, recorded as `failed`.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+use sqlx::Row;
+use tenantry_domain::tenant::{InvitationStatus, Tenant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::auth::invitation_token;
+use crate::routes::invitations::accept_url;
+use crate::state::AppState;
+
+/// Where emails go.
+pub enum Sender {
+    /// No SMTP configured: each email, link included, is written to the log
+    /// (target `tenantry::email`). For development only.
+    Log,
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+impl Sender {
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, String> {
+        match &config.smtp_url {
+            None => Ok(Self::Log),
+            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(20))).build()))
+                .map_err(|e| format!("TENANTRY_SMTP_URL: {e}")),
+        }
+    }
+
+    async fn send(&self, email: &Email, message: Message) -> Result<(), String> {
+        match self {
+            Self::Log => {
+                tracing::info!(
+                    target: "tenantry::email",
+                    to = %email.to,
+                    subject = %email.subject,
+                    body = %email.text,
+                    "email (no TENANTRY_SMTP_URL configured: logged instead of sent)"
+                );
+                Ok(())
+            }
+            Self::Smtp(transport) => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// An invitation email's content.
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+fn escape_html(raw: &str) -> String {
+    raw.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The invitation email: names the tenant and the inviter, links to accept.
+pub fn invitation_email(
+    to: &str,
+    tenant: &str,
+    inviter: Option<&str>,
+    role: &str,
+    link: &str,
+    expires: chrono::DateTime<Utc>,
+) -> Email {
+    let who = inviter.unwrap_or("An administrator");
+    let expires = expires.format("%Y-%m-%d %H:%M UTC");
+    let subject = format!("{who} invited you to {tenant}");
+    let text = format!(
+        "{who} invited you to join {tenant} as {role}.\n\n\
+         Accept the invitation:\n{link}\n\n\
+         The link works once and expires on {expires}. \
+         If you did not expect this email, ignore it.\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body>\
+         <p><strong>{who}</strong> invited you to join <strong>{tenant}</strong> as {role}.</p>\
+         <p><a href=\"{link}\">Accept the invitation</a></p>\
+         <p>The link works once and expires on {expires}. If you did not expect this email, ignore it.</p>\
+         </body></html>",
+        who = escape_html(who),
+        tenant = escape_html(tenant),
+        role = escape_html(role),
+        link = escape_html(link),
+    );
+    Email {
+        to: to.to_string(),
+        subject,
+        text,
+        html,
+    }
+}
+
+fn message(from: &str, email: &Email) -> Result<Message, String> {
+    let from: Mailbox = from.parse().map_err(|e| format!("from address: {e}"))?;
+    let to: Mailbox = email
+        .to
+        .parse()
+        .map_err(|e| format!("recipient address: {e}"))?;
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(email.subject.clone())
+        .multipart(MultiPart::alternative_plain_html(
+            email.text.clone(),
+            email.html.clone(),
+        ))
+        .map_err(|e| e.to_string())
+}
+
+/// Start the outbox worker; it stops when `shutdown` turns true.
+pub fn start(
+    state: AppState,
+    sender: Sender,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match drain(&state, &sender).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "email outbox batch failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    })
+}
+
+/// Work off due outbox rows; returns how many were handled.
+pub async fn drain(state: &AppState, sender: &Sender) -> Result<usize, sqlx::Error> {
+    let mut tx = state.pool.begin().await?;
+    let rows = sqlx::query(
+        "SELECT id, tenant_id, invitation_id, token_version, recipient, attempts FROM email_outbox \
+          WHERE status = 'pending' AND next_attempt_at <= now() \
+          ORDER BY next_attempt_at LIMIT 10 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let handled = rows.len();
+    for row in rows {
+        let id: Uuid = row.get("id");
+        let attempts: i32 = row.get::<i32, _>("attempts") + 1;
+        let outcome = deliver(
+            state,
+            sender,
+            row.get("tenant_id"),
+            row.get("invitation_id"),
+            row.get::<i32, _>("token_version"),
+            row.get("recipient"),
+        )
+        .await;
+        let (status, error, delay) = match outcome {
+            Delivery::Sent => ("sent", None, None),
+            Delivery::Superseded => ("superseded", None, None),
+            Delivery::Failed(e) if attempts as u32 >= state.config.email_max_attempts => {
+                ("failed", Some(e), None)
+            }
+            Delivery::Failed(e) => {
+                let factor = 2u32.saturating_pow((attempts - 1).max(0) as u32);
+                (
+                    "pending",
+                    Some(e),
+                    Some(state.config.email_retry_base * factor),
+                )
+            }
+        };
+        if let Some(e) = &error {
+            tracing::warn!(outbox_id = %id, attempts, status, error = %e, "sending an email failed");
+        }
+        sqlx::query(
+            "UPDATE email_outbox SET status = $2, attempts = $3, last_error = $4, \
+                    sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END, \
+                    next_attempt_at = now() + COALESCE($5::bigint, 0) * interval '1 millisecond' \
+              WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(attempts)
+        .bind(error)
+        .bind(delay.map(|d| d.as_millis() as i64))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(handled)
+}
+
+enum Delivery {
+    Sent,
+    /// Revoked, accepted, expired or resent since: nothing to send.
+    Superseded,
+    Failed(String),
+}
+
+async fn deliver(
+    state: &AppState,
+    sender: &Sender,
+    tenant_id: Uuid,
+    invitation_id: Uuid,
+    token_version: i32,
+    recipient: String,
+) -> Delivery {
+    let tenant = match state.store.load::<Tenant>(&tenant_id.to_string()).await {
+        Ok((tenant, _)) => tenant,
+        Err(e) => return Delivery::Failed(format!("loading the tenant: {e:?}")),
+    };
+    let Some(invitation) = tenant.invitations.get(&invitation_id) else {
+        return Delivery::Superseded;
+    };
+    if invitation.status_at(Utc::now()) != InvitationStatus::Pending
+        || invitation.token_version as i32 != token_version
+    {
+        return Delivery::Superseded;
+    }
+    let token = match invitation_token(
+        state.config.jwt_secret_bytes(),
+        invitation_id,
+        invitation.token_version,
+    ) {
+        Ok(t) => t,
+        Err(e) => return Delivery::Failed(e.message),
+    };
+    let inviter = match invitation_inviter(state, tenant_id, invitation_id).await {
+        Ok(name) => name,
+        Err(e) => return Delivery::Failed(e.to_string()),
+    };
+    let tenant_name = tenant.name.as_ref().map_or("", |n| n.as_str());
+    let email = invitation_email(
+        &recipient,
+        tenant_name,
+        inviter.as_deref(),
+        invitation.role.as_str(),
+        &accept_url(state, &token),
+        invitation.expires_at,
+    );
+    let message = match message(&state.config.email_from, &email) {
+        Ok(m) => m,
+        Err(e) => return Delivery::Failed(e),
+    };
+    match sender.send(&email, message).await {
+        Ok(()) => Delivery::Sent,
+        Err(e) => Delivery::Failed(e),
+    }
+}
+
+async fn invitation_inviter(
+    state: &AppState,
+    tenant_id: Uuid,
+    invitation_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    Ok(
+        tenantry_projections::invitations::get(&state.pool, tenant_id, invitation_id)
+            .await?
+            .and_then(|r| r.invited_by_name),
+    )
+}
+
+/// Start the job that records `InvitationExpired` for pending invitations
+/// past their expiry (they already behave as expired before it runs).
+pub fn start_expiry_job(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = expire_due(&state).await {
+                tracing::error!(error = %e.message, "invitation expiry job failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(state.config.invitation_expiry_scan) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    })
+}
+
+async fn expire_due(state: &AppState) -> Result<(), crate::error::ApiError> {
+    let due = tenantry_projections::invitations::due_for_expiry(&state.pool, 100).await?;
+    for (tenant_id, invitation_id) in due {
+        let meta = tenantry_domain::EventMetadata::new(
+            tenant_id,
+            tenantry_domain::Actor::system("invitation-expiry"),
+            None,
+            Utc::now(),
+        );
+        let command = tenantry_domain::tenant::TenantCommand::ExpireInvitation {
+            invitation_id,
+            now: Utc::now(),
+        };
+        let committed = state
+            .store
+            .execute::<Tenant>(&tenant_id.to_string(), command, &meta)
+            .await?;
+        state.settle(committed.checkpoint).await;
+    }
+    Ok(())
+}

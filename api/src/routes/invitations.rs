@@ -1,0 +1,488 @@
+//! Invitations: tenant admins invite by email; the invitee follows the
+//! link, creates an account or signs in, and joins with the given role.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tenantry_domain::access::{Permission, RoleName};
+use tenantry_domain::tenant::{InvitationStatus, Tenant, TenantCommand, TenantError};
+use tenantry_domain::user::User;
+use tenantry_domain::values::Email;
+use tenantry_domain::{Actor, PLATFORM_TENANT};
+use tenantry_projections::invitations::{self, InvitationRow};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::auth::{invitation_token, token_hash};
+use crate::error::{ApiError, Validation};
+use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, PathParam, Query};
+use crate::guard::{authenticate, Access, Principal, TenantScope};
+use crate::middleware::SecretResponse;
+use crate::routes::auth::{open_session, TokenPairOut};
+use crate::routes::tenants::run_tenant_command;
+use crate::routes::users::register_user;
+use crate::routes::Route;
+use crate::state::AppState;
+use crate::store::{self, claim_owner_email};
+
+pub fn routes() -> Vec<Route> {
+    use Access::Tenant as In;
+    let manage = In(Permission::InvitationsManage);
+    const LIST: &str = "/v1/tenants/{tid}/invitations";
+    const ONE: &str = "/v1/tenants/{tid}/invitations/{invitation_id}";
+    vec![
+        Route::post(LIST, manage, post_invitation),
+        Route::get(LIST, manage, list_invitations),
+        Route::get(ONE, manage, get_invitation),
+        Route::delete(ONE, manage, delete_invitation),
+        Route::post(
+            "/v1/tenants/{tid}/invitations/{invitation_id}/resend",
+            manage,
+            resend_invitation,
+        ),
+        Route::get("/v1/invitations/{token}", Access::Throttled, get_public),
+        Route::post(
+            "/v1/invitations/{token}/accept",
+            Access::Throttled,
+            accept_invitation,
+        ),
+    ]
+}
+
+#[derive(Serialize)]
+pub struct InvitationOut {
+    id: Uuid,
+    email: String,
+    role: String,
+    status: String,
+    invited_by: Option<Uuid>,
+    invited_by_name: Option<String>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    /// Delivery of the latest email: `pending`, `sent`, `failed`, `superseded`.
+    email_status: Option<String>,
+    email_attempts: Option<i32>,
+}
+
+impl From<InvitationRow> for InvitationOut {
+    fn from(r: InvitationRow) -> Self {
+        Self {
+            id: r.id,
+            email: r.email,
+            role: r.role,
+            status: r.status,
+            invited_by: r.invited_by,
+            invited_by_name: r.invited_by_name,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            email_status: r.email_status,
+            email_attempts: r.email_attempts,
+        }
+    }
+}
+
+/// Create and resend answers: the one place the token and link appear.
+#[derive(Serialize)]
+struct IssuedOut {
+    #[serde(flatten)]
+    invitation: InvitationOut,
+    accept_url: String,
+    token: Zeroizing<String>,
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("invitation_not_found", "invitation not found")
+}
+
+async fn invitation_out(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<InvitationOut, ApiError> {
+    invitations::get(&state.pool, tenant_id, id)
+        .await?
+        .map(InvitationOut::from)
+        .ok_or_else(not_found)
+}
+
+/// The link an invitee follows.
+pub fn accept_url(state: &AppState, token: &str) -> String {
+    format!(
+        "{}/invite/{token}",
+        state.config.public_url.trim_end_matches('/')
+    )
+}
+
+fn expiry(state: &AppState) -> Result<DateTime<Utc>, ApiError> {
+    Ok(Utc::now()
+        + chrono::Duration::from_std(state.config.invitation_ttl).map_err(ApiError::internal)?)
+}
+
+/// Run an invitation command that issues a token (create, resend): the
+/// token's hash is written in the command's transaction.
+async fn issue(
+    state: &AppState,
+    ctx: &Context,
+    scope: &TenantScope,
+    invitation_id: Uuid,
+    version: u32,
+    command: TenantCommand,
+) -> Result<IssuedOut, ApiError> {
+    let token = invitation_token(state.config.jwt_secret_bytes(), invitation_id, version)?;
+    let hash = token_hash(&token);
+    let tenant_id = scope.tenant_id;
+    let meta = ctx.metadata(tenant_id, scope.principal.actor());
+    let committed = state
+        .store
+        .execute_with::<Tenant>(&tenant_id.to_string(), command, &meta, &|tx| {
+            let hash = hash.clone();
+            Box::pin(async move {
+                store::invitations::set_token(tx, invitation_id, tenant_id, &hash).await?;
+                Ok(())
+            })
+        })
+        .await?;
+    state.settle(committed.checkpoint).await;
+    Ok(IssuedOut {
+        invitation: invitation_out(state, tenant_id, invitation_id).await?,
+        accept_url: accept_url(state, &token),
+        token,
+    })
+}
+
+#[derive(Deserialize)]
+struct InvitationIn {
+    email: String,
+    role: String,
+}
+
+/// Invite an email to a role.
+async fn post_invitation(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    Json(body): Json<InvitationIn>,
+) -> Result<(StatusCode, SecretResponse, axum::Json<IssuedOut>), ApiError> {
+    let mut v = Validation::default();
+    let email = v.check("email", Email::parse(&body.email));
+    let role = v.check("role", RoleName::parse(&body.role));
+    v.finish()?;
+    let (Some(email), Some(role)) = (email, role) else {
+        return Err(ApiError::internal("validation passed without values"));
+    };
+    let existing_user = claim_owner_email(&state.pool, email.as_str())
+        .await?
+        .and_then(|id| Uuid::parse_str(&id).ok());
+    let invitation_id = Uuid::now_v7();
+    let command = TenantCommand::Invite {
+        invitation_id,
+        email,
+        role,
+        by: scope.authority(),
+        invited_by: scope.user_id(),
+        existing_user,
+        expires_at: expiry(&state)?,
+        now: Utc::now(),
+    };
+    let issued = issue(&state, &ctx, &scope, invitation_id, 1, command).await?;
+    Ok((StatusCode::CREATED, SecretResponse, axum::Json(issued)))
+}
+
+#[derive(Deserialize, Default)]
+struct InvitationListParams {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    status: Option<String>,
+}
+
+/// The tenant's invitations, optionally by status.
+async fn list_invitations(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    Query(params): Query<InvitationListParams>,
+) -> Result<axum::Json<ListOut<InvitationOut>>, ApiError> {
+    let status = status_filter(
+        params.status.as_deref(),
+        &InvitationStatus::ALL,
+        InvitationStatus::as_str,
+    )?;
+    let paging = PageParams::new(params.limit, params.cursor);
+    let page = invitations::list(
+        &state.pool,
+        scope.tenant_id,
+        status.map(InvitationStatus::as_str),
+        paging.after()?,
+        paging.limit()?,
+    )
+    .await?;
+    Ok(axum::Json(ListOut::from_page(page, InvitationOut::from)))
+}
+
+/// One invitation, with its email's delivery status.
+async fn get_invitation(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<InvitationOut>, ApiError> {
+    Ok(axum::Json(
+        invitation_out(&state, scope.tenant_id, id).await?,
+    ))
+}
+
+/// Revoke a pending invitation.
+async fn delete_invitation(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    IdPath(invitation_id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    let command = TenantCommand::RevokeInvitation {
+        invitation_id,
+        now: Utc::now(),
+    };
+    let actor = scope.principal.actor();
+    run_tenant_command(&state, &ctx, actor, scope.tenant_id, command).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new token and expiry; the old link stops working.
+async fn resend_invitation(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    IdPath(invitation_id): IdPath,
+) -> Result<(SecretResponse, axum::Json<IssuedOut>), ApiError> {
+    let (tenant, _) = state
+        .store
+        .load::<Tenant>(&scope.tenant_id.to_string())
+        .await
+        .map_err(ApiError::from)?;
+    let version = tenant
+        .invitations
+        .get(&invitation_id)
+        .map(|i| i.token_version + 1)
+        .ok_or_else(not_found)?;
+    let command = TenantCommand::ResendInvitation {
+        invitation_id,
+        token_version: version,
+        expires_at: expiry(&state)?,
+        now: Utc::now(),
+    };
+    let issued = issue(&state, &ctx, &scope, invitation_id, version, command).await?;
+    Ok((SecretResponse, axum::Json(issued)))
+}
+
+/// The invitation a token stands for, with its tenant's state; 404 for an
+/// unknown token, 410 for one that can no longer be used.
+async fn by_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(Uuid, Tenant, tenantry_domain::tenant::Invitation), ApiError> {
+    let (invitation_id, tenant_id) = store::invitations::find(&state.pool, &token_hash(token))
+        .await?
+        .ok_or_else(not_found)?;
+    let (tenant, _) = state
+        .store
+        .load::<Tenant>(&tenant_id.to_string())
+        .await
+        .map_err(ApiError::from)?;
+    let invitation = tenant
+        .invitations
+        .get(&invitation_id)
+        .cloned()
+        .ok_or_else(not_found)?;
+    let gone = match invitation.status_at(Utc::now()) {
+        InvitationStatus::Pending => None,
+        InvitationStatus::Accepted => Some(TenantError::InvitationUsed),
+        InvitationStatus::Revoked => Some(TenantError::InvitationRevoked),
+        InvitationStatus::Expired => Some(TenantError::InvitationExpired),
+    };
+    if let Some(err) = gone {
+        return Err(ApiError::from_domain(err));
+    }
+    if tenant.status == tenantry_domain::tenant::TenantStatus::Archived {
+        return Err(not_found());
+    }
+    Ok((invitation_id, tenant, invitation))
+}
+
+#[derive(Serialize)]
+struct PublicTenant {
+    id: Uuid,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct PublicInvitationOut {
+    tenant: PublicTenant,
+    email: String,
+    role: String,
+    invited_by_name: Option<String>,
+    expires_at: DateTime<Utc>,
+}
+
+/// What an invitee sees before accepting.
+async fn get_public(
+    State(state): State<AppState>,
+    PathParam(token): PathParam,
+) -> Result<axum::Json<PublicInvitationOut>, ApiError> {
+    let (invitation_id, tenant, invitation) = by_token(&state, &token).await?;
+    let tenant_id = tenant.id.ok_or_else(not_found)?;
+    let row = invitations::get(&state.pool, tenant_id, invitation_id).await?;
+    Ok(axum::Json(PublicInvitationOut {
+        tenant: PublicTenant {
+            id: tenant_id,
+            name: tenant
+                .name
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
+        },
+        email: row
+            .as_ref()
+            .map_or(invitation.email.clone(), |r| r.email.clone()),
+        role: invitation.role.as_str().to_string(),
+        invited_by_name: row.and_then(|r| r.invited_by_name),
+        expires_at: invitation.expires_at,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+struct AcceptIn {
+    name: Option<String>,
+    password: Option<Zeroizing<String>>,
+}
+
+#[derive(Serialize)]
+struct AcceptedOut {
+    tenant_id: Uuid,
+    role: String,
+    /// Only when the invitee signed up while accepting.
+    #[serde(flatten)]
+    session: Option<TokenPairOut>,
+}
+
+fn sign_in_required() -> ApiError {
+    ApiError::unauthorized(
+        "sign_in_required",
+        "a user with this email exists: sign in and accept with your access token",
+    )
+}
+
+/// Accept: signed in as the invited email, or sign up with `{name, password}`.
+async fn accept_invitation(
+    State(state): State<AppState>,
+    ctx: Context,
+    PathParam(token): PathParam,
+    parts: axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> Result<(SecretResponse, axum::Json<AcceptedOut>), ApiError> {
+    let (invitation_id, tenant, invitation) = by_token(&state, &token).await?;
+    let tenant_id = tenant.id.ok_or_else(not_found)?;
+    let role = invitation.role.as_str().to_string();
+    let signed_in = match crate::auth::bearer(&parts) {
+        Some(_) => match authenticate(&state, &parts).await? {
+            Principal::User(caller) => Some(caller),
+            Principal::ApiKey(_) => {
+                return Err(ApiError::forbidden(
+                    "user_token_required",
+                    "accepting an invitation needs a person's access token",
+                ))
+            }
+        },
+        None => None,
+    };
+    let accept = |user_id: Uuid, actor: Actor| {
+        let meta_ctx = &ctx;
+        let state = &state;
+        async move {
+            let command = TenantCommand::AcceptInvitation {
+                invitation_id,
+                user_id,
+                now: Utc::now(),
+            };
+            run_tenant_command(state, meta_ctx, actor, tenant_id, command).await
+        }
+    };
+    if let Some(caller) = signed_in {
+        let (user, _) = state
+            .store
+            .load::<User>(&caller.user_id.to_string())
+            .await
+            .map_err(ApiError::from)?;
+        let email = user.email.map(|e| e.normalized()).unwrap_or_default();
+        if email != invitation.email {
+            return Err(ApiError::forbidden(
+                "invitation_email_mismatch",
+                "this invitation was sent to another email address",
+            ));
+        }
+        accept(caller.user_id, caller.actor()).await?;
+        return Ok((
+            SecretResponse,
+            axum::Json(AcceptedOut {
+                tenant_id,
+                role,
+                session: None,
+            }),
+        ));
+    }
+    if claim_owner_email(&state.pool, &invitation.email)
+        .await?
+        .is_some()
+    {
+        return Err(sign_in_required());
+    }
+    let body: AcceptIn = if body.is_empty() {
+        AcceptIn::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!("the body does not have the expected fields: {e}"),
+            )
+        })?
+    };
+    let (Some(name), Some(password)) = (body.name, body.password) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "to accept without signing in, give a name and a password for the new account",
+        ));
+    };
+    let meta = ctx.metadata(PLATFORM_TENANT, Actor::Anonymous);
+    let user_id = match register_user(
+        &state.store,
+        &invitation.email,
+        &name,
+        password,
+        false,
+        &meta,
+    )
+    .await
+    {
+        Ok((id, checkpoint)) => {
+            state.settle(checkpoint).await;
+            id
+        }
+        // Another accept of this link created the account a moment ago.
+        Err(e) if e.code == "email_taken" => {
+            by_token(&state, &token).await?;
+            return Err(sign_in_required());
+        }
+        Err(e) => return Err(e),
+    };
+    let actor = Actor::User { id: user_id };
+    accept(user_id, actor.clone()).await?;
+    let session_meta = ctx.metadata(PLATFORM_TENANT, actor);
+    let session = open_session(&state, Uuid::now_v7(), user_id, &session_meta).await?;
+    Ok((
+        SecretResponse,
+        axum::Json(AcceptedOut {
+            tenant_id,
+            role,
+            session: Some(session),
+        }),
+    ))
+}

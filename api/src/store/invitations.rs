@@ -1,0 +1,31 @@
+//! Invitation token hashes beside the log, written in the command's
+//! transaction. One live token per invitation: a resend replaces it.
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+pub async fn set_token(
+    tx: &mut PgConnection,
+    invitation_id: Uuid,
+    tenant_id: Uuid,
+    token_hash: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO invitation_tokens (token_hash, invitation_id, tenant_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (invitation_id) DO UPDATE SET token_hash = EXCLUDED.token_hash, created_at = now()",
+    )
+    .bind(token_hash)
+    .bind(invitation_id)
+    .bind(tenant_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The invitation and tenant a live token belongs to.
+pub async fn find(pool: &PgPool, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as("SELECT invitation_id, tenant_id FROM invitation_tokens WHERE token_hash = $1")
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await
+}

@@ -1,0 +1,196 @@
+//! The `invitations` read model, and the `outbox` projection that turns
+//! invitation events into emails to send.
+
+use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
+use sqlx::{FromRow, PgConnection, PgPool};
+use tenantry_domain::tenant::TenantEvent;
+use tenantry_domain::EventCodec;
+use uuid::Uuid;
+
+use crate::log::StoredEvent;
+use crate::page::Page;
+use crate::runtime::{ProjectionError, TableProjection};
+
+/// The `invitations` projection.
+pub const PROJECTION: TableProjection = TableProjection {
+    name: "invitations",
+    tables: &["invitations_view"],
+    apply: |tx, e| apply(tx, e).boxed(),
+};
+
+fn tenant_event(e: &StoredEvent) -> Result<Option<TenantEvent>, ProjectionError> {
+    if e.aggregate_type != "tenant" {
+        return Ok(None);
+    }
+    TenantEvent::decode(&e.event_type, e.event_version, e.payload.clone())
+        .map(Some)
+        .map_err(|err| ProjectionError::decode(e, err))
+}
+
+async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+    let Some(event) = tenant_event(e)? else {
+        return Ok(());
+    };
+    let at = e.recorded_at;
+    let status = |id: Uuid, status: &'static str| {
+        sqlx::query("UPDATE invitations_view SET status = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(at)
+    };
+    let q = match event {
+        TenantEvent::InvitationCreated {
+            invitation_id,
+            email,
+            role,
+            invited_by,
+            expires_at,
+        } => sqlx::query(
+            "INSERT INTO invitations_view (id, tenant_id, email, role, status, invited_by, created_at, updated_at, expires_at) \
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6, $7) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(invitation_id)
+        .bind(e.tenant_id)
+        .bind(email.as_str().to_string())
+        .bind(role.as_str().to_string())
+        .bind(invited_by)
+        .bind(at)
+        .bind(expires_at),
+        TenantEvent::InvitationResent {
+            invitation_id,
+            expires_at,
+            ..
+        } => sqlx::query(
+            "UPDATE invitations_view SET expires_at = $2, updated_at = $3 WHERE id = $1",
+        )
+        .bind(invitation_id)
+        .bind(expires_at)
+        .bind(at),
+        TenantEvent::InvitationRevoked { invitation_id } => status(invitation_id, "revoked"),
+        TenantEvent::InvitationExpired { invitation_id } => status(invitation_id, "expired"),
+        TenantEvent::InvitationAccepted {
+            invitation_id,
+            user_id,
+        } => sqlx::query(
+            "UPDATE invitations_view SET status = 'accepted', accepted_by = $2, updated_at = $3 WHERE id = $1",
+        )
+        .bind(invitation_id)
+        .bind(user_id)
+        .bind(at),
+        _ => return Ok(()),
+    };
+    q.execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// The `outbox` projection: one email per InvitationCreated and
+/// InvitationResent. It owns no table a rebuild may empty (emails already
+/// sent must not go out again), and the event's position is unique in the
+/// outbox, so a replay inserts nothing twice.
+pub const OUTBOX: TableProjection = TableProjection {
+    name: "outbox",
+    tables: &[],
+    apply: |tx, e| apply_outbox(tx, e).boxed(),
+};
+
+async fn apply_outbox(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+    let (invitation_id, token_version, recipient) = match tenant_event(e)? {
+        Some(TenantEvent::InvitationCreated {
+            invitation_id,
+            email,
+            ..
+        }) => (invitation_id, 1, Some(email.as_str().to_string())),
+        Some(TenantEvent::InvitationResent {
+            invitation_id,
+            token_version,
+            ..
+        }) => (invitation_id, token_version as i32, None),
+        _ => return Ok(()),
+    };
+    sqlx::query(
+        "INSERT INTO email_outbox (id, event_position, tenant_id, invitation_id, token_version, recipient) \
+         VALUES ($1, $2, $3, $4, $5, COALESCE($6, \
+             (SELECT recipient FROM email_outbox WHERE invitation_id = $4 ORDER BY created_at LIMIT 1))) \
+         ON CONFLICT (event_position) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(e.position)
+    .bind(e.tenant_id)
+    .bind(invitation_id)
+    .bind(token_version)
+    .bind(recipient)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// An invitation as lists show it; `status` is `expired` as soon as a
+/// pending invitation passes its expiry, and `email_status` is the latest
+/// email's delivery state.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct InvitationRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub invited_by: Option<Uuid>,
+    pub invited_by_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub email_status: Option<String>,
+    pub email_attempts: Option<i32>,
+}
+
+const SELECT: &str = "SELECT * FROM (SELECT i.id, i.tenant_id, i.email, i.role, \
+        CASE WHEN i.status = 'pending' AND i.expires_at <= now() THEN 'expired' ELSE i.status END AS status, \
+        i.invited_by, u.name AS invited_by_name, i.created_at, i.expires_at, \
+        o.status AS email_status, o.attempts AS email_attempts \
+   FROM invitations_view i \
+   LEFT JOIN users_view u ON u.id = i.invited_by \
+   LEFT JOIN LATERAL (SELECT status, attempts FROM email_outbox \
+                       WHERE invitation_id = i.id ORDER BY created_at DESC LIMIT 1) o ON true) v";
+
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    status: Option<&str>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Page<InvitationRow>, sqlx::Error> {
+    let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
+        "{SELECT} WHERE v.tenant_id = $1 AND ($2::text IS NULL OR v.status = $2) \
+            AND ($3::uuid IS NULL OR v.id > $3) ORDER BY v.id LIMIT $4"
+    ))
+    .bind(tenant_id)
+    .bind(status)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(Page::from_rows(rows, limit, |r| r.id))
+}
+
+pub async fn get(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<InvitationRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{SELECT} WHERE v.tenant_id = $1 AND v.id = $2"))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Pending invitations past their expiry, for the expiry job.
+pub async fn due_for_expiry(pool: &PgPool, limit: i64) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tenant_id, id FROM invitations_view \
+          WHERE status = 'pending' AND expires_at <= now() ORDER BY expires_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
