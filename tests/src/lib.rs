@@ -1,6 +1,8 @@
 //! Test harness: each test gets a fresh database and a server on port 0,
 //! both gone when the test ends (the database is dropped even on panic).
 
+pub mod smtp;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
