@@ -86,6 +86,10 @@ fn a_bad_setting_stops_with_one_line_naming_the_variable() {
         ("TENANTRY_LISTEN", "not-an-address"),
         ("TENANTRY_LOG_FORMAT", "xml"),
         ("TENANTRY_MASTER_KEYS", "k1:dG9vLXNob3J0"),
+        ("TENANTRY_SMTP_URL", "http://mail.example.com"),
+        ("TENANTRY_EMAIL_FROM", "not an address"),
+        ("TENANTRY_INVITATION_TTL", "forever"),
+        ("TENANTRY_PUBLIC_RATE_LIMIT", "0"),
     ] {
         let out = tenantry(&["migrate"], &[(var, value)], None);
         assert_eq!(out.status.code(), Some(2), "{var}");

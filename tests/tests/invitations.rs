@@ -156,6 +156,33 @@ async fn invitations_are_created_listed_refused_and_revoked() {
     let (s, b) = a.invite("fourth@x.io", "viewer").await;
     assert_eq!((s, code(&b)), (409, "seat_limit_reached"));
 
+    // The admin's "users" page: members with pending invitations beside them.
+    let members = format!("/v1/tenants/{}/members", a.tid);
+    let (s, page) = a
+        .app
+        .get(&format!("{members}?include=invitations"), &a.owner)
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    assert_eq!(page["invitations"][0]["id"], json!(id));
+    assert!(!page.to_string().contains(&token));
+    let (_, plain) = a.app.get(&members, &a.owner).await;
+    assert!(plain.get("invitations").is_none());
+    let (s, b) = a
+        .app
+        .get(&format!("{members}?include=invitations"), &recruiter)
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (403, "missing_permission"),
+        "recruiter lacks members.read"
+    );
+    let (s, b) = a
+        .app
+        .get(&format!("{members}?include=everything"), &a.owner)
+        .await;
+    assert_eq!((s, code(&b)), (422, "invalid_include"));
+
     // Revoke: once, then it is no longer pending; the link is dead.
     let one = format!("{}/{id}", a.invitations());
     let (s, _) = a.app.delete(&one, &a.owner).await;

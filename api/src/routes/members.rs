@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::extract::{Context, IdPath, Json, ListOut, PageParams, Query};
 use crate::guard::{Access, PlatformAdmin, TenantScope};
+use crate::routes::invitations::InvitationOut;
 use crate::routes::tenants::{check_active_user, run_tenant_command};
 use crate::routes::Route;
 use crate::state::AppState;
@@ -123,14 +124,52 @@ struct MemberListParams {
     limit: Option<i64>,
     cursor: Option<String>,
     role: Option<String>,
+    /// `invitations`: also list the pending invitations (the admin's
+    /// "users" page).
+    include: Option<String>,
 }
 
-/// The roster in user-id order; `role` filters by role name.
+#[derive(Serialize)]
+struct MembersOut {
+    #[serde(flatten)]
+    members: ListOut<MemberOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invitations: Option<Vec<InvitationOut>>,
+}
+
+/// The roster in user-id order; `role` filters by role name;
+/// `include=invitations` adds the pending invitations (up to 200).
 async fn list_members(
     State(state): State<AppState>,
     scope: TenantScope,
     Query(params): Query<MemberListParams>,
-) -> Result<axum::Json<ListOut<MemberOut>>, ApiError> {
+) -> Result<axum::Json<MembersOut>, ApiError> {
+    let invitations = match params.include.as_deref() {
+        None => None,
+        Some("invitations") => {
+            if !scope.has(Permission::InvitationsManage) && !scope.has(Permission::MembersManage) {
+                return Err(crate::guard::missing_permission(
+                    Permission::InvitationsManage,
+                ));
+            }
+            let page = tenantry_projections::invitations::list(
+                &state.pool,
+                scope.tenant_id,
+                Some("pending"),
+                None,
+                crate::extract::MAX_LIMIT,
+            )
+            .await?;
+            Some(page.items.into_iter().map(InvitationOut::from).collect())
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_include",
+                "include may only be invitations",
+            ))
+        }
+    };
     let paging = PageParams::new(params.limit, params.cursor);
     let page = access::members(
         &state.pool,
@@ -140,7 +179,10 @@ async fn list_members(
         paging.limit()?,
     )
     .await?;
-    Ok(axum::Json(ListOut::from_page(page, MemberOut::from)))
+    Ok(axum::Json(MembersOut {
+        members: ListOut::from_page(page, MemberOut::from),
+        invitations,
+    }))
 }
 
 #[derive(Deserialize)]
