@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Tenantry's benchmark harness: every measure beside a reference taken in
+the same run on the same machine, reported as a ratio.
+
+    python3 bench/run.py           # full run: writes docs/BENCHMARKS.md and bench/results.json
+    python3 bench/run.py --quick   # every measure briefly (CI): writes to a temp dir
+
+It installs its load generator (wrk, from Debian's packages) when missing,
+builds the server, creates its own database and drops it afterwards. The
+server is pinned to CPU 0 and wrk to CPU 1; Postgres, pgbench and the
+projectors share both cores, as they would on a 2-core host.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PG = os.environ.get("TENANTRY_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+ADMIN = ("bench-admin@tenantry.test", "bench-password-123")
+
+# wrk script: optional request mix from a file, and a JSON summary at the end.
+WRK_LUA = r"""
+local reqs = nil
+local token = os.getenv("BENCH_TOKEN")
+local mix = os.getenv("BENCH_MIX")
+local counter = 0
+function init(args)
+  if mix and mix ~= "" then
+    reqs = {}
+    for line in io.lines(mix) do
+      local method, path, body = line:match("^(%S+) (%S+) ?(.*)$")
+      reqs[#reqs + 1] = {method, path, body}
+    end
+  end
+end
+function request()
+  local headers = {}
+  if token and token ~= "" then headers["Authorization"] = "Bearer " .. token end
+  if reqs then
+    counter = counter + 1
+    local r = reqs[(counter % #reqs) + 1]
+    if r[3] ~= "" then headers["Content-Type"] = "application/json" end
+    return wrk.format(r[1], r[2], headers, r[3] ~= "" and r[3] or nil)
+  end
+  return wrk.format(nil, nil, headers, wrk.body)
+end
+function done(summary, latency, requests)
+  io.write(string.format(
+    'BENCH {"requests": %d, "seconds": %.3f, "non2xx": %d, "errors": %d, "p50": %.3f, "p99": %.3f, "p999": %.3f}\n',
+    summary.requests, summary.duration / 1e6, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000))
+end
+"""
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+
+
+def psql(db, sql):
+    return run(["psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql]).stdout.strip()
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return
+    log("installing wrk from Debian's packages")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run(sudo + ["apt-get", "install", "-y", "wrk"], check=False, env=env,
+                   capture_output=True)
+    if not shutil.which("wrk"):
+        subprocess.run(sudo + ["apt-get", "update"], check=True, env=env, capture_output=True)
+        subprocess.run(sudo + ["apt-get", "install", "-y", "wrk"], check=True, env=env,
+                       capture_output=True)
+
+
+def build(release):
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    args = ["cargo", "build", "--locked", "--bin", "tenantry"] + (["--release"] if release else [])
+    log(" ".join(args))
+    subprocess.run(args, check=True, cwd=ROOT)
+    return os.path.join(target, "release" if release else "debug", "tenantry")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(base, method, path, token=None, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            text = r.read().decode()
+            return r.status, (json.loads(text) if text else None)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode() or "null")
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Server:
+    def __init__(self, binary, db, data_dir):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ,
+                        DATABASE_URL=f"{PG}/{db}",
+                        TENANTRY_LISTEN=f"127.0.0.1:{self.port}",
+                        TENANTRY_DATA_DIR=data_dir,
+                        TENANTRY_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0],
+                        TENANTRY_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
+                        TENANTRY_PUBLIC_RATE_LIMIT="1000000",
+                        RUST_LOG="warn")
+        self.binary = binary
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["taskset", "-c", "0", self.binary, "serve"], env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            try:
+                if http(self.base, "GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the server did not become ready")
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+def wrk(url, seconds, connections, token=None, mix=None, script_dir=None):
+    lua = os.path.join(script_dir, "bench.lua")
+    env = dict(os.environ, BENCH_TOKEN=token or "", BENCH_MIX=mix or "")
+    out = run(["taskset", "-c", "1", "wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s",
+               "--timeout", "10s", "-s", lua, url], env=env).stdout
+    m = re.search(r"^BENCH (\{.*\})$", out, re.M)
+    if not m:
+        raise RuntimeError(f"wrk printed no summary:\n{out}")
+    r = json.loads(m.group(1))
+    r["rps"] = r["requests"] / r["seconds"] if r["seconds"] else 0.0
+    return r
+
+
+def pgbench_inserts(db, seconds, clients, script_dir):
+    psql(db, "CREATE TABLE IF NOT EXISTS bench_events (position BIGINT GENERATED ALWAYS AS IDENTITY "
+             "PRIMARY KEY, tenant_id UUID NOT NULL, aggregate_type TEXT NOT NULL, aggregate_id TEXT NOT NULL, "
+             "sequence BIGINT NOT NULL, event_type TEXT NOT NULL, payload JSONB NOT NULL, metadata JSONB NOT NULL, "
+             "recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+    script = os.path.join(script_dir, "insert.sql")
+    with open(script, "w") as f:
+        f.write("\\set n random(1, 1000000000)\n"
+                "INSERT INTO bench_events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, payload, metadata) "
+                "VALUES (gen_random_uuid(), 'tenant', :n, 1, 'TenantRenamed', "
+                "'{\"name\": \"Renamed\", \"previous_name\": \"Before\"}', '{\"actor\": {\"type\": \"user\"}}');\n")
+    out = run(["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", script,
+               f"{PG}/{db}"]).stdout
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    lat = re.search(r"latency average = ([\d.]+) ms", out)
+    return {"rps": tps, "latency_avg_ms": float(lat.group(1)) if lat else None}
+
+
+def seed_events(db, count):
+    """`count` tenant events straight into the log: tenants of 100 events each."""
+    per = 100
+    tenants = max(1, count // per)
+    psql(db, f"""
+        INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+        SELECT t.id, 'tenant', t.id::text, s.n,
+               CASE WHEN s.n = 1 THEN 'TenantCreated' ELSE 'TenantRenamed' END, 1,
+               CASE WHEN s.n = 1
+                    THEN jsonb_build_object('tenant_id', t.id, 'name', 'Seed ' || t.i, 'slug', 'seed-' || t.i, 'settings', '{{}}'::jsonb)
+                    ELSE jsonb_build_object('name', 'Seed ' || t.i || ' v' || s.n, 'previous_name', 'Seed ' || t.i) END,
+               jsonb_build_object('tenant_id', t.id, 'actor', jsonb_build_object('type', 'system', 'name', 'bench'),
+                                  'impersonator', null, 'request_id', null, 'occurred_at', now())
+          FROM (SELECT i, gen_random_uuid() AS id FROM generate_series(1, {tenants}) i) t
+         CROSS JOIN generate_series(1, {per}) s(n)
+         ORDER BY t.i, s.n""")
+    return tenants * per
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="every measure briefly, output to a temp dir")
+    ap.add_argument("--binary", help="a prebuilt tenantry binary")
+    args = ap.parse_args()
+    q = args.quick
+    secs = 2 if q else 15
+    ensure_wrk()
+    binary = args.binary or build(release=not q)
+    work = tempfile.mkdtemp(prefix="tenantry-bench-")
+    with open(os.path.join(work, "bench.lua"), "w") as f:
+        f.write(WRK_LUA)
+    db = f"tenantry_bench_{uuid.uuid4().hex[:12]}"
+    run(["psql", f"{PG}/postgres", "-qc", f"CREATE DATABASE {db}"])
+    results = {"date": datetime.date.today().isoformat(), "quick": q,
+               "nproc": os.cpu_count(), "postgres": None, "measures": {}}
+    server = Server(binary, db, os.path.join(work, "data"))
+    try:
+        results["postgres"] = psql(db, "SHOW server_version")
+        server.start()
+        time.sleep(1)
+        idle = rss_kib(server.proc.pid)
+        base = server.base
+        admin = http(base, "POST", "/v1/auth/login", body={"email": ADMIN[0], "password": ADMIN[1]})[1]["access_token"]
+
+        # Seed: tenants to rename, and one busy tenant of 50 members.
+        n_tenants = 50 if q else 1000
+        log(f"seeding {n_tenants} tenants and a tenant of 50 members")
+        tenant_ids = [http(base, "POST", "/v1/tenants", admin, {"name": f"Bench {i}"})[1]["id"]
+                      for i in range(n_tenants)]
+        busy = http(base, "POST", "/v1/tenants", admin, {"name": "Busy Tenant"})[1]["id"]
+        members = []
+        for i in range(50):
+            user = http(base, "POST", "/v1/admin/users", admin,
+                        {"email": f"member{i}@bench.test", "name": f"Member {i}", "password": "member-password"})[1]
+            role = "owner" if i == 0 else "viewer"
+            http(base, "POST", f"/v1/tenants/{busy}/members", admin, {"user_id": user["id"], "role": role})
+            members.append(user["id"])
+        owner = http(base, "POST", "/v1/auth/login",
+                     body={"email": "member0@bench.test", "password": "member-password"})[1]["access_token"]
+
+        # 1. Write path: renames over the tenants, role changes in the busy tenant.
+        mix = os.path.join(work, "mix.txt")
+        with open(mix, "w") as f:
+            for i in range(2000):
+                if i % 2 == 0:
+                    t = tenant_ids[(i * 7919) % len(tenant_ids)]
+                    f.write(f'PATCH /v1/tenants/{t} {{"name": "Renamed {i}"}}\n')
+                else:
+                    m = members[1 + (i * 31) % 49]
+                    role = "operator" if (i // 2) % 2 else "viewer"
+                    f.write(f'PUT /v1/tenants/{busy}/members/{m} {{"role": "{role}"}}\n')
+        log("write path")
+        write = wrk(base + "/", secs, 32, token=admin, mix=mix, script_dir=work)
+        pg = pgbench_inserts(db, secs, 32, work)
+        results["measures"]["write"] = {"tenantry": write, "reference": pg,
+                                        "ratio": write["rps"] / pg["rps"]}
+
+        # 2. Read path: the members page of a 50-member tenant, against /healthz.
+        log("read path")
+        peak = [0]
+
+        def sample():
+            peak[0] = max(peak[0], rss_kib(server.proc.pid))
+        members_url = f"{base}/v1/tenants/{busy}/members"
+        import threading
+        stop = threading.Event()
+
+        def sampler():
+            while not stop.is_set():
+                sample()
+                time.sleep(0.05)
+        th = threading.Thread(target=sampler)
+        th.start()
+        read = wrk(members_url, secs, 64, token=owner, script_dir=work)
+        health = wrk(base + "/healthz", secs, 64, script_dir=work)
+        stop.set()
+        th.join()
+        results["measures"]["read"] = {"tenantry": read, "reference": health,
+                                       "ratio": read["rps"] / health["rps"]}
+
+        # 4. Sign-in.
+        log("sign-in")
+        login_body = os.path.join(work, "login.txt")
+        with open(login_body, "w") as f:
+            f.write(f'POST /v1/auth/login {json.dumps({"email": ADMIN[0], "password": ADMIN[1]})}\n')
+        login = wrk(base + "/", secs, 2, mix=login_body, script_dir=work)
+        results["measures"]["sign_in"] = {"tenantry": login, "argon2": "argon2id m=19456 KiB, t=2, p=1"}
+
+        results["measures"]["memory"] = {"idle_kib": idle, "peak_read_kib": peak[0]}
+        server.stop()
+
+        # 3. Projection rebuild over seeded events, against COPY of the same rows.
+        n_events = 20_000 if q else 1_000_000
+        log(f"seeding {n_events} events")
+        seeded = seed_events(db, n_events)
+        total = int(psql(db, "SELECT count(*) FROM events WHERE aggregate_type = 'tenant'"))
+        log("rebuilding the tenants projection")
+        t0 = time.monotonic()
+        run(["taskset", "-c", "0", binary, "projections", "rebuild", "tenants"], env=server.env)
+        rebuild_s = time.monotonic() - t0
+        t0 = time.monotonic()
+        run(["psql", f"{PG}/{db}", "-qc",
+             "\\copy (SELECT * FROM events WHERE aggregate_type = 'tenant' ORDER BY tx_id, position) TO '/dev/null'"])
+        copy_s = time.monotonic() - t0
+        results["measures"]["rebuild"] = {
+            "events": total, "seeded": seeded,
+            "tenantry": {"events_per_s": total / rebuild_s, "seconds": rebuild_s},
+            "reference": {"rows_per_s": total / copy_s, "seconds": copy_s},
+            "ratio": (total / rebuild_s) / (total / copy_s)}
+    finally:
+        server.stop()
+        subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"],
+                       capture_output=True)
+    out_dir = work if q else ROOT
+    json_path = os.path.join(out_dir, "bench", "results.json") if not q else os.path.join(work, "results.json")
+    md_path = os.path.join(out_dir, "docs", "BENCHMARKS.md") if not q else os.path.join(work, "BENCHMARKS.md")
+    os.makedirs(os.path.dirname(json_path), exist_ok=True)
+    with open(json_path, "w") as f:
+        json.dump(results, f, indent=2)
+    with open(md_path, "w") as f:
+        f.write(report(results))
+    print(report(results))
+    log(f"wrote {md_path} and {json_path}")
+
+
+def report(r):
+    m = r["measures"]
+    w, rd, rb, si, mem = m["write"], m["read"], m["rebuild"], m["sign_in"], m["memory"]
+    rows = [
+        ("Write path: commands/s at 32 clients (p50 / p99 ms)",
+         f'{w["tenantry"]["rps"]:.0f} ({w["tenantry"]["p50"]:.1f} / {w["tenantry"]["p99"]:.1f}); non-2xx {w["tenantry"]["non2xx"]}',
+         f'pgbench INSERT+COMMIT {w["reference"]["rps"]:.0f}', f'{w["ratio"]:.3f}'),
+        ("Read path: members of a 50-member tenant, req/s at 64 connections (p50 / p99 / p99.9 ms)",
+         f'{rd["tenantry"]["rps"]:.0f} ({rd["tenantry"]["p50"]:.1f} / {rd["tenantry"]["p99"]:.1f} / {rd["tenantry"]["p999"]:.1f})',
+         f'/healthz {rd["reference"]["rps"]:.0f} ({rd["reference"]["p99"]:.1f} ms p99)', f'{rd["ratio"]:.3f}'),
+        (f'Projection rebuild (`tenants`) over {rb["events"]:,} events, events/s',
+         f'{rb["tenantry"]["events_per_s"]:.0f}', f'COPY TO STDOUT {rb["reference"]["rows_per_s"]:.0f} rows/s',
+         f'{rb["ratio"]:.3f}'),
+        ("Sign-in: logins/s at 2 connections (p99 ms)",
+         f'{si["tenantry"]["rps"]:.1f} ({si["tenantry"]["p99"]:.0f})', si["argon2"], "—"),
+        ("Memory: resident, idle / peak during the read path",
+         f'{mem["idle_kib"] / 1024:.1f} MiB / {mem["peak_read_kib"] / 1024:.1f} MiB', "—", "—"),
+    ]
+    lines = [
+        "# Benchmarks",
+        "",
+        f'Run: {r["date"]}{" (quick)" if r["quick"] else ""} · nproc {r["nproc"]} · PostgreSQL {r["postgres"]} · '
+        "`python3 bench/run.py` (machine-readable: `bench/results.json`).",
+        "",
+        "The server is pinned to CPU 0 and the load generator (wrk, one thread) to CPU 1; Postgres, its "
+        "connections, pgbench and the projectors share both cores. Absolute numbers drift between runs on a "
+        "shared machine; the ratios, taken against a reference in the same run, are what to compare.",
+        "",
+        "| Measure | Tenantry | Reference | Ratio |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
