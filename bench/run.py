@@ -173,6 +173,8 @@ def wrk(url, seconds, connections, token=None, mix=None, script_dir=None):
         raise RuntimeError(f"wrk printed no summary:\n{out}")
     r = json.loads(m.group(1))
     r["rps"] = r["requests"] / r["seconds"] if r["seconds"] else 0.0
+    # Only answers below 400 count as work done (a 409 is a refused command).
+    r["ok_rps"] = (r["requests"] - r["non2xx"]) / r["seconds"] if r["seconds"] else 0.0
     return r
 
 
@@ -217,7 +219,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="every measure briefly, output to a temp dir")
     ap.add_argument("--binary", help="a prebuilt tenantry binary")
+    ap.add_argument("--report", action="store_true", help="rewrite docs/BENCHMARKS.md from bench/results.json")
     args = ap.parse_args()
+    if args.report:
+        with open(os.path.join(ROOT, "bench", "results.json")) as f:
+            results = json.load(f)
+        w = results["measures"]["write"]["tenantry"]
+        w.setdefault("ok_rps", (w["requests"] - w["non2xx"]) / w["seconds"])
+        results["measures"]["write"]["ratio"] = w["ok_rps"] / results["measures"]["write"]["reference"]["rps"]
+        with open(os.path.join(ROOT, "bench", "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+        with open(os.path.join(ROOT, "docs", "BENCHMARKS.md"), "w") as f:
+            f.write(report(results))
+        return
     q = args.quick
     secs = 2 if q else 15
     ensure_wrk()
@@ -269,7 +283,7 @@ def main():
         write = wrk(base + "/", secs, 32, token=admin, mix=mix, script_dir=work)
         pg = pgbench_inserts(db, secs, 32, work)
         results["measures"]["write"] = {"tenantry": write, "reference": pg,
-                                        "ratio": write["rps"] / pg["rps"]}
+                                        "ratio": write["ok_rps"] / pg["rps"]}
 
         # 2. Read path: the members page of a 50-member tenant, against /healthz.
         log("read path")
@@ -343,8 +357,9 @@ def report(r):
     m = r["measures"]
     w, rd, rb, si, mem = m["write"], m["read"], m["rebuild"], m["sign_in"], m["memory"]
     rows = [
-        ("Write path: commands/s at 32 clients (p50 / p99 ms)",
-         f'{w["tenantry"]["rps"]:.0f} ({w["tenantry"]["p50"]:.1f} / {w["tenantry"]["p99"]:.1f}); non-2xx {w["tenantry"]["non2xx"]}',
+        ("Write path: successful commands/s at 32 clients (p50 / p99 ms)",
+         f'{w["tenantry"]["ok_rps"]:.0f} ({w["tenantry"]["p50"]:.1f} / {w["tenantry"]["p99"]:.1f}); '
+         f'{w["tenantry"]["non2xx"]} of {w["tenantry"]["requests"]} answered non-2xx',
          f'pgbench INSERT+COMMIT {w["reference"]["rps"]:.0f}', f'{w["ratio"]:.3f}'),
         ("Read path: members of a 50-member tenant, req/s at 64 connections (p50 / p99 / p99.9 ms)",
          f'{rd["tenantry"]["rps"]:.0f} ({rd["tenantry"]["p50"]:.1f} / {rd["tenantry"]["p99"]:.1f} / {rd["tenantry"]["p999"]:.1f})',
