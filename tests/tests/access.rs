@@ -688,3 +688,35 @@ async fn an_api_key_retrying_with_an_idempotency_key_defines_a_role_once() {
             .unwrap();
     assert_eq!(defined, 1);
 }
+
+#[tokio::test]
+async fn sixteen_concurrent_role_changes_in_one_tenant_all_succeed() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (tid, _, _) = tenant_with_owner(&app, &admin, "Busy").await;
+    let mut members = Vec::new();
+    for i in 0..16 {
+        let user = app
+            .create_user(&admin, &format!("m{i}@busy.io"), "password-123")
+            .await;
+        let id = user["id"].as_str().unwrap().to_string();
+        app.add_member(&admin, &tid, &id, "viewer").await;
+        members.push(id);
+    }
+    let changes = members.iter().map(|id| {
+        let path = format!("/v1/tenants/{tid}/members/{id}");
+        let admin = admin.clone();
+        let app = &app;
+        async move { app.put(&path, &admin, json!({ "role": "operator" })).await }
+    });
+    let answers = futures_util::future::join_all(changes).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+    }
+    let operators = roles_of(&app, &admin, &tid)
+        .await
+        .into_iter()
+        .filter(|(_, r)| r == "operator")
+        .count();
+    assert_eq!(operators, 16);
+}

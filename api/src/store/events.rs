@@ -59,6 +59,36 @@ pub struct Committed<A: Aggregate> {
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
+    locks: std::sync::Arc<AggregateLocks>,
+}
+
+/// One async mutex per aggregate in this process. Commands on the same
+/// aggregate queue here instead of racing to the database and losing
+/// optimistic-concurrency retries (which answered 409 `concurrent_update`
+/// to busy tenants); the retry loop still guards against other processes.
+#[derive(Default)]
+struct AggregateLocks {
+    map: std::sync::Mutex<std::collections::HashMap<AggregateKey, WeakLock>>,
+}
+
+type AggregateKey = (&'static str, String);
+type WeakLock = std::sync::Weak<tokio::sync::Mutex<()>>;
+
+impl AggregateLocks {
+    fn get(&self, kind: &'static str, id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (kind, id.to_string());
+        if let Some(lock) = map.get(&key).and_then(std::sync::Weak::upgrade) {
+            return lock;
+        }
+        // Forget locks nobody holds once the map grows, so it stays small.
+        if map.len() >= 1024 {
+            map.retain(|_, weak| weak.strong_count() > 0);
+        }
+        let lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(key, std::sync::Arc::downgrade(&lock));
+        lock
+    }
 }
 
 fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
@@ -72,7 +102,10 @@ fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            locks: std::sync::Arc::default(),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -138,6 +171,8 @@ impl EventStore {
     {
         let metadata_json = serde_json::to_value(metadata)
             .map_err(|e| CommandError::Database(sqlx::Error::Encode(Box::new(e))))?;
+        let lock = self.locks.get(A::TYPE, aggregate_id);
+        let _queued = lock.lock().await;
         for _ in 0..MAX_ATTEMPTS {
             let (mut aggregate, version) = self.load::<A>(aggregate_id).await?;
             let sink = EventSink::<A>::default();
