@@ -13,7 +13,9 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
-use tenantry_domain::access::{platform_admin_permissions, BuiltinRole, Permission, PermissionSet};
+use tenantry_domain::access::{
+    platform_admin_permissions, role_permissions, Permission, PermissionSet,
+};
 use tenantry_domain::Actor;
 use uuid::Uuid;
 
@@ -303,16 +305,8 @@ async fn authorize(
         }
         Principal::User(_) => {
             let role = access.role.as_deref().ok_or_else(tenant_not_found)?;
-            match BuiltinRole::parse(role) {
-                Some(builtin) => builtin.permissions(),
-                None => access
-                    .custom_permissions
-                    .as_deref()
-                    .map(PermissionSet::parse)
-                    .transpose()
-                    .map_err(|e| ApiError::internal(format!("role {role}: {e}")))?
-                    .unwrap_or_default(),
-            }
+            role_permissions(role, access.custom_permissions.as_deref())
+                .map_err(|e| ApiError::internal(format!("role {role}: {e}")))?
         }
         Principal::ApiKey(k) if k.tenant_id == tenant_id => k.permissions,
         Principal::ApiKey(_) => return Err(tenant_not_found()),

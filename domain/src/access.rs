@@ -229,6 +229,18 @@ impl BuiltinRole {
     }
 }
 
+/// What a role grants: a built-in role's fixed set, or a custom role's
+/// stored names (`None`: a custom role that no longer exists grants nothing).
+pub fn role_permissions(
+    role: &str,
+    custom: Option<&[String]>,
+) -> Result<PermissionSet, ValueError> {
+    match BuiltinRole::parse(role) {
+        Some(builtin) => Ok(builtin.permissions()),
+        None => custom.map_or(Ok(PermissionSet::EMPTY), PermissionSet::parse),
+    }
+}
+
 /// What a platform admin holds in every tenant: everything a role can hold.
 pub fn platform_admin_permissions() -> PermissionSet {
     PermissionSet::all().without(Permission::LlmKeysUse)

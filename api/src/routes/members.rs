@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tenantry_domain::access::{BuiltinRole, Permission, RoleName};
+use tenantry_domain::access::{role_permissions, Permission, PermissionSet, RoleName};
 use tenantry_domain::tenant::{Authority, TenantCommand};
 use tenantry_projections::access::{self, MemberRow, MembershipRow};
 use uuid::Uuid;
@@ -65,21 +65,15 @@ pub struct MembershipOut {
     pub slug: String,
     pub status: String,
     pub role: String,
-    pub permissions: Vec<String>,
+    pub permissions: PermissionSet,
     pub joined_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl From<MembershipRow> for MembershipOut {
     fn from(r: MembershipRow) -> Self {
-        let permissions = match BuiltinRole::parse(&r.role) {
-            Some(builtin) => builtin
-                .permissions()
-                .names()
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-            None => r.custom_permissions.unwrap_or_default(),
-        };
+        // Stored names come from decoded events, so they always parse.
+        let permissions =
+            role_permissions(&r.role, r.custom_permissions.as_deref()).unwrap_or_default();
         Self {
             tenant_id: r.tenant_id,
             name: r.tenant_name,

@@ -38,31 +38,22 @@ pub fn routes() -> Vec<Route> {
 pub struct RoleOut {
     pub name: String,
     pub builtin: bool,
-    pub permissions: Vec<String>,
+    pub permissions: PermissionSet,
 }
 
 fn builtin_out(role: BuiltinRole) -> RoleOut {
     RoleOut {
         name: role.as_str().to_string(),
         builtin: true,
-        permissions: role
-            .permissions()
-            .names()
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
+        permissions: role.permissions(),
     }
 }
 
-fn custom_out(name: &RoleName, permissions: PermissionSet) -> RoleOut {
+fn custom_out(name: &str, permissions: PermissionSet) -> RoleOut {
     RoleOut {
-        name: name.as_str().to_string(),
+        name: name.to_string(),
         builtin: false,
-        permissions: permissions
-            .names()
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
+        permissions,
     }
 }
 
@@ -71,16 +62,12 @@ async fn list_roles(
     State(state): State<AppState>,
     scope: TenantScope,
 ) -> Result<axum::Json<ListOut<RoleOut>>, ApiError> {
-    let custom = access::custom_roles(&state.pool, scope.tenant_id).await?;
-    let data = BuiltinRole::ALL
-        .into_iter()
-        .map(builtin_out)
-        .chain(custom.into_iter().map(|r| RoleOut {
-            name: r.name,
-            builtin: false,
-            permissions: r.permissions,
-        }))
-        .collect();
+    let mut data: Vec<RoleOut> = BuiltinRole::ALL.into_iter().map(builtin_out).collect();
+    for r in access::custom_roles(&state.pool, scope.tenant_id).await? {
+        let permissions = PermissionSet::parse(&r.permissions)
+            .map_err(|e| ApiError::internal(format!("role {}: {e}", r.name)))?;
+        data.push(custom_out(&r.name, permissions));
+    }
     Ok(axum::Json(ListOut {
         data,
         next_cursor: None,
@@ -111,7 +98,7 @@ async fn post_role(
     let (Some(name), Some(permissions)) = (name, permissions) else {
         return Err(ApiError::internal("validation passed without values"));
     };
-    let out = custom_out(&name, permissions);
+    let out = custom_out(name.as_str(), permissions);
     let command = TenantCommand::DefineRole {
         name,
         permissions,
@@ -144,7 +131,7 @@ async fn put_role(
     let permissions = parse_permissions(&mut v, &body.permissions);
     v.finish()?;
     let permissions = permissions.unwrap_or_default();
-    let out = custom_out(&name, permissions);
+    let out = custom_out(name.as_str(), permissions);
     let command = TenantCommand::UpdateRole {
         name,
         permissions,

@@ -355,7 +355,7 @@ async fn list_tenant_events(
             "after must be a sequence number of 0 or more",
         ));
     }
-    tenant_out(&state, id).await?;
+    // The guard has found the tenant already.
     let mut conn = state.pool.acquire().await?;
     let mut events =
         tenantry_projections::log::tenant_events(&mut conn, id, after, limit + 1).await?;
