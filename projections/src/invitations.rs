@@ -10,13 +10,13 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::page::Page;
-use crate::runtime::{ProjectionError, TableProjection};
+use crate::runtime::{Apply, ProjectionError, TableProjection};
 
 /// The `invitations` projection.
 pub const PROJECTION: TableProjection = TableProjection {
     name: "invitations",
     tables: &["invitations_view"],
-    apply: |tx, e| apply(tx, e).boxed(),
+    apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
 
 fn tenant_event(e: &StoredEvent) -> Result<Option<TenantEvent>, ProjectionError> {
@@ -91,7 +91,7 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
 pub const OUTBOX: TableProjection = TableProjection {
     name: "outbox",
     tables: &[],
-    apply: |tx, e| apply_outbox(tx, e).boxed(),
+    apply: Apply::EachEvent(|tx, e| apply_outbox(tx, e).boxed()),
 };
 
 async fn apply_outbox(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {

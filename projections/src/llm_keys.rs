@@ -11,13 +11,13 @@ use tenantry_domain::EventCodec;
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
-use crate::runtime::{ProjectionError, TableProjection};
+use crate::runtime::{Apply, ProjectionError, TableProjection};
 
 /// The `llm_keys` projection.
 pub const PROJECTION: TableProjection = TableProjection {
     name: "llm_keys",
     tables: &["llm_keys_view"],
-    apply: |tx, e| apply(tx, e).boxed(),
+    apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
 
 async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {

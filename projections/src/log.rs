@@ -59,6 +59,12 @@ pub const EVENT_COLUMNS: &str = "position, tx_id::text AS tx_id, tenant_id, tena
      aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
 
 /// Up to `limit` events after `after` in global order, from finished transactions only.
+///
+/// The `ORDER BY` names `events.tx_id`: a bare `tx_id` would mean the
+/// `tx_id::text` output column, sort transaction 10 before 9, and let a
+/// batch's checkpoint jump past events it never read. Ordered by the
+/// `xid8` column, the query also walks the `(tx_id, position)` index and
+/// stops after `limit` rows instead of sorting everything after `after`.
 pub async fn read_after(
     conn: &mut PgConnection,
     after: Checkpoint,
@@ -68,7 +74,7 @@ pub async fn read_after(
         "SELECT {EVENT_COLUMNS} FROM events \
           WHERE (tx_id, position) > ($1::text::xid8, $2) \
             AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-          ORDER BY tx_id, position LIMIT $3"
+          ORDER BY events.tx_id, events.position LIMIT $3"
     );
     sqlx::query_as(&sql)
         .bind(after.tx_id.to_string())

@@ -47,12 +47,12 @@ pub trait Projection: Send + Sync + 'static {
     /// Stable name: the checkpoint row's key and the CLI's argument.
     fn name(&self) -> &'static str;
 
-    /// Apply one event inside the batch transaction. Events the projection
-    /// does not care about are ignored.
-    fn apply<'a>(
+    /// Apply a batch of events, in log order, inside the batch transaction.
+    /// Events the projection does not care about are ignored.
+    fn apply_batch<'a>(
         &'a self,
         tx: &'a mut PgConnection,
-        event: &'a StoredEvent,
+        events: &'a [StoredEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 
     /// Remove every row of the read model (for a rebuild).
@@ -63,12 +63,29 @@ pub trait Projection: Send + Sync + 'static {
 pub type ApplyFn =
     for<'a> fn(&'a mut PgConnection, &'a StoredEvent) -> BoxFuture<'a, Result<(), ProjectionError>>;
 
+/// Applies a whole batch to a read model inside the batch transaction.
+pub type ApplyBatchFn = for<'a> fn(
+    &'a mut PgConnection,
+    &'a [StoredEvent],
+) -> BoxFuture<'a, Result<(), ProjectionError>>;
+
+/// How a [`TableProjection`] writes its read model.
+#[derive(Clone, Copy)]
+pub enum Apply {
+    /// One event at a time: a statement (a round trip) per event it cares about.
+    EachEvent(ApplyFn),
+    /// The whole batch at once: a read model that folds a batch in memory
+    /// and writes each changed row once, so a rebuild costs a few round
+    /// trips per batch instead of one per event.
+    Batch(ApplyBatchFn),
+}
+
 /// A projection into plain tables: its name, the tables it owns (emptied on
-/// a rebuild) and its apply function. Every built-in read model is one.
+/// a rebuild) and how it applies events. Every built-in read model is one.
 pub struct TableProjection {
     pub name: &'static str,
     pub tables: &'static [&'static str],
-    pub apply: ApplyFn,
+    pub apply: Apply,
 }
 
 impl Projection for TableProjection {
@@ -76,12 +93,20 @@ impl Projection for TableProjection {
         self.name
     }
 
-    fn apply<'a>(
+    fn apply_batch<'a>(
         &'a self,
         tx: &'a mut PgConnection,
-        event: &'a StoredEvent,
+        events: &'a [StoredEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        (self.apply)(tx, event)
+        match self.apply {
+            Apply::Batch(apply) => apply(tx, events),
+            Apply::EachEvent(apply) => Box::pin(async move {
+                for event in events {
+                    apply(&mut *tx, event).await?;
+                }
+                Ok(())
+            }),
+        }
     }
 
     fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>> {
@@ -166,9 +191,7 @@ pub async fn run_batch(
         return Ok((0, start));
     };
     let end = last.checkpoint()?;
-    for event in &events {
-        projection.apply(&mut tx, event).await?;
-    }
+    projection.apply_batch(&mut tx, &events).await?;
     sqlx::query(
         "UPDATE projection_checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now() \
           WHERE name = $1",

@@ -1,5 +1,7 @@
 //! The `tenants` read model: one row per tenant, for lists and lookups.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use serde_json::Value;
@@ -10,13 +12,15 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::page::Page;
-use crate::runtime::{ProjectionError, TableProjection};
+use crate::runtime::{Apply, ProjectionError, TableProjection};
 
-/// The `tenants` projection.
+/// The `tenants` projection. It folds each batch in memory (one read of
+/// the rows the batch touches, one write of the rows it changed), so a
+/// rebuild over a million events is a few statements per batch.
 pub const PROJECTION: TableProjection = TableProjection {
     name: "tenants",
     tables: &["tenants_view"],
-    apply: |tx, e| apply(tx, e).boxed(),
+    apply: Apply::Batch(|tx, events| apply_batch(tx, events).boxed()),
 };
 
 #[derive(Debug, Clone, PartialEq, FromRow)]
@@ -31,57 +35,51 @@ pub struct TenantRow {
     pub updated_at: DateTime<Utc>,
 }
 
-async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
-    if e.aggregate_type != "tenant" {
+async fn apply_batch(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ProjectionError> {
+    let mut decoded = Vec::new();
+    for e in events.iter().filter(|e| e.aggregate_type == "tenant") {
+        let event = TenantEvent::decode(&e.event_type, e.event_version, e.payload.clone())
+            .map_err(|err| ProjectionError::decode(e, err))?;
+        if changes_row(&event) {
+            decoded.push((e, event));
+        }
+    }
+    if decoded.is_empty() {
         return Ok(());
     }
-    let event = TenantEvent::decode(&e.event_type, e.event_version, e.payload.clone())
-        .map_err(|err| ProjectionError::decode(e, err))?;
-    let id = e.tenant_id;
-    let at = e.recorded_at;
-    let q = match event {
-        TenantEvent::TenantCreated {
-            tenant_id,
-            name,
-            slug,
-            settings,
-        } => sqlx::query(
-            "INSERT INTO tenants_view (id, name, slug, status, settings, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'active', $4, $5, $5) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(tenant_id)
-        .bind(name.as_str().to_string())
-        .bind(slug.as_str().to_string())
-        .bind(Value::Object(settings.as_map().clone()))
-        .bind(at),
-        TenantEvent::TenantRenamed { name, .. } => {
-            sqlx::query("UPDATE tenants_view SET name = $2, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(name.as_str().to_string())
-                .bind(at)
+    let mut ids: Vec<Uuid> = decoded.iter().map(|(e, _)| e.tenant_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let existing: Vec<TenantRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM tenants_view WHERE id = ANY($1)"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut rows: HashMap<Uuid, TenantRow> = existing.into_iter().map(|r| (r.id, r)).collect();
+    let mut changed = HashSet::new();
+    for (e, event) in decoded {
+        if let Some(id) = fold(&mut rows, e, event) {
+            changed.insert(id);
         }
-        TenantEvent::TenantSettingsUpdated { settings } => {
-            sqlx::query("UPDATE tenants_view SET settings = $2, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(Value::Object(settings.as_map().clone()))
-                .bind(at)
-        }
-        TenantEvent::TenantSuspended { reason } => sqlx::query(
-            "UPDATE tenants_view SET status = 'suspended', suspended_reason = $2, updated_at = $3 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(reason)
-        .bind(at),
-        TenantEvent::TenantReactivated {} => sqlx::query(
-            "UPDATE tenants_view SET status = 'active', suspended_reason = NULL, updated_at = $2 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at),
-        TenantEvent::TenantArchived {} => sqlx::query(
-            "UPDATE tenants_view SET status = 'archived', updated_at = $2 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at),
+    }
+    let rows: Vec<TenantRow> = changed
+        .into_iter()
+        .filter_map(|id| rows.remove(&id))
+        .collect();
+    upsert(tx, rows).await?;
+    Ok(())
+}
+
+/// Whether the event shows in `tenants_view` at all.
+fn changes_row(event: &TenantEvent) -> bool {
+    match event {
+        TenantEvent::TenantCreated { .. }
+        | TenantEvent::TenantRenamed { .. }
+        | TenantEvent::TenantSettingsUpdated { .. }
+        | TenantEvent::TenantSuspended { .. }
+        | TenantEvent::TenantReactivated {}
+        | TenantEvent::TenantArchived {} => true,
         // Roster, roles and invitations have their own read models.
         TenantEvent::MemberAdded { .. }
         | TenantEvent::MemberRoleChanged { .. }
@@ -93,10 +91,108 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
         | TenantEvent::InvitationResent { .. }
         | TenantEvent::InvitationRevoked { .. }
         | TenantEvent::InvitationAccepted { .. }
-        | TenantEvent::InvitationExpired { .. } => return Ok(()),
-    };
-    q.execute(&mut *tx).await?;
+        | TenantEvent::InvitationExpired { .. } => false,
+    }
+}
+
+/// Apply one event to the rows in memory; the id of the row it changed.
+/// A creation never overwrites an existing row, and a change to a tenant
+/// the view does not hold changes nothing.
+fn fold(rows: &mut HashMap<Uuid, TenantRow>, e: &StoredEvent, event: TenantEvent) -> Option<Uuid> {
+    let at = e.recorded_at;
+    if let TenantEvent::TenantCreated {
+        tenant_id,
+        name,
+        slug,
+        settings,
+    } = event
+    {
+        if rows.contains_key(&tenant_id) {
+            return None;
+        }
+        rows.insert(
+            tenant_id,
+            TenantRow {
+                id: tenant_id,
+                name: name.as_str().to_string(),
+                slug: slug.as_str().to_string(),
+                status: TenantStatus::Active.as_str().to_string(),
+                settings: Value::Object(settings.as_map().clone()),
+                suspended_reason: None,
+                created_at: at,
+                updated_at: at,
+            },
+        );
+        return Some(tenant_id);
+    }
+    let row = rows.get_mut(&e.tenant_id)?;
+    match event {
+        TenantEvent::TenantRenamed { name, .. } => row.name = name.as_str().to_string(),
+        TenantEvent::TenantSettingsUpdated { settings } => {
+            row.settings = Value::Object(settings.as_map().clone());
+        }
+        TenantEvent::TenantSuspended { reason } => {
+            row.status = TenantStatus::Suspended.as_str().to_string();
+            row.suspended_reason = Some(reason);
+        }
+        TenantEvent::TenantReactivated {} => {
+            row.status = TenantStatus::Active.as_str().to_string();
+            row.suspended_reason = None;
+        }
+        TenantEvent::TenantArchived {} => {
+            row.status = TenantStatus::Archived.as_str().to_string();
+        }
+        _ => return None,
+    }
+    row.updated_at = at;
+    Some(row.id)
+}
+
+/// Write whole rows in one statement, whatever their number.
+async fn upsert(tx: &mut PgConnection, rows: Vec<TenantRow>) -> Result<(), sqlx::Error> {
+    let mut cols = Columns::default();
+    for r in rows {
+        cols.id.push(r.id);
+        cols.name.push(r.name);
+        cols.slug.push(r.slug);
+        cols.status.push(r.status);
+        cols.settings.push(r.settings);
+        cols.suspended_reason.push(r.suspended_reason);
+        cols.created_at.push(r.created_at);
+        cols.updated_at.push(r.updated_at);
+    }
+    sqlx::query(
+        "INSERT INTO tenants_view (id, name, slug, status, settings, suspended_reason, created_at, updated_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], \
+                              $7::timestamptz[], $8::timestamptz[]) \
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug, \
+             status = EXCLUDED.status, settings = EXCLUDED.settings, \
+             suspended_reason = EXCLUDED.suspended_reason, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(cols.id)
+    .bind(cols.name)
+    .bind(cols.slug)
+    .bind(cols.status)
+    .bind(cols.settings)
+    .bind(cols.suspended_reason)
+    .bind(cols.created_at)
+    .bind(cols.updated_at)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
+}
+
+/// `TenantRow`s as columns, the shape `UNNEST` takes.
+#[derive(Default)]
+struct Columns {
+    id: Vec<Uuid>,
+    name: Vec<String>,
+    slug: Vec<String>,
+    status: Vec<String>,
+    settings: Vec<Value>,
+    suspended_reason: Vec<Option<String>>,
+    created_at: Vec<DateTime<Utc>>,
+    updated_at: Vec<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, name, slug, status, settings, suspended_reason, created_at, updated_at";

@@ -9,14 +9,14 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::page::Page;
-use crate::runtime::{ProjectionError, TableProjection};
+use crate::runtime::{Apply, ProjectionError, TableProjection};
 use crate::tenants::like_pattern;
 
 /// The `users` projection.
 pub const PROJECTION: TableProjection = TableProjection {
     name: "users",
     tables: &["users_view"],
-    apply: |tx, e| apply(tx, e).boxed(),
+    apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
 
 #[derive(Debug, Clone, PartialEq, FromRow)]

@@ -75,19 +75,21 @@ impl Projection for Ledger {
     fn name(&self) -> &'static str {
         "test_ledger"
     }
-    fn apply<'a>(
+    fn apply_batch<'a>(
         &'a self,
         tx: &'a mut PgConnection,
-        e: &'a StoredEvent,
+        events: &'a [StoredEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         async move {
-            if *self.fail_at.lock().unwrap() == Some(e.position) {
-                return Err(ProjectionError::decode(e, "simulated crash"));
+            for e in events {
+                if *self.fail_at.lock().unwrap() == Some(e.position) {
+                    return Err(ProjectionError::decode(e, "simulated crash"));
+                }
+                sqlx::query("INSERT INTO test_ledger (position) VALUES ($1)")
+                    .bind(e.position)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            sqlx::query("INSERT INTO test_ledger (position) VALUES ($1)")
-                .bind(e.position)
-                .execute(tx)
-                .await?;
             Ok(())
         }
         .boxed()
@@ -104,11 +106,21 @@ impl Projection for Ledger {
 async fn ledger_db() -> (TestDb, PgPool) {
     let db = TestDb::create().await;
     let pool = db.migrated_pool().await;
-    sqlx::query("CREATE TABLE test_ledger (position BIGINT PRIMARY KEY)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "CREATE TABLE test_ledger (position BIGINT PRIMARY KEY, \
+                                   applied BIGINT GENERATED ALWAYS AS IDENTITY)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     (db, pool)
+}
+
+async fn ledger_in_applied_order(pool: &PgPool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT position FROM test_ledger ORDER BY applied")
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 async fn ledger(pool: &PgPool) -> Vec<i64> {
@@ -171,6 +183,40 @@ async fn a_late_committing_transaction_is_never_skipped() {
     assert_eq!(tenant_slugs(&pool).await, vec!["event-x", "event-y"]);
 }
 
+/// Transaction ids are ordered as numbers, not as text: a batch that ends
+/// in transaction 10 must not skip one still waiting in transaction 9
+/// (as text, "10" sorts before "9").
+#[tokio::test]
+async fn the_log_is_read_in_numeric_transaction_order() {
+    let (_db, pool) = ledger_db().await;
+    let mut positions = Vec::new();
+    // Written out of order on purpose: transaction 10 gets the lower position.
+    for tx_id in ["10", "9", "100"] {
+        let id = Uuid::now_v7();
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO events (tx_id, tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             VALUES ($1::text::xid8, $2, 'test', $3, 1, 'Noted', 1, '{}', $4) RETURNING position",
+        )
+        .bind(tx_id)
+        .bind(id)
+        .bind(id.to_string())
+        .bind(json!({ "tenant_id": id }))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        positions.push(position);
+    }
+    let projection = Ledger::new();
+    runtime::catch_up(&pool, projection.as_ref(), 1)
+        .await
+        .unwrap();
+    // Applied in the order 9, 10, 100.
+    assert_eq!(
+        ledger_in_applied_order(&pool).await,
+        [positions[1], positions[0], positions[2]]
+    );
+}
+
 #[tokio::test]
 async fn a_projector_stopped_between_batches_resumes_without_loss_or_repeat() {
     let (_db, pool) = ledger_db().await;
@@ -208,39 +254,92 @@ async fn a_projector_stopped_between_batches_resumes_without_loss_or_repeat() {
 async fn rebuilding_gives_the_same_rows_as_the_live_projection() {
     let app = tenantry_tests::TestApp::spawn().await;
     let token = app.admin_token().await;
-    for name in ["Alpha", "Beta", "Gamma"] {
+    // Every event the tenants view shows, several per tenant, so a batch
+    // folds creations, renames, settings, suspensions and archival together.
+    let mut ids = Vec::new();
+    for name in ["Alpha", "Beta", "Gamma", "Delta"] {
         let t = app.create_tenant(&token, name).await;
-        let id = t["id"].as_str().unwrap();
-        app.post(
-            &format!("/v1/tenants/{id}/suspend"),
-            &token,
-            json!({"reason": "test"}),
-        )
-        .await;
+        let id = t["id"].as_str().unwrap().to_string();
+        let path = format!("/v1/tenants/{id}");
+        for (i, body) in [
+            json!({"name": format!("{name} renamed")}),
+            json!({"settings": {"max_seats": 7}}),
+            json!({"name": format!("{name} final"), "settings": {"locale": "fr"}}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (status, _) = app.patch(&path, &token, body).await;
+            assert_eq!(status, 200, "patch {i} of {name}");
+        }
+        ids.push(id);
     }
+    let suspend = |id: &str| format!("/v1/tenants/{id}/suspend");
+    for id in &ids[..3] {
+        app.post(&suspend(id), &token, json!({"reason": "unpaid"}))
+            .await;
+    }
+    app.post(
+        &format!("/v1/tenants/{}/reactivate", ids[1]),
+        &token,
+        json!({}),
+    )
+    .await;
+    app.delete(&format!("/v1/tenants/{}", ids[2]), &token).await;
     app.create_user(&token, "rebuild@x.io", "password-123")
         .await;
     let snapshot = |pool: PgPool| async move {
-        let t: Vec<(String,)> =
-            sqlx::query_as("SELECT row_to_json(t)::text FROM tenants_view t ORDER BY id")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        let u: Vec<(String,)> =
-            sqlx::query_as("SELECT row_to_json(u)::text FROM users_view u ORDER BY id")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        (t, u)
-    };
-    let live = snapshot(app.pool.clone()).await;
-    assert_eq!(live.0.len(), 3);
-    for projection in tenantry_projections::all() {
-        runtime::rebuild(&app.pool, projection.as_ref(), 2)
+        let mut views = Vec::new();
+        for view in ["tenants_view", "users_view", "members_view", "roles_view"] {
+            let rows: Vec<(String,)> = sqlx::query_as(&format!(
+                "SELECT row_to_json(v)::text FROM {view} v ORDER BY row_to_json(v)::text"
+            ))
+            .fetch_all(&pool)
             .await
             .unwrap();
+            views.push(rows);
+        }
+        views
+    };
+    let live = snapshot(app.pool.clone()).await;
+    assert_eq!(live[0].len(), 4);
+    let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT name, status, suspended_reason, settings::text FROM tenants_view ORDER BY name",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let settings = r#"{"locale": "fr", "max_seats": 7}"#.to_string();
+    let row = |name: &str, status: &str, reason: Option<&str>| {
+        (
+            name.to_string(),
+            status.to_string(),
+            reason.map(str::to_string),
+            settings.clone(),
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            row("Alpha final", "suspended", Some("unpaid")),
+            row("Beta final", "active", None),
+            row("Delta final", "active", None),
+            row("Gamma final", "archived", Some("unpaid")),
+        ]
+    );
+    // Batches of 2 split each tenant's events; batches of 1000 fold them all at once.
+    for batch_size in [2, 1000] {
+        for projection in tenantry_projections::all() {
+            runtime::rebuild(&app.pool, projection.as_ref(), batch_size)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            snapshot(app.pool.clone()).await,
+            live,
+            "rebuilt in batches of {batch_size}"
+        );
     }
-    assert_eq!(snapshot(app.pool.clone()).await, live);
 }
 
 async fn wait_until<F, Fut>(what: &str, mut check: F)
