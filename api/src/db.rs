@@ -72,11 +72,26 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// A pooled connection idle longer than this is pinged before it is handed
+/// out. sqlx's default pings on *every* acquire, a second round trip per
+/// query; busy connections are known alive, and one that died since its
+/// last use fails that one query, as it would between ping and query anyway.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     let opts = options(url)?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(opts.clone())
         .await
         .map_err(|source| DbError::Unreachable {

@@ -23,6 +23,7 @@ use crate::auth::{bearer, token_hash, Caller, API_KEY_PREFIX};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store;
+use tenantry_projections::access::TenantAccess;
 
 /// What a route demands of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,21 +145,26 @@ pub async fn guard(
         return Ok(next.run(req).await);
     }
     let (mut parts, body) = req.into_parts();
-    let principal = authenticate(&app, &parts).await?;
-    match access {
-        Access::Public | Access::Throttled => {}
-        Access::User => {
-            if let Principal::ApiKey(_) = principal {
+    let principal = match access {
+        // Answered above; kept here so the match stays exhaustive.
+        Access::Public | Access::Throttled => {
+            return Ok(next.run(Request::from_parts(parts, body)).await)
+        }
+        Access::User => match authenticate(&app, &parts).await? {
+            Principal::ApiKey(_) => {
                 return Err(ApiError::forbidden(
                     "user_token_required",
                     "this endpoint needs a person's access token; API keys work on their tenant's routes",
-                ));
+                ))
             }
-        }
+            user => user,
+        },
         Access::PlatformAdmin => {
+            let principal = authenticate(&app, &parts).await?;
             if !principal.is_platform_admin() {
                 return Err(platform_admin_required());
             }
+            principal
         }
         Access::Tenant(permission) | Access::TenantOrSelf(permission) => {
             let params = RawPathParams::from_request_parts(&mut parts, &())
@@ -170,16 +176,22 @@ pub async fn guard(
                     .find(|(k, _)| *k == name)
                     .and_then(|(_, v)| Uuid::parse_str(v).ok())
             };
-            let tenant_id = param("tid").ok_or_else(tenant_not_found)?;
+            let Some(tenant_id) = param("tid") else {
+                // Credentials are still checked first: 401 before 404.
+                authenticate(&app, &parts).await?;
+                return Err(tenant_not_found());
+            };
+            let (principal, standing) = authenticate_in(&app, &parts, Some(tenant_id)).await?;
             let acting_on_self = matches!(access, Access::TenantOrSelf(_))
                 && matches!(&principal, Principal::User(c) if param("user_id") == Some(c.user_id));
-            let scope = authorize(&app, tenant_id, principal.clone(), &parts.method).await?;
+            let scope = authorize(tenant_id, principal.clone(), standing, &parts.method)?;
             if !scope.has(permission) && !acting_on_self {
                 return Err(missing_permission(permission));
             }
             parts.extensions.insert(scope);
+            principal
         }
-    }
+    };
     record_actor(&principal);
     parts.extensions.insert(principal);
     Ok(next.run(Request::from_parts(parts, body)).await)
@@ -238,28 +250,50 @@ fn invalid_token() -> ApiError {
 
 /// Establish who is calling from the bearer token.
 pub async fn authenticate(app: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
+    authenticate_in(app, parts, None)
+        .await
+        .map(|(principal, _)| principal)
+}
+
+/// Who is calling and, on a tenant route, their standing in that tenant,
+/// read in the same query as their session or key.
+async fn authenticate_in(
+    app: &AppState,
+    parts: &Parts,
+    tenant_id: Option<Uuid>,
+) -> Result<(Principal, TenantAccess), ApiError> {
     let token = bearer(parts).ok_or_else(|| {
         ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
     })?;
     if token.starts_with(API_KEY_PREFIX) {
-        return authenticate_key(app, token).await.map(Principal::ApiKey);
+        let (key, tenant_status) = authenticate_key(app, token).await?;
+        let standing = TenantAccess {
+            tenant_status,
+            ..TenantAccess::default()
+        };
+        return Ok((Principal::ApiKey(key), standing));
     }
     let claims = app.jwt.verify(token).ok_or_else(invalid_token)?;
-    let session = store::auth::live_session(&app.pool, claims.sid, claims.sub)
+    let session = store::auth::live_session(&app.pool, claims.sid, claims.sub, tenant_id)
         .await?
         .ok_or_else(invalid_token)?;
-    Ok(Principal::User(Caller {
+    let caller = Caller {
         user_id: claims.sub,
         session_id: claims.sid,
         is_platform_admin: session.is_platform_admin && session.impersonator_id.is_none(),
         impersonator: session.impersonator_id,
-    }))
+    };
+    Ok((Principal::User(caller), session.tenant))
 }
 
 /// How stale `last_used_at` may get before a request refreshes it.
 const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 
-async fn authenticate_key(app: &AppState, token: &str) -> Result<KeyCaller, ApiError> {
+/// A live key, and its tenant's status.
+async fn authenticate_key(
+    app: &AppState,
+    token: &str,
+) -> Result<(KeyCaller, Option<String>), ApiError> {
     let key = store::api_keys::find_by_secret(&app.pool, &token_hash(token))
         .await?
         .filter(|k| k.usable)
@@ -271,28 +305,26 @@ async fn authenticate_key(app: &AppState, token: &str) -> Result<KeyCaller, ApiE
     if stale {
         store::api_keys::touch(&app.pool, key.id, LAST_USED_RESOLUTION).await?;
     }
-    Ok(KeyCaller {
+    let caller = KeyCaller {
         key_id: key.id,
         tenant_id: key.tenant_id,
         permissions: PermissionSet::parse(&key.permissions)
             .map_err(|e| ApiError::internal(format!("api key {}: {e}", key.id)))?,
-    })
+    };
+    Ok((caller, key.tenant_status))
 }
 
 /// The caller's standing in a tenant: 404 when they may not know it exists,
 /// 423 for a change to a suspended tenant.
-async fn authorize(
-    app: &AppState,
+fn authorize(
     tenant_id: Uuid,
     principal: Principal,
+    standing: TenantAccess,
     method: &Method,
 ) -> Result<TenantScope, ApiError> {
-    let user = match &principal {
-        Principal::User(c) if !c.is_platform_admin => Some(c.user_id),
-        _ => None,
-    };
-    let access = tenantry_projections::access::tenant_access(&app.pool, tenant_id, user)
-        .await?
+    let status = standing
+        .tenant_status
+        .as_deref()
         .ok_or_else(tenant_not_found)?;
     let permissions = match &principal {
         Principal::User(c) if c.is_platform_admin => {
@@ -304,18 +336,18 @@ async fn authorize(
             });
         }
         Principal::User(_) => {
-            let role = access.role.as_deref().ok_or_else(tenant_not_found)?;
-            role_permissions(role, access.custom_permissions.as_deref())
+            let role = standing.role.as_deref().ok_or_else(tenant_not_found)?;
+            role_permissions(role, standing.custom_permissions.as_deref())
                 .map_err(|e| ApiError::internal(format!("role {role}: {e}")))?
         }
         Principal::ApiKey(k) if k.tenant_id == tenant_id => k.permissions,
         Principal::ApiKey(_) => return Err(tenant_not_found()),
     };
-    if access.status == "archived" {
+    if status == "archived" {
         return Err(tenant_not_found());
     }
     let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
-    if access.status == "suspended" && !reads.contains(method) {
+    if status == "suspended" && !reads.contains(method) {
         return Err(ApiError::new(
             StatusCode::LOCKED,
             "tenant_suspended",

@@ -10,13 +10,13 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::page::Page;
-use crate::runtime::{ProjectionError, TableProjection};
+use crate::runtime::{Apply, ProjectionError, TableProjection};
 
 /// The `access` projection.
 pub const PROJECTION: TableProjection = TableProjection {
     name: "access",
     tables: &["members_view", "roles_view"],
-    apply: |tx, e| apply(tx, e).boxed(),
+    apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
 
 async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
@@ -75,32 +75,17 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
     Ok(())
 }
 
-/// What the guard needs to authorize a person in a tenant, in one query.
-#[derive(Debug, Clone, FromRow)]
+/// What the guard needs to authorize a caller in the tenant a path names.
+/// The guard reads it in the same query as the caller's session or API key
+/// (`tenantry_api::store`), so a tenant request costs one round trip to check.
+#[derive(Debug, Clone, Default, FromRow)]
 pub struct TenantAccess {
-    pub status: String,
+    /// `None`: no such tenant.
+    pub tenant_status: Option<String>,
     /// `None`: not a member.
     pub role: Option<String>,
     /// The role's permissions when it is a custom role.
     pub custom_permissions: Option<Vec<String>>,
-}
-
-pub async fn tenant_access(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    user_id: Option<Uuid>,
-) -> Result<Option<TenantAccess>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT t.status, m.role, r.permissions AS custom_permissions \
-           FROM tenants_view t \
-           LEFT JOIN members_view m ON m.tenant_id = t.id AND m.user_id = $2 \
-           LEFT JOIN roles_view r ON r.tenant_id = t.id AND r.name = m.role \
-          WHERE t.id = $1",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await
 }
 
 #[derive(Debug, Clone, PartialEq, FromRow)]

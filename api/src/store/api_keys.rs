@@ -56,13 +56,16 @@ pub struct KeyAuth {
     /// Neither revoked nor expired.
     pub usable: bool,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The key's tenant's status (`None` if the tenant is unknown).
+    pub tenant_status: Option<String>,
 }
 
 pub async fn find_by_secret(pool: &PgPool, hash: &[u8]) -> Result<Option<KeyAuth>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, tenant_id, permissions, last_used_at, \
-                revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AS usable \
-           FROM api_keys WHERE secret_hash = $1",
+        "SELECT k.id, k.tenant_id, k.permissions, k.last_used_at, t.status AS tenant_status, \
+                k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) AS usable \
+           FROM api_keys k LEFT JOIN tenants_view t ON t.id = k.tenant_id \
+          WHERE k.secret_hash = $1",
     )
     .bind(hash)
     .fetch_optional(pool)

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
+use tenantry_projections::access::TenantAccess;
 use uuid::Uuid;
 
 pub async fn set_password(
@@ -144,25 +145,37 @@ pub async fn find_refresh_token(
 }
 
 /// What each authenticated request checks: the session is live, and
-/// whether its user is a platform admin.
+/// whether its user is a platform admin; on a tenant route, also the
+/// caller's standing in that tenant, from the same query.
 #[derive(Debug, FromRow)]
 pub struct SessionAuth {
     pub is_platform_admin: bool,
     pub impersonator_id: Option<Uuid>,
+    #[sqlx(flatten)]
+    pub tenant: TenantAccess,
 }
 
+/// The session's live state and, when `tenant_id` is given, the user's
+/// standing in that tenant: one round trip for the guard.
 pub async fn live_session(
     pool: &PgPool,
     session_id: Uuid,
     user_id: Uuid,
+    tenant_id: Option<Uuid>,
 ) -> Result<Option<SessionAuth>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT COALESCE(u.is_platform_admin, false) AS is_platform_admin, s.impersonator_id \
-           FROM sessions s LEFT JOIN users_view u ON u.id = s.user_id \
+        "SELECT COALESCE(u.is_platform_admin, false) AS is_platform_admin, s.impersonator_id, \
+                t.status AS tenant_status, m.role, r.permissions AS custom_permissions \
+           FROM sessions s \
+           LEFT JOIN users_view u ON u.id = s.user_id \
+           LEFT JOIN tenants_view t ON t.id = $3 \
+           LEFT JOIN members_view m ON m.tenant_id = t.id AND m.user_id = s.user_id \
+           LEFT JOIN roles_view r ON r.tenant_id = t.id AND r.name = m.role \
           WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
     )
     .bind(session_id)
     .bind(user_id)
+    .bind(tenant_id)
     .fetch_optional(pool)
     .await
 }
