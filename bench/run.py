@@ -12,6 +12,7 @@ projectors share both cores, as they would on a 2-core host.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -22,12 +23,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG = os.environ.get("TENANTRY_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+MEASURES = ("write", "read", "sign_in", "rebuild")
 ADMIN = ("bench-admin@tenantry.test", "bench-password-123")
 
 # wrk script: optional request mix from a file, and a JSON summary at the end.
@@ -220,6 +223,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="every measure briefly, output to a temp dir")
     ap.add_argument("--binary", help="a prebuilt tenantry binary")
     ap.add_argument("--report", action="store_true", help="rewrite docs/BENCHMARKS.md from bench/results.json")
+    ap.add_argument("--only", help="comma-separated measures to run (write,read,sign_in,rebuild); "
+                                   "prints them and writes no report")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="record a system-wide perf profile of each measure into DIR")
     args = ap.parse_args()
     if args.report:
         with open(os.path.join(ROOT, "bench", "results.json")) as f:
@@ -229,16 +236,22 @@ def main():
         results["measures"]["write"]["ratio"] = w["ok_rps"] / results["measures"]["write"]["reference"]["rps"]
         with open(os.path.join(ROOT, "bench", "results.json"), "w") as f:
             json.dump(results, f, indent=2)
-        with open(os.path.join(ROOT, "docs", "BENCHMARKS.md"), "w") as f:
-            f.write(report(results))
+        write_report(os.path.join(ROOT, "docs", "BENCHMARKS.md"), results)
         return
     q = args.quick
     secs = 2 if q else 15
+    only = set(args.only.split(",")) if args.only else None
+    if only and not only <= set(MEASURES):
+        ap.error(f"--only takes {', '.join(MEASURES)}")
+
+    def want(measure):
+        return only is None or measure in only
     ensure_wrk()
     binary = args.binary or build(release=not q)
     work = tempfile.mkdtemp(prefix="tenantry-bench-")
     with open(os.path.join(work, "bench.lua"), "w") as f:
         f.write(WRK_LUA)
+    profile = Profiler(args.perf)
     db = f"tenantry_bench_{uuid.uuid4().hex[:12]}"
     run(["psql", f"{PG}/postgres", "-qc", f"CREATE DATABASE {db}"])
     results = {"date": datetime.date.today().isoformat(), "quick": q,
@@ -256,7 +269,7 @@ def main():
         n_tenants = 50 if q else 1000
         log(f"seeding {n_tenants} tenants and a tenant of 50 members")
         tenant_ids = [http(base, "POST", "/v1/tenants", admin, {"name": f"Bench {i}"})[1]["id"]
-                      for i in range(n_tenants)]
+                      for i in range(n_tenants if want("write") else 0)]
         busy = http(base, "POST", "/v1/tenants", admin, {"name": "Busy Tenant"})[1]["id"]
         members = []
         for i in range(50):
@@ -269,88 +282,155 @@ def main():
                      body={"email": "member0@bench.test", "password": "member-password"})[1]["access_token"]
 
         # 1. Write path: renames over the tenants, role changes in the busy tenant.
-        mix = os.path.join(work, "mix.txt")
-        with open(mix, "w") as f:
-            for i in range(2000):
-                if i % 2 == 0:
-                    t = tenant_ids[(i * 7919) % len(tenant_ids)]
-                    f.write(f'PATCH /v1/tenants/{t} {{"name": "Renamed {i}"}}\n')
-                else:
-                    m = members[1 + (i * 31) % 49]
-                    role = "operator" if (i // 2) % 2 else "viewer"
-                    f.write(f'PUT /v1/tenants/{busy}/members/{m} {{"role": "{role}"}}\n')
-        log("write path")
-        write = wrk(base + "/", secs, 32, token=admin, mix=mix, script_dir=work)
-        pg = pgbench_inserts(db, secs, 32, work)
-        results["measures"]["write"] = {"tenantry": write, "reference": pg,
-                                        "ratio": write["ok_rps"] / pg["rps"]}
+        if want("write"):
+            mix = os.path.join(work, "mix.txt")
+            with open(mix, "w") as f:
+                for i in range(2000):
+                    if i % 2 == 0:
+                        t = tenant_ids[(i * 7919) % len(tenant_ids)]
+                        f.write(f'PATCH /v1/tenants/{t} {{"name": "Renamed {i}"}}\n')
+                    else:
+                        m = members[1 + (i * 31) % 49]
+                        role = "operator" if (i // 2) % 2 else "viewer"
+                        f.write(f'PUT /v1/tenants/{busy}/members/{m} {{"role": "{role}"}}\n')
+            log("write path")
+            with profile("write", server.proc.pid):
+                write = wrk(base + "/", secs, 32, token=admin, mix=mix, script_dir=work)
+            pg = pgbench_inserts(db, secs, 32, work)
+            results["measures"]["write"] = {"tenantry": write, "reference": pg,
+                                            "ratio": write["ok_rps"] / pg["rps"]}
 
         # 2. Read path: the members page of a 50-member tenant, against /healthz.
-        log("read path")
         peak = [0]
+        if want("read"):
+            log("read path")
+            stop = threading.Event()
 
-        def sample():
-            peak[0] = max(peak[0], rss_kib(server.proc.pid))
-        members_url = f"{base}/v1/tenants/{busy}/members"
-        import threading
-        stop = threading.Event()
-
-        def sampler():
-            while not stop.is_set():
-                sample()
-                time.sleep(0.05)
-        th = threading.Thread(target=sampler)
-        th.start()
-        read = wrk(members_url, secs, 64, token=owner, script_dir=work)
-        health = wrk(base + "/healthz", secs, 64, script_dir=work)
-        stop.set()
-        th.join()
-        results["measures"]["read"] = {"tenantry": read, "reference": health,
-                                       "ratio": read["rps"] / health["rps"]}
+            def sampler():
+                while not stop.is_set():
+                    peak[0] = max(peak[0], rss_kib(server.proc.pid))
+                    time.sleep(0.05)
+            th = threading.Thread(target=sampler)
+            th.start()
+            with profile("read", server.proc.pid):
+                read = wrk(f"{base}/v1/tenants/{busy}/members", secs, 64, token=owner, script_dir=work)
+            health = wrk(base + "/healthz", secs, 64, script_dir=work)
+            stop.set()
+            th.join()
+            results["measures"]["read"] = {"tenantry": read, "reference": health,
+                                           "ratio": read["rps"] / health["rps"]}
 
         # 4. Sign-in.
-        log("sign-in")
-        login_body = os.path.join(work, "login.txt")
-        with open(login_body, "w") as f:
-            f.write(f'POST /v1/auth/login {json.dumps({"email": ADMIN[0], "password": ADMIN[1]})}\n')
-        login = wrk(base + "/", secs, 2, mix=login_body, script_dir=work)
-        results["measures"]["sign_in"] = {"tenantry": login, "argon2": "argon2id m=19456 KiB, t=2, p=1"}
+        if want("sign_in"):
+            log("sign-in")
+            login_body = os.path.join(work, "login.txt")
+            with open(login_body, "w") as f:
+                f.write(f'POST /v1/auth/login {json.dumps({"email": ADMIN[0], "password": ADMIN[1]})}\n')
+            with profile("sign_in"):
+                login = wrk(base + "/", secs, 2, mix=login_body, script_dir=work)
+            results["measures"]["sign_in"] = {"tenantry": login, "argon2": "argon2id m=19456 KiB, t=2, p=1"}
 
         results["measures"]["memory"] = {"idle_kib": idle, "peak_read_kib": peak[0]}
         server.stop()
 
         # 3. Projection rebuild over seeded events, against COPY of the same rows.
-        n_events = 20_000 if q else 1_000_000
-        log(f"seeding {n_events} events")
-        seeded = seed_events(db, n_events)
-        total = int(psql(db, "SELECT count(*) FROM events WHERE aggregate_type = 'tenant'"))
-        log("rebuilding the tenants projection")
-        t0 = time.monotonic()
-        run(["taskset", "-c", "0", binary, "projections", "rebuild", "tenants"], env=server.env)
-        rebuild_s = time.monotonic() - t0
-        t0 = time.monotonic()
-        run(["psql", f"{PG}/{db}", "-qc",
-             "\\copy (SELECT * FROM events WHERE aggregate_type = 'tenant' ORDER BY tx_id, position) TO '/dev/null'"])
-        copy_s = time.monotonic() - t0
-        results["measures"]["rebuild"] = {
-            "events": total, "seeded": seeded,
-            "tenantry": {"events_per_s": total / rebuild_s, "seconds": rebuild_s},
-            "reference": {"rows_per_s": total / copy_s, "seconds": copy_s},
-            "ratio": (total / rebuild_s) / (total / copy_s)}
+        if want("rebuild"):
+            n_events = 20_000 if q else 1_000_000
+            log(f"seeding {n_events} events")
+            seeded = seed_events(db, n_events)
+            total = int(psql(db, "SELECT count(*) FROM events WHERE aggregate_type = 'tenant'"))
+            log("rebuilding the tenants projection")
+            t0 = time.monotonic()
+            with profile("rebuild"):
+                run(["taskset", "-c", "0", binary, "projections", "rebuild", "tenants"], env=server.env)
+            rebuild_s = time.monotonic() - t0
+            t0 = time.monotonic()
+            run(["psql", f"{PG}/{db}", "-qc",
+                 "\\copy (SELECT * FROM events WHERE aggregate_type = 'tenant' ORDER BY tx_id, position) "
+                 "TO '/dev/null'"])
+            copy_s = time.monotonic() - t0
+            results["measures"]["rebuild"] = {
+                "events": total, "seeded": seeded,
+                "tenantry": {"events_per_s": total / rebuild_s, "seconds": rebuild_s},
+                "reference": {"rows_per_s": total / copy_s, "seconds": copy_s},
+                "ratio": (total / rebuild_s) / (total / copy_s)}
+            # The rebuild must have produced the same read model the live projector did.
+            names = int(psql(db, "SELECT count(*) FROM tenants_view WHERE name LIKE 'Seed % v100'"))
+            if names != seeded // 100:
+                raise RuntimeError(f"rebuild left {names} seeded tenants at their last name, "
+                                   f"expected {seeded // 100}")
     finally:
         server.stop()
         subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"],
                        capture_output=True)
+    if only:
+        print(json.dumps(results, indent=2))
+        return
     out_dir = work if q else ROOT
     json_path = os.path.join(out_dir, "bench", "results.json") if not q else os.path.join(work, "results.json")
     md_path = os.path.join(out_dir, "docs", "BENCHMARKS.md") if not q else os.path.join(work, "BENCHMARKS.md")
     os.makedirs(os.path.dirname(json_path), exist_ok=True)
     with open(json_path, "w") as f:
         json.dump(results, f, indent=2)
-    with open(md_path, "w") as f:
-        f.write(report(results))
+    write_report(md_path, results)
     print(report(results))
     log(f"wrote {md_path} and {json_path}")
+
+
+class Profiler:
+    """With a directory, wraps a measure in a system-wide `perf record` and
+    writes where the CPU went, by process and by symbol."""
+
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+        if out_dir:
+            os.makedirs(out_dir, exist_ok=True)
+
+    @contextlib.contextmanager
+    def __call__(self, measure, pid=None):
+        """System-wide by process and symbol; with `pid`, also that process's
+        own call graph (DWARF unwinding: Rust omits frame pointers)."""
+        if not self.out_dir:
+            yield
+            return
+        data = os.path.join(self.out_dir, f"{measure}.perf.data")
+        recs = [subprocess.Popen(["perf", "record", "-a", "-F", "499", "-g", "-o", data],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        if pid:
+            recs.append(subprocess.Popen(
+                ["perf", "record", "-F", "199", "--call-graph", "dwarf,32768", "-p", str(pid),
+                 "-o", data + ".server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        try:
+            yield
+        finally:
+            for rec in recs:
+                rec.send_signal(signal.SIGINT)
+                rec.wait(timeout=300)
+        reports = [("by-process", data, ["--no-children", "-g", "none", "--sort", "comm"]),
+                   ("by-symbol", data, ["--no-children", "-g", "none", "--sort", "comm,dso,symbol"])]
+        if pid:
+            reports.append(("server-callers", data + ".server",
+                            ["--children", "-g", "none", "--sort", "symbol"]))
+        for name, source, opts in reports:
+            out = run(["perf", "report", "-i", source, "--stdio", "--percent-limit", "0.5"] + opts).stdout
+            with open(os.path.join(self.out_dir, f"{measure}.{name}.txt"), "w") as f:
+                f.write(out)
+        log(f"profile of {measure} in {self.out_dir}")
+
+
+NOTES_MARKER = "<!-- Everything below this line is kept when the harness rewrites the report. -->"
+
+
+def write_report(path, results):
+    """The generated table, then the hand-written notes already in the file."""
+    notes = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+        if NOTES_MARKER in text:
+            notes = text[text.index(NOTES_MARKER) + len(NOTES_MARKER):]
+    with open(path, "w") as f:
+        f.write(report(results) + "\n" + NOTES_MARKER + notes)
 
 
 def report(r):
