@@ -462,3 +462,91 @@ async fn the_per_tenant_sequence_is_gapless_and_the_hash_chain_verifies() {
     .await;
     assert!(err.is_err());
 }
+
+/// Each process's executor keeps aggregate state between commands; a
+/// command must still see what another process appended meanwhile.
+#[tokio::test]
+async fn cached_aggregate_state_catches_up_with_another_process() {
+    use tenantry_api::store::EventStore;
+    use tenantry_domain::tenant::{Tenant, TenantCommand, TenantEvent};
+    use tenantry_domain::values::{Slug, TenantName, TenantSettings};
+    use tenantry_domain::{Actor, EventMetadata};
+
+    let db = TestDb::create().await;
+    let pool = db.migrated_pool().await;
+    let (here, there) = (EventStore::new(pool.clone()), EventStore::new(pool.clone()));
+    let id = Uuid::now_v7();
+    let meta = EventMetadata::new(id, Actor::system("test"), None, chrono::Utc::now());
+    let rename = |name: &str| TenantCommand::UpdateTenant {
+        name: Some(TenantName::parse(name).unwrap()),
+        settings_patch: None,
+    };
+    let run = |store: &EventStore, command: TenantCommand| {
+        let (store, meta) = (store.clone(), meta.clone());
+        async move {
+            store
+                .execute::<Tenant>(&id.to_string(), command, &meta)
+                .await
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .events
+                .len()
+        }
+    };
+    let create = TenantCommand::CreateTenant {
+        tenant_id: id,
+        name: TenantName::parse("One").unwrap(),
+        slug: Slug::parse("one").unwrap(),
+        settings: TenantSettings::parse(json!({})).unwrap(),
+        owner: None,
+    };
+    let name_seen_by = |store: &EventStore| {
+        let store = store.clone();
+        async move {
+            let (tenant, version) = store.load::<Tenant>(&id.to_string()).await.unwrap();
+            (tenant.name.unwrap().as_str().to_string(), version)
+        }
+    };
+    assert_eq!(run(&here, create).await, 1);
+    assert_eq!(name_seen_by(&here).await, ("One".to_string(), 1));
+    // `here` now holds the tenant named One; `there` renames it.
+    assert_eq!(run(&there, rename("Two")).await, 1);
+    assert_eq!(name_seen_by(&here).await, ("Two".to_string(), 2));
+    assert_eq!(run(&here, rename("Two")).await, 0);
+    assert_eq!(run(&here, rename("Three")).await, 1);
+    assert_eq!(name_seen_by(&there).await, ("Three".to_string(), 3));
+    // A refused command leaves the cached state usable.
+    assert!(here
+        .execute::<Tenant>(&id.to_string(), TenantCommand::ReactivateTenant, &meta)
+        .await
+        .is_err());
+    assert_eq!(run(&here, rename("Four")).await, 1);
+    assert_eq!(name_seen_by(&here).await, ("Four".to_string(), 4));
+    assert_eq!(name_seen_by(&there).await, ("Four".to_string(), 4));
+
+    // Commands on a stale cache, with no read in between. A refusal is
+    // confirmed against the log: `here` still thinks the tenant is active.
+    assert_eq!(
+        run(&there, TenantCommand::SuspendTenant { reason: "r".into() }).await,
+        1
+    );
+    assert_eq!(run(&here, TenantCommand::ReactivateTenant).await, 1);
+    // So is a no-op: `here` thinks the name is Four.
+    assert_eq!(run(&there, rename("Five")).await, 1);
+    assert_eq!(run(&here, rename("Five")).await, 0);
+    // An append on a stale state loses the race and is decided again.
+    assert_eq!(run(&there, rename("Six")).await, 1);
+    let committed = here
+        .execute::<Tenant>(&id.to_string(), rename("Seven"), &meta)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    match committed.events.as_slice() {
+        [TenantEvent::TenantRenamed {
+            name,
+            previous_name,
+        }] => assert_eq!((name.as_str(), previous_name.as_str()), ("Seven", "Six")),
+        other => panic!("expected one rename, got {other:?}"),
+    }
+    assert_eq!(name_seen_by(&there).await, ("Seven".to_string(), 9));
+}

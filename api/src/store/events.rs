@@ -48,8 +48,6 @@ impl<E> From<sqlx::Error> for CommandError<E> {
 
 /// What a successful command produced.
 pub struct Committed<A: Aggregate> {
-    /// The aggregate's state after the command.
-    pub aggregate: A,
     pub events: Vec<A::Event>,
     /// Global position of the last appended event; `None` when the command
     /// was a no-op. Wait for projections to pass it to read your writes.
@@ -59,35 +57,89 @@ pub struct Committed<A: Aggregate> {
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
-    locks: std::sync::Arc<AggregateLocks>,
+    slots: std::sync::Arc<AggregateSlots>,
 }
 
-/// One async mutex per aggregate in this process. Commands on the same
-/// aggregate queue here instead of racing to the database and losing
-/// optimistic-concurrency retries (which answered 409 `concurrent_update`
-/// to busy tenants); the retry loop still guards against other processes.
+/// How many aggregates' states this process keeps between commands.
+const CACHED_AGGREGATES: usize = 4096;
+
+/// One slot per recently used aggregate in this process: an async mutex
+/// that commands on the aggregate queue on, holding the aggregate's state
+/// as of the last command here.
+///
+/// - **The queue:** commands on one aggregate wait here instead of racing
+///   to the database and losing optimistic-concurrency retries (which
+///   answered 409 `concurrent_update` to busy tenants).
+/// - **The state:** the next command reads only the events after the
+///   cached version (normally none) instead of the whole stream. Events
+///   are immutable and each aggregate's sequence is gapless, so the cached
+///   state plus the newer events is exactly the state a full load gives,
+///   whatever other processes appended meanwhile; the optimistic check on
+///   append still decides any race with them.
 #[derive(Default)]
-struct AggregateLocks {
-    map: std::sync::Mutex<std::collections::HashMap<AggregateKey, WeakLock>>,
+struct AggregateSlots {
+    map: std::sync::Mutex<std::collections::HashMap<AggregateKey, SlotEntry>>,
 }
 
 type AggregateKey = (&'static str, String);
-type WeakLock = std::sync::Weak<tokio::sync::Mutex<()>>;
 
-impl AggregateLocks {
-    fn get(&self, kind: &'static str, id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+struct SlotEntry {
+    slot: std::sync::Arc<tokio::sync::Mutex<Slot>>,
+    last_used: std::time::Instant,
+}
+
+/// An aggregate's state and the sequence of its last event, type-erased:
+/// the key's aggregate type names the concrete type.
+#[derive(Default)]
+struct Slot(Option<(Box<dyn std::any::Any + Send>, i64)>);
+
+impl Slot {
+    fn take<A: Aggregate + 'static>(&mut self) -> Option<(A, i64)> {
+        let (state, version) = self.0.take()?;
+        state.downcast::<A>().ok().map(|a| (*a, version))
+    }
+
+    fn put<A: Aggregate + 'static>(&mut self, aggregate: A, version: i64) {
+        self.0 = Some((Box::new(aggregate), version));
+    }
+}
+
+impl AggregateSlots {
+    fn get(&self, kind: &'static str, id: &str) -> std::sync::Arc<tokio::sync::Mutex<Slot>> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
         let key = (kind, id.to_string());
-        if let Some(lock) = map.get(&key).and_then(std::sync::Weak::upgrade) {
-            return lock;
+        if let Some(entry) = map.get_mut(&key) {
+            entry.last_used = now;
+            return entry.slot.clone();
         }
-        // Forget locks nobody holds once the map grows, so it stays small.
-        if map.len() >= 1024 {
-            map.retain(|_, weak| weak.strong_count() > 0);
+        if map.len() >= CACHED_AGGREGATES {
+            evict_least_recently_used(&mut map);
         }
-        let lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-        map.insert(key, std::sync::Arc::downgrade(&lock));
-        lock
+        let slot = std::sync::Arc::new(tokio::sync::Mutex::new(Slot::default()));
+        map.insert(
+            key,
+            SlotEntry {
+                slot: slot.clone(),
+                last_used: now,
+            },
+        );
+        slot
+    }
+}
+
+/// Drop the least recently used half of the slots nobody is using; a slot
+/// in use stays, so the map may briefly exceed its capacity.
+fn evict_least_recently_used(map: &mut std::collections::HashMap<AggregateKey, SlotEntry>) {
+    let mut idle: Vec<(std::time::Instant, AggregateKey)> = map
+        .iter()
+        .filter(|(_, e)| std::sync::Arc::strong_count(&e.slot) == 1)
+        .map(|(k, e)| (e.last_used, k.clone()))
+        .collect();
+    idle.sort_unstable_by_key(|(at, _)| *at);
+    let evict = idle.len().div_ceil(2);
+    for (_, key) in idle.into_iter().take(evict) {
+        map.remove(&key);
     }
 }
 
@@ -104,7 +156,7 @@ impl EventStore {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            locks: std::sync::Arc::default(),
+            slots: std::sync::Arc::default(),
         }
     }
 
@@ -112,22 +164,42 @@ impl EventStore {
         &self.pool
     }
 
-    /// Load an aggregate and the sequence of its last event.
+    /// Load an aggregate and the sequence of its last event. Starts from
+    /// this process's cached state when no command holds the aggregate.
     pub async fn load<A>(&self, aggregate_id: &str) -> Result<(A, i64), CommandError<A::Error>>
+    where
+        A: Aggregate + Clone + 'static,
+        A::Event: EventCodec,
+    {
+        let slot = self.slots.get(A::TYPE, aggregate_id);
+        let Ok(mut slot) = slot.try_lock() else {
+            return self.catch_up::<A>(aggregate_id, None).await;
+        };
+        let (aggregate, version) = self.catch_up::<A>(aggregate_id, slot.take()).await?;
+        slot.put(aggregate.clone(), version);
+        Ok((aggregate, version))
+    }
+
+    /// Bring `from` (or a new aggregate) up to date with the stored events.
+    async fn catch_up<A>(
+        &self,
+        aggregate_id: &str,
+        from: Option<(A, i64)>,
+    ) -> Result<(A, i64), CommandError<A::Error>>
     where
         A: Aggregate,
         A::Event: EventCodec,
     {
+        let (mut aggregate, mut version) = from.unwrap_or_default();
         let rows = sqlx::query(
             "SELECT sequence, event_type, event_version, payload FROM events \
-              WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
         )
         .bind(A::TYPE)
         .bind(aggregate_id)
+        .bind(version)
         .fetch_all(&self.pool)
         .await?;
-        let mut aggregate = A::default();
-        let mut version = 0;
         for row in rows {
             let event_type: String = row.get("event_type");
             let event = A::Event::decode(&event_type, row.get("event_version"), row.get("payload"))
@@ -145,14 +217,11 @@ impl EventStore {
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()>,
+        A: Aggregate<Services = ()> + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
-        self.execute_with(aggregate_id, command, metadata, &|_| {
-            Box::pin(async { Ok(()) })
-        })
-        .await
+        self.run(aggregate_id, command, metadata, None).await
     }
 
     /// Run a command; `side` runs inside the same transaction as the append,
@@ -165,40 +234,82 @@ impl EventStore {
         side: SideEffect<'_>,
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()>,
+        A: Aggregate<Services = ()> + 'static,
+        A::Command: Clone,
+        A::Event: EventCodec + UniqueClaims,
+    {
+        self.run(aggregate_id, command, metadata, Some(side)).await
+    }
+
+    /// The command loop. The state comes from this process's cache when it
+    /// has one, without asking the log: a command that appends is checked
+    /// by the append itself (a stale state appends at a taken sequence and
+    /// loses the optimistic race, then runs again on a reloaded state). A
+    /// refusal or a no-op appends nothing, so it is confirmed against the
+    /// log before it is answered.
+    async fn run<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+        side: Option<SideEffect<'_>>,
+    ) -> Result<Committed<A>, CommandError<A::Error>>
+    where
+        A: Aggregate<Services = ()> + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
         let metadata_json = serde_json::to_value(metadata)
             .map_err(|e| CommandError::Database(sqlx::Error::Encode(Box::new(e))))?;
-        let lock = self.locks.get(A::TYPE, aggregate_id);
-        let _queued = lock.lock().await;
+        let slot = self.slots.get(A::TYPE, aggregate_id);
+        let mut slot = slot.lock().await;
+        // The state to decide on, and whether it was just read from the log.
+        let mut state = slot.take::<A>().map(|(a, v)| (a, v, false));
         for _ in 0..MAX_ATTEMPTS {
-            let (mut aggregate, version) = self.load::<A>(aggregate_id).await?;
+            let (mut aggregate, version, fresh) = match state.take() {
+                Some(cached) => cached,
+                None => {
+                    let (a, v) = self.catch_up::<A>(aggregate_id, None).await?;
+                    (a, v, true)
+                }
+            };
             let sink = EventSink::<A>::default();
-            aggregate
-                .handle(command.clone(), &(), &sink)
-                .await
-                .map_err(CommandError::Domain)?;
+            // `decide` refuses before anything is applied: the state stays good.
+            let decided = aggregate.handle(command.clone(), &(), &sink).await;
             let events = sink.collect().await;
-            if events.is_empty() {
-                return Ok(Committed {
-                    aggregate,
-                    events,
-                    checkpoint: None,
-                });
+            if decided.is_err() || events.is_empty() {
+                if !fresh {
+                    let (latest, latest_version) = self
+                        .catch_up::<A>(aggregate_id, Some((aggregate, version)))
+                        .await?;
+                    if latest_version != version {
+                        state = Some((latest, latest_version, true));
+                        continue;
+                    }
+                    aggregate = latest;
+                }
+                slot.put(aggregate, version);
+                return match decided {
+                    Err(e) => Err(CommandError::Domain(e)),
+                    Ok(()) => Ok(Committed {
+                        events,
+                        checkpoint: None,
+                    }),
+                };
             }
             match self
                 .append::<A>(aggregate_id, version, &events, &metadata_json, side)
                 .await
             {
                 Ok(checkpoint) => {
+                    // `handle` applied the events: this is the state at the new version.
+                    slot.put(aggregate, version + events.len() as i64);
                     return Ok(Committed {
-                        aggregate,
                         events,
                         checkpoint: Some(checkpoint),
-                    })
+                    });
                 }
+                // Another process appended first: reload from the log.
                 Err(CommandError::Database(e)) if is_unique_violation(&e, "events_pkey") => {
                     tracing::debug!(
                         aggregate = A::TYPE,
@@ -207,19 +318,23 @@ impl EventStore {
                     );
                     continue;
                 }
+                // Not committed, or not known to be: the slot stays empty.
                 Err(e) => return Err(e),
             }
         }
         Err(CommandError::Concurrency)
     }
 
+    /// Append the events at `version + 1..`. With neither uniqueness claims
+    /// nor side writes this is one statement (its own transaction, one round
+    /// trip); otherwise one transaction holds the events, claims and writes.
     async fn append<A>(
         &self,
         aggregate_id: &str,
         version: i64,
         events: &[A::Event],
         metadata: &Value,
-        side: SideEffect<'_>,
+        side: Option<SideEffect<'_>>,
     ) -> Result<Checkpoint, CommandError<A::Error>>
     where
         A: Aggregate,
@@ -232,35 +347,70 @@ impl EventStore {
             .ok_or_else(|| {
                 CommandError::Database(sqlx::Error::Protocol("metadata without tenant_id".into()))
             })?;
-        let mut tx = self.pool.begin().await?;
-        let mut last = Checkpoint::ZERO;
+        let mut rows = NewEvents::default();
+        let mut claims = Vec::new();
         for (i, event) in events.iter().enumerate() {
             let (event_type, event_version, payload) =
                 event.encode().map_err(CommandError::Codec)?;
-            let row = sqlx::query(
-                "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, \
-                                     event_version, payload, metadata) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING tx_id::text AS tx_id, position",
-            )
-            .bind(tenant_id)
-            .bind(A::TYPE)
-            .bind(aggregate_id)
-            .bind(version + 1 + i as i64)
-            .bind(&event_type)
-            .bind(event_version)
-            .bind(&payload)
-            .bind(metadata)
-            .fetch_one(&mut *tx)
-            .await?;
-            last = Checkpoint::from_parts(row.get("tx_id"), row.get("position"))?;
-            for change in event.claim_changes() {
-                apply_claim::<A::Error>(&mut tx, aggregate_id, change).await?;
-            }
+            rows.sequence.push(version + 1 + i as i64);
+            rows.event_type.push(event_type);
+            rows.event_version.push(event_version);
+            rows.payload.push(payload);
+            claims.extend(event.claim_changes());
         }
-        side(&mut tx).await.map_err(CommandError::Refused)?;
+        let insert = sqlx::query(
+            "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, \
+                                 event_version, payload, metadata) \
+             SELECT $1, $2, $3, e.sequence, e.event_type, e.event_version, e.payload, $8 \
+               FROM UNNEST($4::bigint[], $5::text[], $6::int[], $7::jsonb[]) \
+                    WITH ORDINALITY AS e(sequence, event_type, event_version, payload, n) \
+              ORDER BY e.n \
+             RETURNING tx_id::text AS tx_id, position",
+        )
+        .bind(tenant_id)
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(rows.sequence)
+        .bind(rows.event_type)
+        .bind(rows.event_version)
+        .bind(rows.payload)
+        .bind(metadata);
+        if claims.is_empty() && side.is_none() {
+            let appended = insert.fetch_all(&self.pool).await?;
+            return last_checkpoint(&appended);
+        }
+        let mut tx = self.pool.begin().await?;
+        let appended = insert.fetch_all(&mut *tx).await?;
+        for change in claims {
+            apply_claim::<A::Error>(&mut tx, aggregate_id, change).await?;
+        }
+        if let Some(side) = side {
+            side(&mut tx).await.map_err(CommandError::Refused)?;
+        }
         tx.commit().await?;
-        Ok(last)
+        last_checkpoint(&appended)
     }
+}
+
+/// Events to append, as the columns `UNNEST` takes.
+#[derive(Default)]
+struct NewEvents {
+    sequence: Vec<i64>,
+    event_type: Vec<String>,
+    event_version: Vec<i32>,
+    payload: Vec<Value>,
+}
+
+/// The global position of the last of the appended rows.
+fn last_checkpoint<E>(rows: &[sqlx::postgres::PgRow]) -> Result<Checkpoint, CommandError<E>> {
+    let mut last = Checkpoint::ZERO;
+    for row in rows {
+        last = last.max(Checkpoint::from_parts(
+            row.get("tx_id"),
+            row.get("position"),
+        )?);
+    }
+    Ok(last)
 }
 
 async fn apply_claim<E>(
