@@ -233,7 +233,7 @@ async fn bootstrap_admin(state: &AppState) -> Result<(), StartError> {
     .await
     {
         Ok((id, checkpoint)) => {
-            state.settle(checkpoint).await;
+            state.settle(checkpoint.as_ref()).await;
             tracing::info!(user_id = %id, "created the bootstrap platform admin");
             Ok(())
         }

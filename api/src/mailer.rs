@@ -324,7 +324,7 @@ async fn expire_due(state: &AppState) -> Result<(), crate::error::ApiError> {
             .store
             .execute::<Tenant>(&tenant_id.to_string(), command, &meta)
             .await?;
-        state.settle(committed.checkpoint).await;
+        state.settle(committed.written.as_ref()).await;
     }
     Ok(())
 }

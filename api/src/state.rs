@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tenantry_projections::{Checkpoint, ProjectorRuntime};
+use tenantry_projections::{ProjectorRuntime, Written};
 
 use crate::auth::JwtKeys;
 use crate::config::Config;
@@ -36,15 +36,15 @@ pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 impl AppState {
     /// Read-your-writes: wait until the projections have applied the events
     /// a command committed, so a query on this instance sees them.
-    pub async fn settle(&self, checkpoint: Option<Checkpoint>) {
-        let Some(target) = checkpoint else { return };
+    pub async fn settle(&self, written: Option<&Written>) {
+        let Some(written) = written else { return };
         if !self
             .projector
-            .wait_for(target, READ_YOUR_WRITES_TIMEOUT)
+            .wait_for(written, READ_YOUR_WRITES_TIMEOUT)
             .await
         {
             tracing::warn!(
-                ?target,
+                target = ?written.checkpoint,
                 "projections did not catch up in time; the response may be stale"
             );
         }

@@ -16,6 +16,14 @@ use crate::runtime::{Apply, ProjectionError, TableProjection};
 pub const PROJECTION: TableProjection = TableProjection {
     name: "access",
     tables: &["members_view", "roles_view"],
+    reads: &[
+        ("tenant", "MemberAdded"),
+        ("tenant", "MemberRoleChanged"),
+        ("tenant", "MemberRemoved"),
+        ("tenant", "RoleDefined"),
+        ("tenant", "RoleUpdated"),
+        ("tenant", "RoleDeleted"),
+    ],
     apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
 

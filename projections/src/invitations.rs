@@ -16,6 +16,13 @@ use crate::runtime::{Apply, ProjectionError, TableProjection};
 pub const PROJECTION: TableProjection = TableProjection {
     name: "invitations",
     tables: &["invitations_view"],
+    reads: &[
+        ("tenant", "InvitationCreated"),
+        ("tenant", "InvitationResent"),
+        ("tenant", "InvitationRevoked"),
+        ("tenant", "InvitationExpired"),
+        ("tenant", "InvitationAccepted"),
+    ],
     apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
 
@@ -91,6 +98,10 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
 pub const OUTBOX: TableProjection = TableProjection {
     name: "outbox",
     tables: &[],
+    reads: &[
+        ("tenant", "InvitationCreated"),
+        ("tenant", "InvitationResent"),
+    ],
     apply: Apply::EachEvent(|tx, e| apply_outbox(tx, e).boxed()),
 };
 

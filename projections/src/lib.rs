@@ -20,7 +20,7 @@ pub mod users;
 
 pub use log::{Checkpoint, StoredEvent};
 pub use runtime::{
-    Projection, ProjectionError, ProjectorConfig, ProjectorRuntime, TableProjection,
+    Projection, ProjectionError, ProjectorConfig, ProjectorRuntime, TableProjection, Written,
 };
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@ use crate::runtime::{Apply, ProjectionError, TableProjection};
 pub const PROJECTION: TableProjection = TableProjection {
     name: "llm_keys",
     tables: &["llm_keys_view"],
+    reads: &[("llm_key", "*")],
     apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
 

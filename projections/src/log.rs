@@ -84,6 +84,41 @@ pub async fn read_after(
         .await
 }
 
+/// Where an event is in the log and what it is, without its contents.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct EventHeader {
+    pub tx_id: String,
+    pub position: i64,
+    pub aggregate_type: String,
+    pub event_type: String,
+}
+
+impl EventHeader {
+    pub fn checkpoint(&self) -> Result<Checkpoint, sqlx::Error> {
+        Checkpoint::from_parts(&self.tx_id, self.position)
+    }
+}
+
+/// As [`read_after`], headers only: enough to tell whether a projection
+/// reads any of the next events, without shipping their payloads.
+pub async fn headers_after(
+    conn: &mut PgConnection,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<EventHeader>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tx_id::text AS tx_id, position, aggregate_type, event_type FROM events \
+          WHERE (tx_id, position) > ($1::text::xid8, $2) \
+            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+          ORDER BY events.tx_id, events.position LIMIT $3",
+    )
+    .bind(after.tx_id.to_string())
+    .bind(after.position)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
 /// A tenant's events in per-tenant order, after `after_sequence`.
 pub async fn tenant_events(
     conn: &mut PgConnection,

@@ -12,7 +12,6 @@
 //!
 //! Leaders wake on `LISTEN tenantry_events` and poll as a fallback.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::log::{read_after, Checkpoint, StoredEvent};
+use crate::log::{headers_after, read_after, Checkpoint, StoredEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -47,6 +46,13 @@ pub trait Projection: Send + Sync + 'static {
     /// Stable name: the checkpoint row's key and the CLI's argument.
     fn name(&self) -> &'static str;
 
+    /// Whether the projection reads events of this type at all. Stretches
+    /// of the log it does not read cost it no transaction, and a command's
+    /// response does not wait for it. Default: every event.
+    fn reads(&self, _aggregate_type: &str, _event_type: &str) -> bool {
+        true
+    }
+
     /// Apply a batch of events, in log order, inside the batch transaction.
     /// Events the projection does not care about are ignored.
     fn apply_batch<'a>(
@@ -63,10 +69,11 @@ pub trait Projection: Send + Sync + 'static {
 pub type ApplyFn =
     for<'a> fn(&'a mut PgConnection, &'a StoredEvent) -> BoxFuture<'a, Result<(), ProjectionError>>;
 
-/// Applies a whole batch to a read model inside the batch transaction.
+/// Applies a whole batch (the events the projection reads, in log order)
+/// to a read model inside the batch transaction.
 pub type ApplyBatchFn = for<'a> fn(
     &'a mut PgConnection,
-    &'a [StoredEvent],
+    Vec<&'a StoredEvent>,
 ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 
 /// How a [`TableProjection`] writes its read model.
@@ -81,10 +88,14 @@ pub enum Apply {
 }
 
 /// A projection into plain tables: its name, the tables it owns (emptied on
-/// a rebuild) and how it applies events. Every built-in read model is one.
+/// a rebuild), the events it reads and how it applies them. Every built-in
+/// read model is one.
 pub struct TableProjection {
     pub name: &'static str,
     pub tables: &'static [&'static str],
+    /// `(aggregate type, event type)` pairs; `"*"` as the event type reads
+    /// every event of the aggregate type. Only these events reach `apply`.
+    pub reads: &'static [(&'static str, &'static str)],
     pub apply: Apply,
 }
 
@@ -93,11 +104,21 @@ impl Projection for TableProjection {
         self.name
     }
 
+    fn reads(&self, aggregate_type: &str, event_type: &str) -> bool {
+        self.reads
+            .iter()
+            .any(|(a, e)| *a == aggregate_type && (*e == "*" || *e == event_type))
+    }
+
     fn apply_batch<'a>(
         &'a self,
         tx: &'a mut PgConnection,
         events: &'a [StoredEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        let events: Vec<&StoredEvent> = events
+            .iter()
+            .filter(|e| Projection::reads(self, &e.aggregate_type, &e.event_type))
+            .collect();
         match self.apply {
             Apply::Batch(apply) => apply(tx, events),
             Apply::EachEvent(apply) => Box::pin(async move {
@@ -160,13 +181,37 @@ pub async fn stored_checkpoint(pool: &PgPool, name: &str) -> Result<Checkpoint, 
     }
 }
 
-/// Run one batch: at most `batch_size` events applied and checkpointed in
-/// one transaction. Returns how many were applied and the checkpoint after.
+/// Run one batch. `seen` is where this process has already read the log
+/// to for this projection (at least its stored checkpoint).
+///
+/// It first reads up to `batch_size` events after `seen` without a
+/// transaction. When the projection reads none of them, that is the whole
+/// batch: nothing is written and the checkpoint stays where it is stored
+/// (those events need nothing, so re-reading them after a restart is
+/// harmless). Otherwise it applies a batch in one transaction under the
+/// checkpoint row's lock (the fence), from the later of the stored
+/// checkpoint and `seen`, and moves the checkpoint with it.
+///
+/// Returns how many events it read and how far it has read.
 pub async fn run_batch(
     pool: &PgPool,
     projection: &dyn Projection,
     batch_size: i64,
+    seen: Checkpoint,
 ) -> Result<(usize, Checkpoint), ProjectionError> {
+    let ahead = {
+        let mut conn = pool.acquire().await?;
+        headers_after(&mut conn, seen, batch_size).await?
+    };
+    let Some(last) = ahead.last() else {
+        return Ok((0, seen));
+    };
+    if !ahead
+        .iter()
+        .any(|e| projection.reads(&e.aggregate_type, &e.event_type))
+    {
+        return Ok((ahead.len(), last.checkpoint()?));
+    }
     let name = projection.name();
     let lock = "SELECT tx_id::text AS tx_id, position FROM projection_checkpoints WHERE name = $1 FOR UPDATE";
     let mut tx = pool.begin().await?;
@@ -184,7 +229,9 @@ pub async fn run_batch(
             sqlx::query(lock).bind(name).fetch_one(&mut *tx).await?
         }
     };
-    let start = Checkpoint::from_parts(row.get("tx_id"), row.get("position"))?;
+    // Events between the stored checkpoint and `seen` were read here and
+    // need nothing from this projection; another leader may have gone further.
+    let start = Checkpoint::from_parts(row.get("tx_id"), row.get("position"))?.max(seen);
     let events = read_after(&mut tx, start, batch_size).await?;
     let Some(last) = events.last() else {
         tx.rollback().await?;
@@ -211,11 +258,13 @@ pub async fn catch_up(
     projection: &dyn Projection,
     batch_size: i64,
 ) -> Result<Checkpoint, ProjectionError> {
+    let mut seen = stored_checkpoint(pool, projection.name()).await?;
     loop {
-        let (applied, checkpoint) = run_batch(pool, projection, batch_size).await?;
-        if applied == 0 {
-            return Ok(checkpoint);
+        let (read, reached) = run_batch(pool, projection, batch_size, seen).await?;
+        if read == 0 {
+            return Ok(reached);
         }
+        seen = reached;
     }
 }
 
@@ -252,7 +301,22 @@ fn advisory_key(name: &str) -> String {
 #[derive(Clone)]
 pub struct ProjectorRuntime {
     pool: PgPool,
-    progress: Arc<HashMap<&'static str, watch::Receiver<Progress>>>,
+    projectors: Arc<Vec<Projector>>,
+}
+
+/// A running projection and its leader's progress.
+struct Projector {
+    projection: Arc<dyn Projection>,
+    progress: watch::Receiver<Progress>,
+}
+
+/// What a command appended, for read-your-writes: the position of its
+/// last event and the types of its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub checkpoint: Checkpoint,
+    pub aggregate_type: &'static str,
+    pub event_types: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -292,10 +356,13 @@ impl ProjectorRuntime {
             wake_tx,
             shutdown.clone(),
         ))];
-        let mut progress = HashMap::new();
+        let mut projectors = Vec::new();
         for projection in projections {
             let (tx, rx) = watch::channel(Progress::default());
-            progress.insert(projection.name(), rx);
+            projectors.push(Projector {
+                projection: projection.clone(),
+                progress: rx,
+            });
             handles.push(tokio::spawn(lead(
                 pool.clone(),
                 projection,
@@ -307,22 +374,36 @@ impl ProjectorRuntime {
         }
         let runtime = Self {
             pool,
-            progress: Arc::new(progress),
+            projectors: Arc::new(projectors),
         };
         (runtime, ProjectorTasks { handles })
     }
 
     /// Whether this process currently leads the named projection.
     pub fn is_leader(&self, name: &str) -> bool {
-        self.progress.get(name).is_some_and(|rx| rx.borrow().leader)
+        self.projectors
+            .iter()
+            .any(|p| p.projection.name() == name && p.progress.borrow().leader)
     }
 
-    /// Wait until every projection has passed `target` (read-your-writes).
-    /// Returns false if `timeout` ran out first.
-    pub async fn wait_for(&self, target: Checkpoint, timeout: Duration) -> bool {
+    /// Wait until every projection that reads any of the written events
+    /// has passed them (read-your-writes). Returns false if `timeout` ran
+    /// out first.
+    pub async fn wait_for(&self, written: &Written, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
-        for (name, rx) in self.progress.iter() {
-            if !self.wait_one(name, rx.clone(), target, deadline).await {
+        for p in self.projectors.iter() {
+            let reads = written
+                .event_types
+                .iter()
+                .any(|t| p.projection.reads(written.aggregate_type, t));
+            if !reads {
+                continue;
+            }
+            let name = p.projection.name();
+            if !self
+                .wait_one(name, p.progress.clone(), written.checkpoint, deadline)
+                .await
+            {
                 return false;
             }
         }
@@ -426,17 +507,28 @@ async fn lead(
         };
         info!(projection = name, "projector leading");
         progress.send_modify(|p| p.leader = true);
+        // How far this leader has read the log; starts at the stored checkpoint.
+        let mut seen = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            match run_batch(&pool, projection.as_ref(), config.batch_size).await {
-                Ok((applied, checkpoint)) => {
+            let from = match seen {
+                Some(cp) => Ok(cp),
+                None => stored_checkpoint(&pool, name).await,
+            };
+            let batch = match from {
+                Ok(from) => run_batch(&pool, projection.as_ref(), config.batch_size, from).await,
+                Err(e) => Err(e.into()),
+            };
+            match batch {
+                Ok((read, reached)) => {
+                    seen = Some(reached);
                     progress.send_replace(Progress {
-                        checkpoint,
+                        checkpoint: reached,
                         leader: true,
                     });
-                    if applied as i64 >= config.batch_size {
+                    if read as i64 >= config.batch_size {
                         continue;
                     }
                 }

@@ -20,6 +20,14 @@ use crate::runtime::{Apply, ProjectionError, TableProjection};
 pub const PROJECTION: TableProjection = TableProjection {
     name: "tenants",
     tables: &["tenants_view"],
+    reads: &[
+        ("tenant", "TenantCreated"),
+        ("tenant", "TenantRenamed"),
+        ("tenant", "TenantSettingsUpdated"),
+        ("tenant", "TenantSuspended"),
+        ("tenant", "TenantReactivated"),
+        ("tenant", "TenantArchived"),
+    ],
     apply: Apply::Batch(|tx, events| apply_batch(tx, events).boxed()),
 };
 
@@ -35,14 +43,15 @@ pub struct TenantRow {
     pub updated_at: DateTime<Utc>,
 }
 
-async fn apply_batch(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ProjectionError> {
-    let mut decoded = Vec::new();
-    for e in events.iter().filter(|e| e.aggregate_type == "tenant") {
+async fn apply_batch(
+    tx: &mut PgConnection,
+    events: Vec<&StoredEvent>,
+) -> Result<(), ProjectionError> {
+    let mut decoded = Vec::with_capacity(events.len());
+    for e in events {
         let event = TenantEvent::decode(&e.event_type, e.event_version, e.payload.clone())
             .map_err(|err| ProjectionError::decode(e, err))?;
-        if changes_row(&event) {
-            decoded.push((e, event));
-        }
+        decoded.push((e, event));
     }
     if decoded.is_empty() {
         return Ok(());
@@ -69,30 +78,6 @@ async fn apply_batch(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<()
         .collect();
     upsert(tx, rows).await?;
     Ok(())
-}
-
-/// Whether the event shows in `tenants_view` at all.
-fn changes_row(event: &TenantEvent) -> bool {
-    match event {
-        TenantEvent::TenantCreated { .. }
-        | TenantEvent::TenantRenamed { .. }
-        | TenantEvent::TenantSettingsUpdated { .. }
-        | TenantEvent::TenantSuspended { .. }
-        | TenantEvent::TenantReactivated {}
-        | TenantEvent::TenantArchived {} => true,
-        // Roster, roles and invitations have their own read models.
-        TenantEvent::MemberAdded { .. }
-        | TenantEvent::MemberRoleChanged { .. }
-        | TenantEvent::MemberRemoved { .. }
-        | TenantEvent::RoleDefined { .. }
-        | TenantEvent::RoleUpdated { .. }
-        | TenantEvent::RoleDeleted { .. }
-        | TenantEvent::InvitationCreated { .. }
-        | TenantEvent::InvitationResent { .. }
-        | TenantEvent::InvitationRevoked { .. }
-        | TenantEvent::InvitationAccepted { .. }
-        | TenantEvent::InvitationExpired { .. } => false,
-    }
 }
 
 /// Apply one event to the rows in memory; the id of the row it changed.
@@ -142,6 +127,7 @@ fn fold(rows: &mut HashMap<Uuid, TenantRow>, e: &StoredEvent, event: TenantEvent
         TenantEvent::TenantArchived {} => {
             row.status = TenantStatus::Archived.as_str().to_string();
         }
+        // Not in `reads`: roster, roles and invitations have their own read models.
         _ => return None,
     }
     row.updated_at = at;

@@ -16,6 +16,7 @@ use crate::tenants::like_pattern;
 pub const PROJECTION: TableProjection = TableProjection {
     name: "users",
     tables: &["users_view"],
+    reads: &[("user", "*")],
     apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
 

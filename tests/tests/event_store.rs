@@ -165,7 +165,9 @@ async fn a_late_committing_transaction_is_never_skipped() {
     let y = append_committed(&pool, "event-y").await;
     assert!(y > x);
 
-    let (applied, checkpoint) = run_batch(&pool, &projection, 100).await.unwrap();
+    let (applied, checkpoint) = run_batch(&pool, &projection, 100, Checkpoint::ZERO)
+        .await
+        .unwrap();
     assert_eq!(
         applied, 0,
         "nothing after a running transaction is handed out"
@@ -217,6 +219,45 @@ async fn the_log_is_read_in_numeric_transaction_order() {
     );
 }
 
+/// A stretch of the log a projection does not read costs it no write: it
+/// only moves how far this process has read. The next event it does read
+/// is applied, and its checkpoint then moves past both.
+#[tokio::test]
+async fn a_projection_skips_what_it_does_not_read_without_writing() {
+    let (_db, pool) = ledger_db().await;
+    let projection = tenantry_projections::tenants::PROJECTION;
+    let mut last = Checkpoint::ZERO;
+    for _ in 0..3 {
+        let id = Uuid::now_v7();
+        let (tx_id, position): (String, i64) = sqlx::query_as(
+            "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             VALUES ($1, 'test', $2, 1, 'Noted', 1, '{}', $3) RETURNING tx_id::text, position",
+        )
+        .bind(id)
+        .bind(id.to_string())
+        .bind(json!({ "tenant_id": id }))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        last = Checkpoint::from_parts(&tx_id, position).unwrap();
+    }
+    wait_visible(&pool, last).await;
+    let (read, seen) = run_batch(&pool, &projection, 100, Checkpoint::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((read, seen), (3, last));
+    let stored = runtime::stored_checkpoint(&pool, "tenants").await.unwrap();
+    assert_eq!(stored, Checkpoint::ZERO, "nothing was written");
+
+    let created = append_committed(&pool, "read-this").await;
+    wait_visible(&pool, created).await;
+    let (read, reached) = run_batch(&pool, &projection, 100, seen).await.unwrap();
+    assert_eq!((read, reached), (1, created));
+    assert_eq!(tenant_slugs(&pool).await, vec!["read-this"]);
+    let stored = runtime::stored_checkpoint(&pool, "tenants").await.unwrap();
+    assert_eq!(stored, created);
+}
+
 #[tokio::test]
 async fn a_projector_stopped_between_batches_resumes_without_loss_or_repeat() {
     let (_db, pool) = ledger_db().await;
@@ -228,12 +269,16 @@ async fn a_projector_stopped_between_batches_resumes_without_loss_or_repeat() {
         positions.push(last.position);
     }
     wait_visible(&pool, last).await;
-    let (applied, first) = run_batch(&pool, projection.as_ref(), 3).await.unwrap();
+    let (applied, first) = run_batch(&pool, projection.as_ref(), 3, Checkpoint::ZERO)
+        .await
+        .unwrap();
     assert_eq!((applied, first.position), (3, positions[2]));
 
     // A crash inside the next batch: nothing of it is kept.
     *projection.fail_at.lock().unwrap() = Some(positions[4]);
-    assert!(run_batch(&pool, projection.as_ref(), 3).await.is_err());
+    assert!(run_batch(&pool, projection.as_ref(), 3, first)
+        .await
+        .is_err());
     assert_eq!(ledger(&pool).await, positions[..3].to_vec());
     assert_eq!(
         runtime::stored_checkpoint(&pool, "test_ledger")

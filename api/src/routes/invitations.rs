@@ -143,7 +143,7 @@ async fn issue(
             })
         })
         .await?;
-    state.settle(committed.checkpoint).await;
+    state.settle(committed.written.as_ref()).await;
     Ok(IssuedOut {
         invitation: invitation_out(state, tenant_id, invitation_id).await?,
         accept_url: accept_url(state, &token),
@@ -463,7 +463,7 @@ async fn accept_invitation(
     .await
     {
         Ok((id, checkpoint)) => {
-            state.settle(checkpoint).await;
+            state.settle(checkpoint.as_ref()).await;
             id
         }
         // Another accept of this link created the account a moment ago.

@@ -138,7 +138,7 @@ async fn run_key_command(
             })
         })
         .await?;
-    state.settle(committed.checkpoint).await;
+    state.settle(committed.written.as_ref()).await;
     Ok(())
 }
 

@@ -91,7 +91,7 @@ async fn patch_me(
             &meta,
         )
         .await?;
-    state.settle(committed.checkpoint).await;
+    state.settle(committed.written.as_ref()).await;
     Ok(axum::Json(user_out(&state, caller.user_id).await?))
 }
 

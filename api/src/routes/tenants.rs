@@ -158,7 +158,7 @@ async fn post_tenant(
         .store
         .execute::<Tenant>(&tenant_id.to_string(), command, &meta)
         .await?;
-    state.settle(committed.checkpoint).await;
+    state.settle(committed.written.as_ref()).await;
     Ok((
         StatusCode::CREATED,
         axum::Json(tenant_out(&state, tenant_id).await?),
@@ -216,7 +216,7 @@ pub async fn run_tenant_command(
         .store
         .execute::<Tenant>(&id.to_string(), command, &meta)
         .await?;
-    state.settle(committed.checkpoint).await;
+    state.settle(committed.written.as_ref()).await;
     Ok(committed)
 }
 

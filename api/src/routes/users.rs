@@ -81,7 +81,7 @@ pub async fn register_user(
     password: Zeroizing<String>,
     platform_admin: bool,
     meta: &EventMetadata,
-) -> Result<(Uuid, Option<tenantry_projections::Checkpoint>), ApiError> {
+) -> Result<(Uuid, Option<tenantry_projections::Written>), ApiError> {
     let mut v = Validation::default();
     let email = v.check("email", Email::parse(email));
     let name = v.check("name", PersonName::parse(name));
@@ -107,7 +107,7 @@ pub async fn register_user(
             })
         })
         .await?;
-    Ok((user_id, committed.checkpoint))
+    Ok((user_id, committed.written))
 }
 
 pub async fn user_out(state: &AppState, id: Uuid) -> Result<UserOut, ApiError> {
@@ -134,7 +134,7 @@ async fn post_user(
         &meta,
     )
     .await?;
-    state.settle(checkpoint).await;
+    state.settle(checkpoint.as_ref()).await;
     Ok((StatusCode::CREATED, axum::Json(user_out(&state, id).await?)))
 }
 
@@ -210,7 +210,7 @@ async fn run_user_command(
             })
         })
         .await?;
-    state.settle(committed.checkpoint).await;
+    state.settle(committed.written.as_ref()).await;
     Ok(axum::Json(user_out(state, id).await?))
 }
 

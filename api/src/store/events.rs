@@ -5,14 +5,14 @@
 //! Why not postgres-es's repository: see docs/adr/0001-own-event-repository.md.
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
+use cqrs_es::{Aggregate, DomainEvent};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
 use tenantry_domain::{
     ClaimChange, ClaimScope, CodecError, EventCodec, EventMetadata, UniqueClaims,
 };
-use tenantry_projections::Checkpoint;
+use tenantry_projections::{Checkpoint, Written};
 
 use crate::error::ApiError;
 
@@ -49,9 +49,9 @@ impl<E> From<sqlx::Error> for CommandError<E> {
 /// What a successful command produced.
 pub struct Committed<A: Aggregate> {
     pub events: Vec<A::Event>,
-    /// Global position of the last appended event; `None` when the command
-    /// was a no-op. Wait for projections to pass it to read your writes.
-    pub checkpoint: Option<Checkpoint>,
+    /// Where the events landed and their types; `None` when the command was
+    /// a no-op. `AppState::settle` waits on it to read your writes.
+    pub written: Option<Written>,
 }
 
 #[derive(Clone)]
@@ -293,7 +293,7 @@ impl EventStore {
                     Err(e) => Err(CommandError::Domain(e)),
                     Ok(()) => Ok(Committed {
                         events,
-                        checkpoint: None,
+                        written: None,
                     }),
                 };
             }
@@ -304,9 +304,14 @@ impl EventStore {
                 Ok(checkpoint) => {
                     // `handle` applied the events: this is the state at the new version.
                     slot.put(aggregate, version + events.len() as i64);
+                    let written = Written {
+                        checkpoint,
+                        aggregate_type: A::TYPE,
+                        event_types: events.iter().map(DomainEvent::event_type).collect(),
+                    };
                     return Ok(Committed {
                         events,
-                        checkpoint: Some(checkpoint),
+                        written: Some(written),
                     });
                 }
                 // Another process appended first: reload from the log.
