@@ -25,17 +25,34 @@ pub fn argon2() -> Argon2<'static> {
     Argon2::default()
 }
 
+/// Run an argon2 computation off the async runtime, at most one per CPU
+/// at a time. Each takes 19 MiB and tens of milliseconds of CPU by design;
+/// unbounded, a burst of sign-ins would start one blocking thread each (up
+/// to tokio's 512), holding gigabytes and starving everything else.
+async fn argon2_task<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        tokio::sync::Semaphore::new(cpus)
+    });
+    let _slot = slots.acquire().await.map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)
+}
+
 /// Hash a password off the async runtime; argon2 is deliberately slow.
 pub async fn hash_password(password: Zeroizing<String>) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    argon2_task(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))
     })
-    .await
-    .map_err(ApiError::internal)?
+    .await?
 }
 
 /// Check a password against a stored hash. With no hash (unknown user) a
@@ -44,7 +61,7 @@ pub async fn verify_password(
     password: Zeroizing<String>,
     stored: Option<String>,
 ) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    argon2_task(move || {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
         let ok = PasswordHash::new(&hash)
@@ -57,7 +74,6 @@ pub async fn verify_password(
         known && ok
     })
     .await
-    .map_err(ApiError::internal)
 }
 
 fn dummy_hash() -> &'static str {
