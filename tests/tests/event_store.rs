@@ -31,6 +31,25 @@ async fn append_tenant_created(conn: &mut PgConnection, slug: &str) -> Checkpoin
     Checkpoint::from_parts(&row.0, row.1).unwrap()
 }
 
+/// Append an event no built-in projection reads, in the given transaction
+/// id when one is named (as a late or out-of-order writer would leave it).
+async fn append_noted(pool: &PgPool, tx_id: Option<&str>) -> Checkpoint {
+    let id = Uuid::now_v7();
+    let (tx_id, position): (String, i64) = sqlx::query_as(
+        "INSERT INTO events (tx_id, tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES (COALESCE($1::text::xid8, pg_current_xact_id()), $2, 'test', $3, 1, 'Noted', 1, '{}', $4) \
+         RETURNING tx_id::text, position",
+    )
+    .bind(tx_id)
+    .bind(id)
+    .bind(id.to_string())
+    .bind(json!({ "tenant_id": id }))
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    Checkpoint::from_parts(&tx_id, position).unwrap()
+}
+
 async fn append_committed(pool: &PgPool, slug: &str) -> Checkpoint {
     let mut conn = pool.acquire().await.unwrap();
     append_tenant_created(&mut conn, slug).await
@@ -194,19 +213,7 @@ async fn the_log_is_read_in_numeric_transaction_order() {
     let mut positions = Vec::new();
     // Written out of order on purpose: transaction 10 gets the lower position.
     for tx_id in ["10", "9", "100"] {
-        let id = Uuid::now_v7();
-        let position: i64 = sqlx::query_scalar(
-            "INSERT INTO events (tx_id, tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-             VALUES ($1::text::xid8, $2, 'test', $3, 1, 'Noted', 1, '{}', $4) RETURNING position",
-        )
-        .bind(tx_id)
-        .bind(id)
-        .bind(id.to_string())
-        .bind(json!({ "tenant_id": id }))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        positions.push(position);
+        positions.push(append_noted(&pool, Some(tx_id)).await.position);
     }
     let projection = Ledger::new();
     runtime::catch_up(&pool, projection.as_ref(), 1)
@@ -228,18 +235,7 @@ async fn a_projection_skips_what_it_does_not_read_without_writing() {
     let projection = tenantry_projections::tenants::PROJECTION;
     let mut last = Checkpoint::ZERO;
     for _ in 0..3 {
-        let id = Uuid::now_v7();
-        let (tx_id, position): (String, i64) = sqlx::query_as(
-            "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-             VALUES ($1, 'test', $2, 1, 'Noted', 1, '{}', $3) RETURNING tx_id::text, position",
-        )
-        .bind(id)
-        .bind(id.to_string())
-        .bind(json!({ "tenant_id": id }))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        last = Checkpoint::from_parts(&tx_id, position).unwrap();
+        last = append_noted(&pool, None).await;
     }
     wait_visible(&pool, last).await;
     let (read, seen) = run_batch(&pool, &projection, 100, Checkpoint::ZERO)
