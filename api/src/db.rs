@@ -74,8 +74,9 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
 
 /// A pooled connection idle longer than this is pinged before it is handed
 /// out. sqlx's default pings on *every* acquire, a second round trip per
-/// query; busy connections are known alive, and one that died since its
-/// last use fails that one query, as it would between ping and query anyway.
+/// query. A connection in steady use was just known alive (sqlx also pings
+/// it when it comes back to the pool); one that died in between fails the
+/// query that finds out, and sqlx discards it.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
