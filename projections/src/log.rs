@@ -58,24 +58,26 @@ impl StoredEvent {
 pub const EVENT_COLUMNS: &str = "position, tx_id::text AS tx_id, tenant_id, tenant_sequence, \
      aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
 
-/// Up to `limit` events after `after` in global order, from finished transactions only.
+/// The rows after checkpoint `($1, $2)` in global order, from finished
+/// transactions only, at most `$3`: the tail of every log-reading query.
 ///
 /// The `ORDER BY` names `events.tx_id`: a bare `tx_id` would mean the
 /// `tx_id::text` output column, sort transaction 10 before 9, and let a
 /// batch's checkpoint jump past events it never read. Ordered by the
 /// `xid8` column, the query also walks the `(tx_id, position)` index and
 /// stops after `limit` rows instead of sorting everything after `after`.
+const AFTER_CHECKPOINT: &str = "FROM events \
+      WHERE (tx_id, position) > ($1::text::xid8, $2) \
+        AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+      ORDER BY events.tx_id, events.position LIMIT $3";
+
+/// Up to `limit` events after `after` in global order, from finished transactions only.
 pub async fn read_after(
     conn: &mut PgConnection,
     after: Checkpoint,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events \
-          WHERE (tx_id, position) > ($1::text::xid8, $2) \
-            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-          ORDER BY events.tx_id, events.position LIMIT $3"
-    );
+    let sql = format!("SELECT {EVENT_COLUMNS} {AFTER_CHECKPOINT}");
     sqlx::query_as(&sql)
         .bind(after.tx_id.to_string())
         .bind(after.position)
@@ -106,17 +108,15 @@ pub async fn headers_after(
     after: Checkpoint,
     limit: i64,
 ) -> Result<Vec<EventHeader>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT tx_id::text AS tx_id, position, aggregate_type, event_type FROM events \
-          WHERE (tx_id, position) > ($1::text::xid8, $2) \
-            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-          ORDER BY events.tx_id, events.position LIMIT $3",
-    )
-    .bind(after.tx_id.to_string())
-    .bind(after.position)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+    let sql = format!(
+        "SELECT tx_id::text AS tx_id, position, aggregate_type, event_type {AFTER_CHECKPOINT}"
+    );
+    sqlx::query_as(&sql)
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
 }
 
 /// A tenant's events in per-tenant order, after `after_sequence`.
