@@ -143,6 +143,8 @@ class Server:
                         TENANTRY_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0],
                         TENANTRY_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
                         TENANTRY_PUBLIC_RATE_LIMIT="1000000",
+                        TENANTRY_SIGN_IN_RATE_LIMIT="1000000",
+                        TENANTRY_SIGN_IN_MAX_FAILURES="1000000",
                         RUST_LOG="warn")
         self.binary = binary
         self.proc = None

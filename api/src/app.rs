@@ -126,7 +126,13 @@ impl Application {
                 config.jwt_secret_bytes(),
                 config.access_token_ttl,
             )),
-            public_limiter: crate::state::public_limiter(config.public_rate_limit),
+            public_limiter: Arc::new(crate::throttle::address_limiter(config.public_rate_limit)),
+            sign_in_throttle: Arc::new(crate::throttle::SignInThrottle::new(
+                config.sign_in_rate_limit,
+                config.sign_in_max_failures,
+                config.sign_in_failure_window,
+            )),
+            email_hasher: Arc::new(crate::auth::EmailHasher::derive(config.jwt_secret_bytes())),
             config: Arc::new(config),
         };
         bootstrap_admin(&state).await?;

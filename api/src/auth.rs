@@ -116,6 +116,39 @@ pub fn invitation_token(
     ))
 }
 
+/// Keyed hashes of email addresses: what the log keeps of an address that
+/// no user has, so an auditor can count the attempts on one address while
+/// the log holds neither the address nor whatever else was typed into the
+/// field. The key is derived from the server secret
+/// (`TENANTRY_JWT_SECRET`) under its own label; changing that secret
+/// changes the hashes from then on.
+pub struct EmailHasher(Zeroizing<[u8; 32]>);
+
+impl EmailHasher {
+    pub fn derive(secret: &[u8]) -> Self {
+        use hmac::{Hmac, Mac};
+        let mut key = Zeroizing::new([0u8; 32]);
+        // HMAC takes keys of any length: new_from_slice cannot fail.
+        if let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret) {
+            mac.update(b"tenantry/email-hash/v1");
+            key.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        Self(key)
+    }
+
+    /// Lowercase hex of HMAC-SHA256 over the normalized address.
+    pub fn hash(&self, normalized_email: &str) -> String {
+        use hmac::{Hmac, Mac};
+        match <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref()) {
+            Ok(mut mac) => {
+                mac.update(normalized_email.as_bytes());
+                hex::encode(mac.finalize().into_bytes())
+            }
+            Err(_) => String::new(),
+        }
+    }
+}
+
 /// SHA-256, the right hash for high-entropy random tokens.
 pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()

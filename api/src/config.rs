@@ -56,6 +56,12 @@ pub struct Config {
     pub email_retry_base: Duration,
     /// Requests per minute per client address on public invitation routes.
     pub public_rate_limit: u32,
+    /// Sign-in and refresh requests per minute per client address.
+    pub sign_in_rate_limit: u32,
+    /// Failed sign-ins per account within `sign_in_failure_window` before
+    /// the account's sign-ins are answered 429 until the window ends.
+    pub sign_in_max_failures: u32,
+    pub sign_in_failure_window: Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry";
@@ -198,6 +204,9 @@ impl Config {
         };
         let email_max_attempts = positive("TENANTRY_EMAIL_MAX_ATTEMPTS", 8)?;
         let public_rate_limit = positive("TENANTRY_PUBLIC_RATE_LIMIT", 30)?;
+        let sign_in_rate_limit = positive("TENANTRY_SIGN_IN_RATE_LIMIT", 60)?;
+        let sign_in_max_failures = positive("TENANTRY_SIGN_IN_MAX_FAILURES", 10)?;
+        let sign_in_failure_window = duration("TENANTRY_SIGN_IN_FAILURE_WINDOW", "15m")?;
         Ok(Self {
             database_url,
             listen,
@@ -219,6 +228,9 @@ impl Config {
             email_max_attempts,
             email_retry_base,
             public_rate_limit,
+            sign_in_rate_limit,
+            sign_in_max_failures,
+            sign_in_failure_window,
         })
     }
 

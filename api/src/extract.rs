@@ -7,59 +7,163 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use base64::Engine;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tenantry_domain::values::{is_forbidden_control, ValueError};
 use tenantry_domain::{Actor, EventMetadata};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Validation};
 use crate::middleware::RequestId;
 use crate::state::AppState;
 
-/// A JSON body: 400 when it is not JSON, 422 when it does not fit the shape.
+/// The longest string (or object key) any body or query may carry, in
+/// bytes. The largest legitimate values (tenant settings, at most 16 KiB in
+/// all; a provider key) fit; anything longer is refused at the boundary
+/// before it can reach a handler, a log line or an event.
+pub const MAX_STRING_BYTES: usize = 16 * 1024;
+
+/// The one rule for all text input, applied before any handler sees it:
+/// no string (value or object key) may hold a control character other than
+/// tab and newline (`values::is_forbidden_control`: NUL, CR, ESC, DEL, C1…)
+/// or be longer than [`MAX_STRING_BYTES`]. Each offending field is named.
+/// Stricter per-field rules (names, reasons) live in the domain's value types.
+#[derive(Default)]
+struct TextCheck {
+    validation: Validation,
+    failures: usize,
+}
+
+impl TextCheck {
+    /// How many fields one answer names at most.
+    const MAX_NAMED: usize = 20;
+
+    fn text(&mut self, field: &str, text: &str) {
+        if self.failures >= Self::MAX_NAMED {
+            return;
+        }
+        let error = if text.len() > MAX_STRING_BYTES {
+            ValueError::new(
+                "too_long",
+                format!("{field} must be at most {MAX_STRING_BYTES} bytes"),
+            )
+        } else if text.chars().any(is_forbidden_control) {
+            ValueError::new(
+                "invalid_characters",
+                format!("{field} must not contain control characters other than tab and newline"),
+            )
+        } else {
+            return;
+        };
+        self.failures += 1;
+        let validation = std::mem::take(&mut self.validation);
+        self.validation = validation.field(field, error);
+    }
+
+    fn json(&mut self, path: &str, value: &Value) {
+        match value {
+            Value::String(s) => self.text(path, s),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.json(&format!("{path}[{i}]"), item);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    let field = join_field(path, key);
+                    self.text(&field, key);
+                    self.json(&field, item);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        self.validation.finish()
+    }
+}
+
+/// `parent.key`, with a key that is itself hostile shown only in part and
+/// with its control characters replaced, so the answer echoes no input.
+fn join_field(parent: &str, key: &str) -> String {
+    let mut shown: String = key
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if key.chars().nth(64).is_some() {
+        shown.push('…');
+    }
+    if parent.is_empty() {
+        shown
+    } else {
+        format!("{parent}.{shown}")
+    }
+}
+
+/// A JSON body: 400 when it is not JSON, 415 without a JSON content type,
+/// 413 over the body limit, 422 when a string breaks the text rule
+/// ([`TextCheck`]) or the body does not fit the shape.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                format!(
-                    "the body does not have the expected fields: {}",
-                    e.body_text()
-                ),
-            )),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with content-type: application/json",
-            )),
+        let value = match axum::Json::<Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as JSON with content-type: application/json",
+                ))
+            }
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(ApiError::new(
+                return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
                     "the body is larger than 1 MiB",
                 ))
             }
-            Err(e) => Err(ApiError::bad_request(
-                "malformed_json",
-                format!("the body is not valid JSON: {}", e.body_text()),
-            )),
-        }
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    "malformed_json",
+                    format!("the body is not valid JSON: {}", e.body_text()),
+                ))
+            }
+        };
+        let mut check = TextCheck::default();
+        check.json("", &value);
+        check.finish()?;
+        serde_json::from_value(value).map(Self).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!("the body does not have the expected fields: {e}"),
+            )
+        })
     }
 }
 
-/// Query parameters: 422 naming the parameter that does not parse.
+/// Query parameters: 422 naming a parameter that breaks the text rule
+/// ([`TextCheck`]) or does not parse.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or_default();
+        let mut check = TextCheck::default();
+        for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+            let field = join_field("", &key);
+            check.text(&field, &key);
+            check.text(&field, &value);
+        }
+        check.finish()?;
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Self(v))
@@ -80,12 +184,28 @@ pub struct IdPath(pub Uuid);
 impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let PathParam(last) = PathParam::from_request_parts(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let last = path_text(parts, None).await.unwrap_or_default();
         Uuid::parse_str(&last)
             .map(Self)
             .map_err(|_| ApiError::not_found("not_found", "no such resource"))
     }
+}
+
+/// A path parameter as text: `None` when the path has no such parameter,
+/// when it does not decode as UTF-8, or when it breaks the text rule (a
+/// segment with a control character or over [`MAX_STRING_BYTES`] names no
+/// resource). Every caller answers 404 then.
+async fn path_text(parts: &mut Parts, name: Option<&str>) -> Option<String> {
+    let params = axum::extract::RawPathParams::from_request_parts(parts, &())
+        .await
+        .ok()?;
+    let (_, value) = match name {
+        Some(name) => params.iter().find(|(k, _)| *k == name)?,
+        None => params.iter().last()?,
+    };
+    let sane = value.len() <= MAX_STRING_BYTES && !value.chars().any(is_forbidden_control);
+    sane.then(|| value.to_string())
 }
 
 /// The path's last parameter as text (a provider name, say).
@@ -94,13 +214,11 @@ pub struct PathParam(pub String);
 impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let not_found = || ApiError::not_found("not_found", "no such resource");
-        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        path_text(parts, None)
             .await
-            .map_err(|_| not_found())?;
-        let (_, last) = params.iter().last().ok_or_else(not_found)?;
-        Ok(Self(last.to_string()))
+            .map(Self)
+            .ok_or_else(|| ApiError::not_found("not_found", "no such resource"))
     }
 }
 
@@ -110,15 +228,30 @@ pub struct RolePath(pub String);
 impl<S: Send + Sync> FromRequestParts<S> for RolePath {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        path_text(parts, Some("role"))
             .await
-            .map_err(|_| ApiError::not_found("role_not_found", "no such role"))?;
-        params
-            .iter()
-            .find(|(k, _)| *k == "role")
-            .map(|(_, v)| Self(v.to_string()))
+            .map(Self)
             .ok_or_else(|| ApiError::not_found("role_not_found", "no such role"))
+    }
+}
+
+/// The address of the client that connected (the peer of the TCP
+/// connection; `0.0.0.0` when the server runs without connection info).
+pub fn client_ip(extensions: &axum::http::Extensions) -> std::net::IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// The client's address, as an extractor.
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_ip(&parts.extensions)))
     }
 }
 

@@ -167,11 +167,12 @@ pub async fn guard(
             principal
         }
         Access::Tenant(permission) | Access::TenantOrSelf(permission) => {
-            let params = RawPathParams::from_request_parts(&mut parts, &())
-                .await
-                .map_err(|_| ApiError::internal("a tenant route without path parameters"))?;
+            // A segment that does not decode (invalid UTF-8 after percent-
+            // decoding) names no tenant: 404 below, never an error.
+            let params = RawPathParams::from_request_parts(&mut parts, &()).await.ok();
             let param = |name: &str| {
                 params
+                    .as_ref()?
                     .iter()
                     .find(|(k, _)| *k == name)
                     .and_then(|(_, v)| Uuid::parse_str(v).ok())
@@ -199,21 +200,10 @@ pub async fn guard(
 
 /// 429 with `Retry-After` once the client address has used its allowance.
 fn throttle(app: &AppState, req: &Request) -> Result<(), ApiError> {
-    use governor::clock::Clock;
-    let ip = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    app.public_limiter.check_key(&ip).map_err(|not_until| {
-        let clock = governor::clock::DefaultClock::default();
-        let wait = not_until.wait_time_from(clock.now()).as_secs().max(1);
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many requests from this address; retry in {wait} s"),
-        )
-        .with_details(json!({ "retry_after_seconds": wait }))
-    })
+    crate::throttle::check_address(
+        &app.public_limiter,
+        crate::extract::client_ip(req.extensions()),
+    )
 }
 
 fn record_actor(principal: &Principal) {

@@ -18,4 +18,5 @@ pub mod routes;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod vault;

@@ -6,9 +6,10 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tenantry_projections::{ProjectorRuntime, Written};
 
-use crate::auth::JwtKeys;
+use crate::auth::{EmailHasher, JwtKeys};
 use crate::config::Config;
 use crate::store::EventStore;
+use crate::throttle::{AddressLimiter, SignInThrottle};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,16 +19,11 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub config: Arc<Config>,
     /// Per-client-address limits on public routes (`Access::Throttled`).
-    pub public_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
-}
-
-/// A limiter allowing `per_minute` requests per minute per address, with
-/// that many in a burst.
-pub fn public_limiter(per_minute: u32) -> Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>> {
-    let per_minute = std::num::NonZeroU32::new(per_minute).unwrap_or(std::num::NonZeroU32::MIN);
-    Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
-        per_minute,
-    )))
+    pub public_limiter: Arc<AddressLimiter>,
+    /// Sign-in and refresh: per address, and failed attempts per account.
+    pub sign_in_throttle: Arc<SignInThrottle>,
+    /// Keyed hashes of email addresses nobody has, for `SignInFailed`.
+    pub email_hasher: Arc<EmailHasher>,
 }
 
 /// How long a command waits for the projections to show its events.

@@ -97,16 +97,27 @@ impl PermissionSet {
             }
         }
         if unknown.is_empty() {
-            Ok(set)
-        } else {
-            Err(ValueError::new(
-                "unknown_permission",
-                format!(
-                    "unknown permission(s): {}; see docs/PERMISSIONS.md for the catalogue",
-                    unknown.join(", ")
-                ),
-            ))
+            return Ok(set);
         }
+        // Name a few, each shortened: the answer must not echo a huge input.
+        let mut named: Vec<String> = unknown
+            .iter()
+            .take(5)
+            .map(|n| match n.char_indices().nth(64) {
+                Some((cut, _)) => format!("{}…", &n[..cut]),
+                None => n.clone(),
+            })
+            .collect();
+        if unknown.len() > named.len() {
+            named.push(format!("and {} more", unknown.len() - named.len()));
+        }
+        Err(ValueError::new(
+            "unknown_permission",
+            format!(
+                "unknown permission(s): {}; see docs/PERMISSIONS.md for the catalogue",
+                named.join(", ")
+            ),
+        ))
     }
 
     pub fn contains(self, p: Permission) -> bool {

@@ -65,10 +65,16 @@ macro_rules! aggregate {
 }
 
 /// Implement `DomainEvent` and `EventCodec` for an event enum stored under
-/// its variant names, every type at version 1 until an upcaster says more.
+/// its variant names, every type at version 1; with `own_codec` the enum
+/// implements `EventCodec` itself to declare newer versions and upcasters.
 #[macro_export]
 macro_rules! stored_event {
     ($ty:ty) => {
+        $crate::stored_event!($ty, own_codec);
+        impl $crate::codec::EventCodec for $ty {}
+    };
+    // The type implements `EventCodec` itself (versions above 1, upcasters).
+    ($ty:ty, own_codec) => {
         impl cqrs_es::DomainEvent for $ty {
             fn event_type(&self) -> String {
                 $crate::codec::variant_name(self)
@@ -80,7 +86,5 @@ macro_rules! stored_event {
                 .to_string()
             }
         }
-
-        impl $crate::codec::EventCodec for $ty {}
     };
 }

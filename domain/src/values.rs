@@ -21,6 +21,39 @@ impl ValueError {
     }
 }
 
+/// Characters that change how text around them is displayed without being
+/// seen themselves: bidirectional controls (U+202E turns `exe.txt` into
+/// `txt.exe`), zero-width characters, joiners, the BOM, invisible fillers and
+/// tag characters. Names refuse them, so two names that look alike are alike.
+pub fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'                    // soft hyphen
+            | '\u{034F}'              // combining grapheme joiner
+            | '\u{061C}'              // Arabic letter mark
+            | '\u{115F}' | '\u{1160}' // Hangul fillers
+            | '\u{17B4}' | '\u{17B5}' // Khmer inherent vowels
+            | '\u{180E}'              // Mongolian vowel separator
+            | '\u{200B}'..='\u{200F}' // zero-width space, (non-)joiner, LRM, RLM
+            | '\u{202A}'..='\u{202E}' // embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{206F}' // isolates, deprecated format controls
+            | '\u{3164}'              // Hangul filler
+            | '\u{FE00}'..='\u{FE0F}' // variation selectors
+            | '\u{FEFF}'              // BOM, zero-width no-break space
+            | '\u{FFA0}'              // halfwidth Hangul filler
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+            | '\u{E0000}'..='\u{E007F}' // tags
+    )
+}
+
+/// A control character with no business in text sent to the API: every C0
+/// control but tab and newline, DEL, and the C1 controls. The API refuses
+/// these in every string of every body and query before a handler runs.
+pub fn is_forbidden_control(c: char) -> bool {
+    (c.is_control() && c != '\t' && c != '\n') || c == '\u{7F}'
+}
+
 fn char_len_between(raw: &str, min: usize, max: usize, what: &str) -> Result<String, ValueError> {
     let trimmed = raw.trim();
     let len = trimmed.chars().count();
@@ -36,7 +69,52 @@ fn char_len_between(raw: &str, min: usize, max: usize, what: &str) -> Result<Str
             format!("{what} must not contain control characters"),
         ));
     }
+    if trimmed.chars().any(is_invisible_or_bidi) {
+        return Err(ValueError::new(
+            "invalid_characters",
+            format!("{what} must not contain invisible or text-direction characters"),
+        ));
+    }
     Ok(trimmed.to_string())
+}
+
+/// Why someone did something (a suspension, an impersonation): 1 to 500
+/// characters, trimmed. Newlines and tabs are kept; no other character
+/// below U+0020, no DEL or C1 control, and no bidirectional override or
+/// isolate (which could make an admin console show a different reason).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Reason(String);
+
+impl Reason {
+    pub const MAX_CHARS: usize = 500;
+
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let trimmed = raw.trim();
+        let len = trimmed.chars().count();
+        if len == 0 || len > Self::MAX_CHARS {
+            return Err(ValueError::new(
+                "invalid_length",
+                format!("a reason must be 1 to {} characters", Self::MAX_CHARS),
+            ));
+        }
+        let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if trimmed.chars().any(|c| is_forbidden_control(c) || bidi(c)) {
+            return Err(ValueError::new(
+                "invalid_characters",
+                "a reason may hold newlines and tabs, but no other control or text-direction characters",
+            ));
+        }
+        Ok(Self(trimmed.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// A short human label (an API key's name): 1 to 100 characters, trimmed.
@@ -148,10 +226,16 @@ impl fmt::Display for Slug {
 pub struct Email(String);
 
 impl Email {
+    /// The longest address SMTP carries (RFC 5321's path limit less `<>`).
+    pub const MAX_LEN: usize = 254;
+
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let s = raw.trim();
         let bad = || ValueError::new("invalid_email", "email must look like name@example.com");
-        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if s.len() > Self::MAX_LEN
+            || s.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || is_invisible_or_bidi(c))
+        {
             return Err(bad());
         }
         let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
@@ -179,6 +263,9 @@ impl Email {
     }
 }
 
+/// The longest password the policy allows.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
 /// Password policy, checked before hashing: 8 to 256 characters.
 /// The plaintext never enters a command or an event.
 pub fn check_password_policy(raw: &str) -> Result<(), ValueError> {
@@ -189,7 +276,7 @@ pub fn check_password_policy(raw: &str) -> Result<(), ValueError> {
             "password must be at least 8 characters",
         ));
     }
-    if len > 256 {
+    if len > MAX_PASSWORD_CHARS {
         return Err(ValueError::new(
             "password_too_long",
             "password must be at most 256 characters",
@@ -310,6 +397,58 @@ mod tests {
         assert!(TenantName::parse("   ").is_err());
         assert!(TenantName::parse(&"é".repeat(100)).is_ok());
         assert!(TenantName::parse(&"é".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn names_refuse_text_direction_and_invisible_characters() {
+        for spoof in [
+            "invoice\u{202E}fdp.exe",
+            "ad\u{200B}min",
+            "\u{FEFF}Acme",
+            "Ac\u{2066}me",
+            "a\u{200D}b",
+            "tag\u{E0041}",
+        ] {
+            let err = TenantName::parse(spoof).unwrap_err();
+            assert_eq!(err.code, "invalid_characters", "{spoof:?}");
+            assert!(PersonName::parse(spoof).is_err(), "{spoof:?}");
+            assert!(Label::parse(spoof).is_err(), "{spoof:?}");
+        }
+        assert!(Email::parse("ad\u{200B}min@x.io").is_err());
+        assert!(TenantName::parse("Café Ünïcode 東京").is_ok());
+    }
+
+    #[test]
+    fn reasons_keep_newlines_and_tabs_and_nothing_else_below_space() {
+        let r = Reason::parse("  line one\n\tline two  ").unwrap();
+        assert_eq!(r.as_str(), "line one\n\tline two");
+        for bad in [
+            "a\u{0}b",
+            "a\rb",
+            "a\u{1b}[31mb",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{202E}b",
+        ] {
+            assert_eq!(
+                Reason::parse(bad).unwrap_err().code,
+                "invalid_characters",
+                "{bad:?}"
+            );
+        }
+        assert!(Reason::parse("   ").is_err());
+        assert!(Reason::parse(&"x".repeat(500)).is_ok());
+        assert!(Reason::parse(&"x".repeat(501)).is_err());
+    }
+
+    #[test]
+    fn forbidden_controls_spare_tab_and_newline() {
+        assert!(!is_forbidden_control('\t'));
+        assert!(!is_forbidden_control('\n'));
+        for c in ['\0', '\r', '\u{1b}', '\u{7f}', '\u{9f}'] {
+            assert!(is_forbidden_control(c), "{c:?}");
+        }
+        assert!(!is_forbidden_control('é'));
     }
 
     #[test]

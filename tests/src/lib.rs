@@ -108,6 +108,8 @@ pub fn test_config(db_url: &str, extra: &[(&str, &str)]) -> Config {
         ("TENANTRY_PROJECTOR_POLL_MS", "100".to_string()),
         // Tests call public routes far more often than people do.
         ("TENANTRY_PUBLIC_RATE_LIMIT", "10000".to_string()),
+        ("TENANTRY_SIGN_IN_RATE_LIMIT", "100000".to_string()),
+        ("TENANTRY_SIGN_IN_MAX_FAILURES", "10000".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

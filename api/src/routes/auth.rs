@@ -6,19 +6,20 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::session::{RevokeReason, Session, SessionCommand, SignInFailure};
 use tenantry_domain::user::User;
-use tenantry_domain::values::Email;
+use tenantry_domain::values::{Email, ValueError, MAX_PASSWORD_CHARS};
 use tenantry_domain::{Actor, ClaimScope, PLATFORM_TENANT};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::auth::{random_token, token_hash, verify_password, Caller};
 use crate::error::ApiError;
-use crate::extract::{Context, Json};
+use crate::extract::{ClientIp, Context, Json};
 use crate::guard::Access;
 use crate::middleware::SecretResponse;
 use crate::routes::Route;
 use crate::state::AppState;
 use crate::store::{self, events::claim_owner};
+use crate::throttle::check_address;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -47,14 +48,31 @@ fn invalid_credentials() -> ApiError {
 }
 
 /// Sign in with email and password; answers a token pair.
+///
+/// Throttled per client address and per account (failed attempts). What a
+/// failure records is bounded: the reason, the user when the address is
+/// theirs, else only a keyed hash of the (well-formed) address.
 async fn post_login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ctx: Context,
     Json(body): Json<LoginIn>,
 ) -> Result<(SecretResponse, axum::Json<TokenPairOut>), ApiError> {
+    let throttle = &state.sign_in_throttle;
+    check_address(&throttle.per_address, ip)?;
     let email = Email::parse(&body.email)
-        .map(|e| e.normalized())
-        .unwrap_or_else(|_| body.email.to_lowercase());
+        .map_err(|e| ApiError::invalid_field("email", e))?
+        .normalized();
+    if body.password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(ApiError::invalid_field(
+            "password",
+            ValueError::new(
+                "password_too_long",
+                format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
+            ),
+        ));
+    }
+    throttle.per_account.check(&email)?;
     let user_id = claim_owner(&state.pool, ClaimScope::UserEmail, &email)
         .await?
         .and_then(|id| Uuid::parse_str(&id).ok());
@@ -84,16 +102,19 @@ async fn post_login(
     let actor = user_id.map_or(Actor::Anonymous, |id| Actor::User { id });
     let meta = ctx.metadata(PLATFORM_TENANT, actor);
     if let Some(reason) = failure {
+        throttle.per_account.record_failure(&email);
+        let email_hash = user_id.is_none().then(|| state.email_hasher.hash(&email));
         state
             .store
             .execute::<Session>(
                 &attempt_id.to_string(),
-                SessionCommand::RecordFailedSignIn { email, reason },
+                SessionCommand::RecordFailedSignIn { reason, email_hash },
                 &meta,
             )
             .await?;
         return Err(invalid_credentials());
     }
+    throttle.per_account.clear(&email);
     let user_id = user_id.ok_or_else(invalid_credentials)?;
     Ok((
         SecretResponse,
@@ -154,9 +175,11 @@ pub struct RefreshIn {
 /// was stolen or replayed: the whole session is revoked.
 async fn post_refresh(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ctx: Context,
     Json(body): Json<RefreshIn>,
 ) -> Result<(SecretResponse, axum::Json<TokenPairOut>), ApiError> {
+    check_address(&state.sign_in_throttle.per_address, ip)?;
     let presented = token_hash(&body.refresh_token);
     let invalid = || {
         ApiError::unauthorized(

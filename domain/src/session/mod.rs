@@ -30,9 +30,12 @@ pub enum SessionCommand {
     SignIn {
         user_id: Uuid,
     },
+    /// `email_hash`: the keyed hash of an address no user has (the API
+    /// computes it); `None` when the attempt named a known user, who is
+    /// then the event's actor.
     RecordFailedSignIn {
-        email: String,
         reason: SignInFailure,
+        email_hash: Option<String>,
     },
     Refresh,
     Revoke {
@@ -54,10 +57,15 @@ pub enum SessionEvent {
     SignInSucceeded {
         user_id: Uuid,
     },
-    /// The attempted email (lowercased) is kept for the audit; the password never.
+    /// Version 2. Nothing an anonymous caller typed is kept: a known user
+    /// is the event's actor, and an unknown address is recorded only as
+    /// `email_hash`, a keyed hash (HMAC-SHA256) that lets an auditor count
+    /// attempts on one address without the log holding it. The password
+    /// never. Version 1 held the attempted email verbatim; it reads as
+    /// version 2 with `email_hash: null`.
     SignInFailed {
-        email: String,
         reason: SignInFailure,
+        email_hash: Option<String>,
     },
     SessionRefreshed {},
     SessionRevoked {
@@ -75,7 +83,28 @@ pub enum SessionEvent {
     },
 }
 
-crate::stored_event!(SessionEvent);
+crate::stored_event!(SessionEvent, own_codec);
+
+impl crate::codec::EventCodec for SessionEvent {
+    fn current_version(event_type: &str) -> i32 {
+        match event_type {
+            "SignInFailed" => 2,
+            _ => 1,
+        }
+    }
+
+    fn upcasters() -> &'static [crate::codec::Upcaster] {
+        &[crate::codec::Upcaster {
+            event_type: "SignInFailed",
+            from_version: 1,
+            upcast: |mut data| {
+                data.remove("email");
+                data.insert("email_hash".into(), serde_json::Value::Null);
+                data
+            },
+        }]
+    }
+}
 impl UniqueClaims for SessionEvent {}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,7 +115,7 @@ pub enum SessionError {
     NotFound,
     #[error("the session is revoked")]
     Revoked,
-    #[error("an impersonation needs a reason of 1 to 500 characters")]
+    #[error("an impersonation needs a reason of 1 to 500 characters, with no control characters but newline and tab")]
     InvalidReason,
     #[error("this session is not an impersonation")]
     NotImpersonating,
@@ -147,10 +176,9 @@ impl Session {
                     expires_at,
                 },
             ) => {
-                let reason = reason.trim().to_string();
-                if reason.is_empty() || reason.chars().count() > 500 {
-                    return Err(SessionError::InvalidReason);
-                }
+                let reason = crate::values::Reason::parse(&reason)
+                    .map_err(|_| SessionError::InvalidReason)?
+                    .into_string();
                 Ok(vec![SessionEvent::ImpersonationStarted {
                     admin_id,
                     user_id,
@@ -172,11 +200,8 @@ impl Session {
             (SessionState::Empty, SignIn { user_id }) => {
                 Ok(vec![SessionEvent::SignInSucceeded { user_id }])
             }
-            (SessionState::Empty, RecordFailedSignIn { email, reason }) => {
-                Ok(vec![SessionEvent::SignInFailed {
-                    email: email.to_lowercase(),
-                    reason,
-                }])
+            (SessionState::Empty, RecordFailedSignIn { reason, email_hash }) => {
+                Ok(vec![SessionEvent::SignInFailed { reason, email_hash }])
             }
             (SessionState::Empty | SessionState::Failed, Refresh | Revoke { .. }) => {
                 Err(SessionError::NotFound)
@@ -239,17 +264,35 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_sign_in_keeps_the_lowercase_email_and_the_reason() {
+    fn a_failed_sign_in_keeps_the_reason_and_only_a_hash_of_an_unknown_address() {
         Given::with(())
             .given_no_previous_events()
             .when(SessionCommand::RecordFailedSignIn {
-                email: "Eve@X.io".into(),
-                reason: SignInFailure::WrongPassword,
+                reason: SignInFailure::UnknownEmail,
+                email_hash: Some("ab12".into()),
             })
             .then_expect_events(vec![SessionEvent::SignInFailed {
-                email: "eve@x.io".into(),
-                reason: SignInFailure::WrongPassword,
+                reason: SignInFailure::UnknownEmail,
+                email_hash: Some("ab12".into()),
             }]);
+    }
+
+    #[test]
+    fn a_version_1_failed_sign_in_reads_without_its_email() {
+        use crate::codec::EventCodec;
+        let stored =
+            serde_json::json!({"email": "typed-a-password@x.io", "reason": "wrong_password"});
+        let event = SessionEvent::decode("SignInFailed", 1, stored).unwrap();
+        assert_eq!(
+            event,
+            SessionEvent::SignInFailed {
+                reason: SignInFailure::WrongPassword,
+                email_hash: None,
+            }
+        );
+        let (event_type, version, payload) = event.encode().unwrap();
+        assert_eq!((event_type.as_str(), version), ("SignInFailed", 2));
+        assert!(payload.get("email").is_none());
     }
 
     #[test]
@@ -330,8 +373,8 @@ mod tests {
     fn a_failed_attempt_is_not_a_session() {
         Given::with(())
             .given(vec![SessionEvent::SignInFailed {
-                email: "a@b.io".into(),
                 reason: SignInFailure::UnknownEmail,
+                email_hash: None,
             }])
             .when(SessionCommand::Revoke {
                 reason: RevokeReason::Logout,

@@ -133,10 +133,9 @@ impl Tenant {
                 settings_patch,
             } => self.decide_update(name, settings_patch),
             SuspendTenant { reason } => {
-                let reason = reason.trim().to_string();
-                if reason.is_empty() || reason.chars().count() > 500 {
-                    return Err(TenantError::InvalidReason);
-                }
+                let reason = crate::values::Reason::parse(&reason)
+                    .map_err(|_| TenantError::InvalidReason)?
+                    .into_string();
                 if self.status == TenantStatus::Suspended {
                     return Err(TenantError::AlreadySuspended);
                 }

@@ -13,7 +13,7 @@ pub enum TenantError {
     NotSuspended,
     #[error("the tenant is archived")]
     Archived,
-    #[error("a suspension needs a reason of 1 to 500 characters")]
+    #[error("a suspension needs a reason of 1 to 500 characters, with no control characters but newline and tab")]
     InvalidReason,
     #[error("{0}")]
     InvalidSettings(String),
