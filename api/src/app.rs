@@ -82,7 +82,10 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ))
         .layer(CatchPanicLayer::new())
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
         .with_state(state)
 }
 
@@ -98,7 +101,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let pool = crate::db::prepare(&config.database_url, 16).await?;
+        let pool =
+            crate::db::prepare(&config.database_url, 16, config.database_acquire_timeout).await?;
         check_master_keys(&pool, &config).await?;
         let listener =
             TcpListener::bind(config.listen)
@@ -132,6 +136,7 @@ impl Application {
                 config.sign_in_max_failures,
                 config.sign_in_failure_window,
             )),
+            outages: Arc::new(crate::outage::Outages::default()),
             email_hasher: Arc::new(crate::auth::EmailHasher::derive(config.jwt_secret_bytes())),
             config: Arc::new(config),
         };
@@ -140,6 +145,14 @@ impl Application {
         let workers = vec![
             crate::mailer::start(state.clone(), sender, shutdown.subscribe()),
             crate::mailer::start_expiry_job(state.clone(), shutdown.subscribe()),
+            {
+                let (outages, pool, stop) = (
+                    state.outages.clone(),
+                    state.pool.clone(),
+                    shutdown.subscribe(),
+                );
+                tokio::spawn(async move { outages.watch(pool, stop).await })
+            },
         ];
         Ok(Self {
             listener,

@@ -83,7 +83,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
                 .map_err(|e| format!("server failed: {e}"))
         }
         Command::Migrate => {
-            let pool = crate::db::prepare(&config.database_url, 2)
+            let pool = crate::db::prepare(&config.database_url, 2, config.database_acquire_timeout)
                 .await
                 .map_err(|e| e.to_string())?;
             let applied = crate::db::MIGRATOR.iter().count();
@@ -104,7 +104,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
 }
 
 async fn rotate_keys(config: &Config) -> Result<(), String> {
-    let pool = crate::db::prepare(&config.database_url, 2)
+    let pool = crate::db::prepare(&config.database_url, 2, config.database_acquire_timeout)
         .await
         .map_err(|e| e.to_string())?;
     let total = rotate(&pool, &config.master_keys)
@@ -150,7 +150,7 @@ async fn rebuild(config: &Config, only: Option<&str>) -> Result<(), String> {
             known.join(", ")
         ));
     }
-    let pool = crate::db::prepare(&config.database_url, 4)
+    let pool = crate::db::prepare(&config.database_url, 4, config.database_acquire_timeout)
         .await
         .map_err(|e| e.to_string())?;
     for projection in projections {
@@ -175,7 +175,7 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
         .read_to_string(&mut password)
         .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
     let password = Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_string());
-    let pool = crate::db::prepare(&config.database_url, 2)
+    let pool = crate::db::prepare(&config.database_url, 2, config.database_acquire_timeout)
         .await
         .map_err(|e| e.to_string())?;
     let store = EventStore::new(pool.clone());

@@ -62,6 +62,9 @@ pub struct Config {
     /// the account's sign-ins are answered 429 until the window ends.
     pub sign_in_max_failures: u32,
     pub sign_in_failure_window: Duration,
+    /// How long a request waits for a database connection before it is
+    /// answered 503 (while the database is down, say).
+    pub database_acquire_timeout: Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry";
@@ -207,6 +210,7 @@ impl Config {
         let sign_in_rate_limit = positive("TENANTRY_SIGN_IN_RATE_LIMIT", 60)?;
         let sign_in_max_failures = positive("TENANTRY_SIGN_IN_MAX_FAILURES", 10)?;
         let sign_in_failure_window = duration("TENANTRY_SIGN_IN_FAILURE_WINDOW", "15m")?;
+        let database_acquire_timeout = duration("TENANTRY_DATABASE_ACQUIRE_TIMEOUT", "5s")?;
         Ok(Self {
             database_url,
             listen,
@@ -231,6 +235,7 @@ impl Config {
             sign_in_rate_limit,
             sign_in_max_failures,
             sign_in_failure_window,
+            database_acquire_timeout,
         })
     }
 

@@ -79,11 +79,18 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
 /// query that finds out, and sqlx discards it.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, DbError> {
     let opts = options(url)?;
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        // `TENANTRY_DATABASE_ACQUIRE_TIMEOUT`: sqlx retries a refused
+        // connect until then, so while the database is down a request
+        // waits this long before it is answered 503 service_unavailable.
+        .acquire_timeout(acquire_timeout)
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
@@ -102,9 +109,13 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
 }
 
 /// Create if needed, connect, migrate: what `serve` and `migrate` do first.
-pub async fn prepare(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
+pub async fn prepare(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, DbError> {
     ensure_database(url).await?;
-    let pool = connect(url, max_connections).await?;
+    let pool = connect(url, max_connections, acquire_timeout).await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }

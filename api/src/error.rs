@@ -79,6 +79,24 @@ impl ApiError {
         e
     }
 
+    /// The database cannot be reached: 503 with `Retry-After`. Not logged
+    /// per request; the response carries [`DatabaseUnavailable`] so the
+    /// outage is logged once (`outage::Outages`).
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "the service cannot reach its database; retry shortly",
+        )
+        .with_details(json!({ "retry_after_seconds": crate::outage::RETRY_AFTER_SECONDS }));
+        e.internal = Some(cause.to_string());
+        e
+    }
+
+    fn is_unavailable(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE && self.code == "service_unavailable"
+    }
+
     pub fn from_domain<E: DomainError>(err: E) -> Self {
         let status = match err.kind() {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -98,7 +116,12 @@ impl ApiError {
         let mut details = self.details.clone();
         if self.status.is_server_error() {
             if let Some(id) = request_id {
-                details = Some(json!({ "request_id": id }));
+                match details.as_mut().and_then(Value::as_object_mut) {
+                    Some(map) => {
+                        map.insert("request_id".into(), json!(id));
+                    }
+                    None => details = Some(json!({ "request_id": id })),
+                }
             }
         }
         let mut error = json!({ "code": self.code, "message": self.message });
@@ -123,9 +146,14 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Some(cause) = &self.internal {
-            tracing::error!(code = self.code, error = %cause, "request failed");
-        }
+        let unavailable = match &self.internal {
+            Some(cause) if self.is_unavailable() => Some(DatabaseUnavailable(cause.clone())),
+            Some(cause) => {
+                tracing::error!(code = self.code, error = %cause, "request failed");
+                None
+            }
+            None => None,
+        };
         let request_id = crate::middleware::current_request_id();
         let body = self.body(request_id.as_deref()).to_string();
         let mut response = (self.status, body).into_response();
@@ -142,9 +170,17 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
+        if let Some(marker) = unavailable {
+            response.extensions_mut().insert(marker);
+        }
         response
     }
 }
+
+/// On a response refused because the database cannot be reached: the
+/// cause, for the one log line of the outage.
+#[derive(Debug, Clone)]
+pub struct DatabaseUnavailable(pub String);
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
@@ -155,13 +191,20 @@ impl From<sqlx::Error> for ApiError {
             chain.push_str(&s.to_string());
             source = s.source();
         }
-        Self::internal(chain)
+        if crate::outage::is_unreachable(&err) {
+            Self::unavailable(chain)
+        } else {
+            Self::internal(chain)
+        }
     }
 }
 
 impl From<tenantry_projections::ProjectionError> for ApiError {
     fn from(err: tenantry_projections::ProjectionError) -> Self {
-        Self::internal(err)
+        match err {
+            tenantry_projections::ProjectionError::Database(e) => e.into(),
+            other => Self::internal(other),
+        }
     }
 }
 

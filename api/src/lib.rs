@@ -14,6 +14,7 @@ pub mod extract;
 pub mod guard;
 pub mod mailer;
 pub mod middleware;
+pub mod outage;
 pub mod routes;
 pub mod state;
 pub mod store;

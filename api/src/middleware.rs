@@ -2,6 +2,11 @@
 //! shape of every error (including the framework's own 404/405/408/413 and
 //! panics), and `Idempotency-Key` replay.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -12,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, DatabaseUnavailable};
 use crate::state::AppState;
 use crate::store::idempotency::{self, Reservation};
 
@@ -37,34 +42,101 @@ fn sane_request_id(value: &HeaderValue) -> Option<String> {
 
 /// Outermost layer: give the request an id (echoing a sane incoming one),
 /// open its span, and make sure every error leaves as the JSON error body.
-pub async fn request_context(mut req: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID)
         .and_then(sane_request_id)
         .unwrap_or_else(|| Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
+    // The matched route's template (`/v1/invitations/{token}`), never the
+    // raw path: a path segment can be a bearer secret (an invitation
+    // token), and the log must not hold one. Unrouted requests say so.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("<no route>", |m| m.as_str())
+        .to_string();
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
-        path = %req.uri().path(),
+        route = %route,
         request_id = %id,
         tenant_id = tracing::field::Empty,
         actor = tracing::field::Empty,
         impersonator = tracing::field::Empty,
         status = tracing::field::Empty,
     );
+    let (req, body_read) = track_body(req);
     let response = CURRENT_REQUEST_ID
         .scope(id.clone(), next.run(req))
         .instrument(span.clone())
         .await;
+    if let Some(DatabaseUnavailable(cause)) = response.extensions().get() {
+        state.outages.refused(cause);
+    }
     let mut response = finish_errors(response, &id).await;
     span.record("status", response.status().as_u16());
     span.in_scope(|| tracing::info!("request finished"));
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, v);
     }
+    // Answered before the body was read (401, 404, 413…): the unread rest
+    // would be taken for the next request, so the server closes the
+    // connection after this response. Say so, so that a client reusing
+    // connections does not send its next request into a closed socket.
+    if !body_read.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
+}
+
+/// Wrap the request body so that whether it was read to its end can be
+/// told after the response.
+fn track_body(req: Request) -> (Request, Arc<AtomicBool>) {
+    let (parts, body) = req.into_parts();
+    let read = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(&body)));
+    let tracked = TrackedBody {
+        inner: body,
+        read: read.clone(),
+    };
+    (Request::from_parts(parts, Body::new(tracked)), read)
+}
+
+struct TrackedBody {
+    inner: Body,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || this.inner.is_end_stream() {
+            this.read.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Rewrite error responses that are not our JSON (framework rejections,

@@ -22,6 +22,8 @@ pub struct AppState {
     pub public_limiter: Arc<AddressLimiter>,
     /// Sign-in and refresh: per address, and failed attempts per account.
     pub sign_in_throttle: Arc<SignInThrottle>,
+    /// Whether the database is reachable, for one log line per outage.
+    pub outages: Arc<crate::outage::Outages>,
     /// Keyed hashes of email addresses nobody has, for `SignInFailed`.
     pub email_hasher: Arc<EmailHasher>,
 }

@@ -479,6 +479,7 @@ async fn lead(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = projection.name();
+    let mut failures = Failures::default();
     while !*shutdown.borrow() {
         let mut lock_conn = match try_lead(&pool, name).await {
             Ok(Some(conn)) => conn,
@@ -497,7 +498,11 @@ async fn lead(
                 continue;
             }
             Err(e) => {
-                warn!(projection = name, error = %e, "cannot take projector leadership; retrying");
+                // Once per stretch of failures (a database outage would
+                // otherwise log every poll interval).
+                if failures.note_failure() {
+                    warn!(projection = name, error = %e, "cannot take projector leadership; retrying quietly until it works");
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(config.poll_interval) => {}
                     _ = shutdown.changed() => {}
@@ -505,6 +510,7 @@ async fn lead(
                 continue;
             }
         };
+        failures.recovered(name);
         info!(projection = name, "projector leading");
         progress.send_modify(|p| p.leader = true);
         // How far this leader has read the log; starts at the stored checkpoint.
@@ -523,6 +529,7 @@ async fn lead(
             };
             match batch {
                 Ok((read, reached)) => {
+                    failures.recovered(name);
                     seen = Some(reached);
                     progress.send_replace(Progress {
                         checkpoint: reached,
@@ -533,7 +540,9 @@ async fn lead(
                     }
                 }
                 Err(e) => {
-                    error!(projection = name, error = %e, "projector batch failed; will retry");
+                    if failures.note_failure() {
+                        error!(projection = name, error = %e, "projector batch failed; retrying quietly until it works");
+                    }
                 }
             }
             tokio::select! {
@@ -551,6 +560,27 @@ async fn lead(
         progress.send_modify(|p| p.leader = false);
         let _ = lock_conn.close().await;
         info!(projection = name, "projector stopped leading");
+    }
+}
+
+/// Consecutive failures of a projector loop, so a stretch of them (a
+/// database outage) is logged when it starts and when it ends, not at
+/// every retry.
+#[derive(Debug, Default)]
+struct Failures(u64);
+
+impl Failures {
+    /// Count a failure; `true` for the first of a stretch.
+    fn note_failure(&mut self) -> bool {
+        self.0 += 1;
+        self.0 == 1
+    }
+
+    fn recovered(&mut self, projection: &str) {
+        if self.0 > 0 {
+            info!(projection, failures = self.0, "projector works again");
+            self.0 = 0;
+        }
     }
 }
 
