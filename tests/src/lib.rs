@@ -358,3 +358,93 @@ impl Drop for TestApp {
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }
+
+/// A TCP forwarder on loopback standing between a server and Postgres, so
+/// a test can take the database away (refused connections, open ones cut)
+/// and give it back on the same address.
+pub struct DbProxy {
+    pub port: u16,
+    target: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl DbProxy {
+    /// Forward a new loopback port to the test Postgres.
+    pub async fn start() -> Self {
+        let opts: sqlx::postgres::PgConnectOptions = admin_url().parse().expect("a Postgres URL");
+        let target = tokio::net::lookup_host((opts.get_host(), opts.get_port()))
+            .await
+            .expect("resolve the test Postgres")
+            .next()
+            .expect("an address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let proxy = Self {
+            port,
+            target,
+            tasks: Default::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let (target, tasks) = (self.target, self.tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap_or_else(|e| e.into_inner()).push(pipe);
+            }
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(accept);
+    }
+
+    /// The URL of database `name` through this proxy.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    fn abort_all(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for task in &tasks {
+            task.abort();
+        }
+        tasks
+    }
+
+    /// The database goes away: new connections are refused, open ones cut.
+    /// Returns when the listener and every forwarded connection are closed.
+    pub async fn cut(&self) {
+        for task in self.abort_all() {
+            let _ = task.await;
+        }
+    }
+
+    /// The database comes back on the same address.
+    pub async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("rebind the proxy's port");
+        self.serve(listener);
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}

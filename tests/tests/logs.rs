@@ -1,0 +1,192 @@
+//! What the logs hold, captured at TRACE: no bearer secret from a path, and
+//! one line per database outage rather than one per request. This file is
+//! its own test binary because it installs the process-wide subscriber.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tenantry_tests::smtp::SmtpSink;
+use tenantry_tests::{code, DbProxy, TestApp, TestDb};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+/// Every log line of this process, from the first test that asks.
+fn capture() -> &'static Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        capture
+    })
+}
+
+#[tokio::test]
+async fn the_invitation_flow_logs_no_token_at_trace() {
+    let logs = capture();
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn_with(&[("TENANTRY_SMTP_URL", &sink.url())]).await;
+    let admin = app.admin_token().await;
+    let tenant = app.create_tenant(&admin, "Acme").await;
+    let tid = tenant["id"].as_str().unwrap();
+    let invitations = format!("/v1/tenants/{tid}/invitations");
+
+    let mut tokens = Vec::new();
+    for email in ["ada@x.io", "bob@x.io"] {
+        let (s, created) = app
+            .post(
+                &invitations,
+                &admin,
+                json!({ "email": email, "role": "operator" }),
+            )
+            .await;
+        assert_eq!(s, 201, "{created}");
+        tokens.push(created["token"].as_str().unwrap().to_string());
+    }
+    sink.wait_for(2, Duration::from_secs(20)).await;
+    // View, accept as a new user, accept again (used), and a wrong token.
+    let (s, _) = app
+        .send(
+            Method::GET,
+            &format!("/v1/invitations/{}", tokens[0]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let accept = |t: &str| format!("/v1/invitations/{t}/accept");
+    let body = json!({ "name": "Ada", "password": "ada-password-1" });
+    let (s, accepted) = app
+        .send(Method::POST, &accept(&tokens[0]), None, Some(body.clone()))
+        .await;
+    assert_eq!(s, 200, "{accepted}");
+    let (s, _) = app
+        .send(Method::POST, &accept(&tokens[0]), None, Some(body.clone()))
+        .await;
+    assert!(s >= 400);
+    let (s, _) = app
+        .send(
+            Method::GET,
+            &format!("/v1/invitations/{}x", tokens[1]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    // A resend gives a new token for the second invitation.
+    let id: String =
+        sqlx::query_scalar("SELECT id::text FROM invitations_view WHERE email = 'bob@x.io'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let (s, resent) = app
+        .post(&format!("{invitations}/{id}/resend"), &admin, json!({}))
+        .await;
+    assert_eq!(s, 200, "{resent}");
+    tokens.push(resent["token"].as_str().unwrap().to_string());
+    sink.wait_for(3, Duration::from_secs(20)).await;
+
+    let text = logs.text();
+    assert!(
+        text.contains("/v1/invitations/{token}"),
+        "the request spans name the route template"
+    );
+    for token in &tokens {
+        assert!(
+            !text.contains(token.as_str()),
+            "an invitation token reached the log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_is_503_with_retry_after_and_one_log_line_each_way() {
+    let logs = capture();
+    let proxy = DbProxy::start().await;
+    let db = TestDb::create().await;
+    let url = proxy.url(&db.name);
+    let app = TestApp::spawn_on(
+        db,
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("TENANTRY_DATABASE_ACQUIRE_TIMEOUT", "300ms"),
+        ],
+    )
+    .await;
+    let admin = app.admin_token().await;
+    let tenant = app.create_tenant(&admin, "Acme").await;
+    let members = format!("/v1/tenants/{}/members", tenant["id"].as_str().unwrap());
+    assert_eq!(app.get(&members, &admin).await.0, 200);
+
+    proxy.cut().await;
+    for _ in 0..12 {
+        let r = app
+            .client
+            .get(app.url(&members))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "5");
+        assert!(r.headers().contains_key("x-request-id"));
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(code(&body), "service_unavailable");
+        assert!(body["error"]["details"]["request_id"].is_string());
+    }
+    let (s, body) = app.send(Method::GET, "/readyz", None, None).await;
+    assert_eq!((s, code(&body)), (503, "not_ready"));
+
+    proxy.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if app.get(&members, &admin).await.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The watcher logs the end of the outage once it sees the database.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logs.text().contains("the database is reachable again") {
+        assert!(Instant::now() < deadline, "no recovery line");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = logs.text();
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("the database cannot be reached"), 1, "{text}");
+    assert_eq!(count("the database is reachable again"), 1);
+    let recovered = text
+        .lines()
+        .find(|l| l.contains("the database is reachable again"))
+        .unwrap();
+    assert!(recovered.contains("requests_refused=12"), "{recovered}");
+    assert_eq!(count("request failed"), 0, "no per-request error lines");
+}
