@@ -253,7 +253,17 @@ async fn authenticate_in(
     tenant_id: Option<Uuid>,
 ) -> Result<(Principal, TenantAccess), ApiError> {
     let token = bearer(parts).ok_or_else(|| {
-        ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
+        // An Authorization header that is there but holds no readable
+        // bearer token (another scheme, bytes that are not text) is an
+        // invalid credential, not a missing one.
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            invalid_token()
+        } else {
+            ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
+        }
     })?;
     if token.starts_with(API_KEY_PREFIX) {
         let (key, tenant_status) = authenticate_key(app, token).await?;

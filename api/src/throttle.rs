@@ -57,7 +57,8 @@ struct Failures {
 }
 
 /// Failed sign-ins per account (by normalized email, known or not, so a
-/// throttled answer says nothing about whether the account exists): after
+/// throttled answer says nothing about whether the account exists; wrong
+/// current passwords on `POST /v1/me/password` count under `user:<id>`): after
 /// `max` failures within `window` of the first, the account's sign-ins are
 /// answered 429 until the window ends. A successful sign-in clears it.
 #[derive(Debug)]
@@ -76,8 +77,8 @@ impl AccountFailures {
         }
     }
 
-    fn key(normalized_email: &str) -> [u8; 32] {
-        Sha256::digest(normalized_email.as_bytes()).into()
+    fn key(account: &str) -> [u8; 32] {
+        Sha256::digest(account.as_bytes()).into()
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Failures>> {
@@ -86,13 +87,13 @@ impl AccountFailures {
     }
 
     /// 429 while the account has used its failures in the current window.
-    pub fn check(&self, normalized_email: &str) -> Result<(), ApiError> {
-        self.check_at(normalized_email, Instant::now())
+    pub fn check(&self, account: &str) -> Result<(), ApiError> {
+        self.check_at(account, Instant::now())
     }
 
-    fn check_at(&self, normalized_email: &str, now: Instant) -> Result<(), ApiError> {
+    fn check_at(&self, account: &str, now: Instant) -> Result<(), ApiError> {
         let table = self.table();
-        match table.get(&Self::key(normalized_email)) {
+        match table.get(&Self::key(account)) {
             Some(f) if f.count >= self.max => {
                 let elapsed = now.saturating_duration_since(f.since);
                 if elapsed < self.window {
@@ -107,22 +108,20 @@ impl AccountFailures {
         }
     }
 
-    pub fn record_failure(&self, normalized_email: &str) {
-        self.record_failure_at(normalized_email, Instant::now());
+    pub fn record_failure(&self, account: &str) {
+        self.record_failure_at(account, Instant::now());
     }
 
-    fn record_failure_at(&self, normalized_email: &str, now: Instant) {
+    fn record_failure_at(&self, account: &str, now: Instant) {
         let mut table = self.table();
         if table.len() >= FAILURE_TABLE_SOFT_CAP {
             let window = self.window;
             table.retain(|_, f| now.saturating_duration_since(f.since) < window);
         }
-        let entry = table
-            .entry(Self::key(normalized_email))
-            .or_insert(Failures {
-                count: 0,
-                since: now,
-            });
+        let entry = table.entry(Self::key(account)).or_insert(Failures {
+            count: 0,
+            since: now,
+        });
         if now.saturating_duration_since(entry.since) >= self.window {
             *entry = Failures {
                 count: 0,
@@ -132,8 +131,8 @@ impl AccountFailures {
         entry.count = entry.count.saturating_add(1);
     }
 
-    pub fn clear(&self, normalized_email: &str) {
-        self.table().remove(&Self::key(normalized_email));
+    pub fn clear(&self, account: &str) {
+        self.table().remove(&Self::key(account));
     }
 }
 

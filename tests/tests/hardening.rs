@@ -201,6 +201,31 @@ async fn failed_sign_ins_throttle_the_account_from_every_address_until_the_windo
 }
 
 #[tokio::test]
+async fn a_stolen_access_token_cannot_guess_the_current_password_without_limit() {
+    let app = TestApp::spawn_with(&[("TENANTRY_SIGN_IN_MAX_FAILURES", "2")]).await;
+    let admin = app.admin_token().await;
+    app.create_user(&admin, "ada@x.io", "ada-password-1").await;
+    let ada = app.token_for("ada@x.io", "ada-password-1").await;
+    let change =
+        |current: &str| json!({ "current_password": current, "new_password": "ada-password-2" });
+    for _ in 0..2 {
+        let (s, body) = app
+            .post("/v1/me/password", &ada, change("guess-guess"))
+            .await;
+        assert_eq!((s, code(&body)), (422, "wrong_password"));
+    }
+    let (s, body) = app
+        .post("/v1/me/password", &ada, change("ada-password-1"))
+        .await;
+    assert_eq!((s, code(&body)), (429, "rate_limited"));
+    // The admin's own allowance is separate.
+    let (s, body) = app
+        .post("/v1/me/password", &admin, change(ADMIN_PASSWORD))
+        .await;
+    assert_eq!(s, 204, "{body}");
+}
+
+#[tokio::test]
 async fn names_refuse_display_spoofing_and_reasons_keep_only_newline_and_tab() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
@@ -327,6 +352,19 @@ async fn control_characters_are_refused_with_the_field_named_before_postgres_see
         (422, json!("too_long"))
     );
     assert!(body.to_string().len() < 1000);
+
+    // An Authorization header with no readable bearer token is an invalid
+    // credential, answered in the error format.
+    let r = app
+        .client
+        .get(app.url("/v1/me"))
+        .header("authorization", "Basic YWRhOnNlY3JldA==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(code(&body), "invalid_token");
 
     // Path ids that do not decode are 404, before and after authentication.
     for (method, path) in [

@@ -34,7 +34,7 @@ pub fn routes() -> Vec<Route> {
         Route::put(KEY, In(Permission::LlmKeysManage), put_llm_key),
         Route::delete(KEY, In(Permission::LlmKeysManage), delete_llm_key),
         Route::post(
-            "/v1/tenants/{tid}/llm-keys/{key}/resolve",
+            "/v1/tenants/{tid}/llm-keys/{provider}/resolve",
             In(Permission::LlmKeysUse),
             resolve_llm_key,
         ),

@@ -116,8 +116,15 @@ async fn post_password(
     }
     check_password_policy(&body.new_password)
         .map_err(|e| ApiError::invalid_field("new_password", e))?;
+    // A stolen access token must not become a password oracle: wrong
+    // current passwords count against the same per-account allowance as
+    // failed sign-ins.
+    let failures = &state.sign_in_throttle.per_account;
+    let account = format!("user:{}", caller.user_id);
+    failures.check(&account)?;
     let stored = store::auth::password_hash(&state.pool, caller.user_id).await?;
     if !verify_password(body.current_password, stored).await? {
+        failures.record_failure(&account);
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "wrong_password",
