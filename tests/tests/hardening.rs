@@ -380,6 +380,33 @@ async fn control_characters_are_refused_with_the_field_named_before_postgres_see
     }
 }
 
+/// Send on `client` and read the status and the `Connection` header.
+async fn status_and_connection(
+    client: &reqwest::Client,
+    method: Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Option<String>) {
+    let mut req = client.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let r = req
+        .send()
+        .await
+        .expect("a fresh connection for each request after a close");
+    let connection = r
+        .headers()
+        .get("connection")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (r.status().as_u16(), connection)
+}
+
 #[tokio::test]
 async fn an_answer_before_the_body_was_read_closes_the_connection_and_says_so() {
     let app = TestApp::spawn().await;
@@ -391,52 +418,31 @@ async fn an_answer_before_the_body_was_read_closes_the_connection_and_says_so() 
         .unwrap();
     let big = json!({ "name": "x".repeat(100 * 1024) });
     let huge = json!({ "name": "x".repeat(2 * 1024 * 1024) });
+    let empty_name = json!({ "name": "" });
+    let close = Some("close".to_string());
+    let tenants = app.url("/v1/tenants");
     for _ in 0..3 {
+        let call =
+            |method, url, token, body| status_and_connection(&client, method, url, token, body);
         // 401 without reading a 100 KB body.
-        let r = client
-            .post(app.url("/v1/tenants"))
-            .json(&big)
-            .send()
-            .await
-            .expect("a fresh connection for each request after a close");
-        assert_eq!(r.status(), 401);
-        assert_eq!(r.headers()["connection"], "close");
+        let answer = call(Method::POST, tenants.clone(), None, Some(&big)).await;
+        assert_eq!(answer, (401, close.clone()));
         // 413 for a body over the limit.
-        let r = client
-            .post(app.url("/v1/tenants"))
-            .bearer_auth(&admin)
-            .json(&huge)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(r.status(), 413);
-        assert_eq!(r.headers()["connection"], "close");
+        let answer = call(Method::POST, tenants.clone(), Some(&admin), Some(&huge)).await;
+        assert_eq!(answer, (413, close.clone()));
         // 404 on an unknown route with a body.
-        let r = client
-            .post(app.url("/v1/nowhere"))
-            .json(&big)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(r.status(), 404);
-        assert_eq!(r.headers()["connection"], "close");
-        // A request whose body was read keeps its connection.
-        let r = client
-            .post(app.url("/v1/tenants"))
-            .bearer_auth(&admin)
-            .json(&json!({ "name": "" }))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(r.status(), 422);
-        assert!(r.headers().get("connection").is_none());
-        let r = client
-            .get(app.url("/v1/me"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(r.status(), 200);
-        assert!(r.headers().get("connection").is_none());
+        let answer = call(Method::POST, app.url("/v1/nowhere"), None, Some(&big)).await;
+        assert_eq!(answer, (404, close.clone()));
+        // Requests whose body was read (or that had none) keep the connection.
+        let answer = call(
+            Method::POST,
+            tenants.clone(),
+            Some(&admin),
+            Some(&empty_name),
+        )
+        .await;
+        assert_eq!(answer, (422, None));
+        let answer = call(Method::GET, app.url("/v1/me"), Some(&admin), None).await;
+        assert_eq!(answer, (200, None));
     }
 }

@@ -1,6 +1,7 @@
-//! What the logs hold, captured at TRACE: no bearer secret from a path, and
-//! one line per database outage rather than one per request. This file is
-//! its own test binary because it installs the process-wide subscriber.
+//! What the logs hold, captured at TRACE: no plaintext provider key and no
+//! bearer secret from a path at any level, and one line per database outage
+//! rather than one per request. This file is its own test binary because it
+//! installs the process-wide subscriber.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -10,6 +11,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tenantry_tests::smtp::SmtpSink;
 use tenantry_tests::{code, DbProxy, TestApp, TestDb};
+
+const SECRET: &str = "sk-proj-LOGCAPTUREPLAINTEXTabcdef9876";
+const REPLACEMENT: &str = "sk-proj-LOGCAPTUREREPLACEDghijkl5432";
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -189,4 +193,62 @@ async fn a_database_outage_is_503_with_retry_after_and_one_log_line_each_way() {
         .unwrap();
     assert!(recovered.contains("requests_refused=12"), "{recovered}");
     assert_eq!(count("request failed"), 0, "no per-request error lines");
+}
+
+#[tokio::test]
+async fn trace_level_logs_of_create_resolve_replace_and_delete_hold_no_plaintext() {
+    let capture = capture();
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let tenant = app.create_tenant(&admin, "Acme").await;
+    let tid = tenant["id"].as_str().unwrap();
+    let (_, runtime) = app.api_key(&admin, tid, &["llm_keys.use"]).await;
+    let keys = format!("/v1/tenants/{tid}/llm-keys");
+
+    let (status, created) = app
+        .post(
+            &keys,
+            &admin,
+            json!({ "provider": "openai", "api_key": SECRET }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap();
+    let (status, resolved) = app
+        .post(&format!("{keys}/openai/resolve"), &runtime, json!({}))
+        .await;
+    assert_eq!((status, resolved["api_key"].as_str()), (200, Some(SECRET)));
+    // A refused input is logged too; it must not echo the key.
+    let (status, _) = app
+        .post(
+            &keys,
+            &admin,
+            json!({ "provider": "openai", "api_key": SECRET }),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = app
+        .put(
+            &format!("{keys}/{id}"),
+            &admin,
+            json!({ "api_key": REPLACEMENT }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app.delete(&format!("{keys}/{id}"), &admin).await;
+    assert_eq!(status, 204);
+    drop(app);
+
+    let logs = capture.text();
+    assert!(
+        logs.contains("request finished") && logs.contains("TRACE"),
+        "the capture sees trace-level output"
+    );
+    for secret in [SECRET, REPLACEMENT] {
+        assert!(!logs.contains(secret), "a log line holds a plaintext key");
+        assert!(
+            !logs.contains(&secret[8..]),
+            "a log line holds part of a key"
+        );
+    }
 }
