@@ -71,6 +71,19 @@ const AFTER_CHECKPOINT: &str = "FROM events \
         AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
       ORDER BY events.tx_id, events.position LIMIT $3";
 
+/// The newest committed event's place in the global order, `None` for an
+/// empty log. It may still be behind the read horizon (`pg_snapshot_xmin`)
+/// while an older transaction runs.
+pub async fn head(pool: &sqlx::PgPool) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT tx_id::text, position FROM events ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    row.map(|(tx_id, position)| Checkpoint::from_parts(&tx_id, position))
+        .transpose()
+}
+
 /// Up to `limit` events after `after` in global order, from finished transactions only.
 pub async fn read_after(
     conn: &mut PgConnection,

@@ -30,6 +30,11 @@ pub enum ProjectionError {
     Database(#[from] sqlx::Error),
     #[error("event at position {position} cannot be projected: {reason}")]
     Decode { position: i64, reason: String },
+    #[error(
+        "after {waited_secs} s, events committed before this started are still behind a \
+         transaction that was open before them (on any database of this server); end it and retry"
+    )]
+    HorizonHeld { waited_secs: u64 },
 }
 
 impl ProjectionError {
@@ -258,15 +263,34 @@ pub async fn catch_up(
     projection: &dyn Projection,
     batch_size: i64,
 ) -> Result<Checkpoint, ProjectionError> {
+    // Every event committed before now, however long an older transaction
+    // (anywhere on the server: the horizon is cluster-wide) keeps it behind
+    // the horizon. Stopping at the first empty batch would report a rebuild
+    // done while the newest events are still unread.
+    let head = crate::log::head(pool).await?;
+    let started = std::time::Instant::now();
     let mut seen = stored_checkpoint(pool, projection.name()).await?;
     loop {
         let (read, reached) = run_batch(pool, projection, batch_size, seen).await?;
-        if read == 0 {
+        seen = reached;
+        if read > 0 {
+            continue;
+        }
+        if head.is_none_or(|head| reached >= head) {
             return Ok(reached);
         }
-        seen = reached;
+        if started.elapsed() > CATCH_UP_PATIENCE {
+            return Err(ProjectionError::HorizonHeld {
+                waited_secs: started.elapsed().as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// How long [`catch_up`] waits for a transaction older than its start to
+/// end before it gives up.
+const CATCH_UP_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Empty the read model and replay the whole log into it. Safe while a
 /// server runs: the reset takes the same fence as every batch.

@@ -204,6 +204,40 @@ async fn a_late_committing_transaction_is_never_skipped() {
     assert_eq!(tenant_slugs(&pool).await, vec!["event-x", "event-y"]);
 }
 
+/// A rebuild (catch-up) reads everything committed before it started, even
+/// while an older transaction still holds the read horizon back: it waits
+/// instead of reporting a read model done that misses the newest events.
+#[tokio::test]
+async fn catching_up_waits_for_what_was_committed_before_it_started() {
+    let db = TestDb::create().await;
+    let pool = db.migrated_pool().await;
+    let projection = tenantry_projections::tenants::PROJECTION;
+    // An older transaction holds the horizon (it need not write anything).
+    let mut old_conn = PgConnection::connect(&db.url).await.unwrap();
+    let mut old_tx = old_conn.begin().await.unwrap();
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *old_tx)
+        .await
+        .unwrap();
+    let y = append_committed(&pool, "event-y").await;
+
+    let rebuild = {
+        let pool = pool.clone();
+        tokio::spawn(async move { runtime::rebuild(&pool, &projection, 100).await })
+    };
+    let mut rebuild = std::pin::pin!(rebuild);
+    // While the older transaction runs, the rebuild must not declare itself done.
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut rebuild).await;
+    assert!(
+        early.is_err(),
+        "the rebuild finished before it could read the committed event: {early:?}"
+    );
+    old_tx.commit().await.unwrap();
+    let checkpoint = rebuild.await.unwrap().unwrap();
+    assert!(checkpoint >= y);
+    assert_eq!(tenant_slugs(&pool).await, vec!["event-y"]);
+}
+
 /// Transaction ids are ordered as numbers, not as text: a batch that ends
 /// in transaction 10 must not skip one still waiting in transaction 9
 /// (as text, "10" sorts before "9").
