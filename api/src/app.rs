@@ -241,7 +241,7 @@ async fn bootstrap_admin(state: &AppState) -> Result<(), StartError> {
     );
     let password =
         zeroize::Zeroizing::new(secrecy::ExposeSecret::expose_secret(&password).to_string());
-    match routes::users::register_user(
+    match crate::service::users::register_user(
         &state.store,
         &email,
         "Platform Admin",

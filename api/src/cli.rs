@@ -186,7 +186,7 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
         chrono::Utc::now(),
     );
     let result =
-        crate::routes::users::register_user(&store, email, name, password, true, &meta).await;
+        crate::service::users::register_user(&store, email, name, password, true, &meta).await;
     pool.close().await;
     match result {
         Ok((id, _)) => {

@@ -257,26 +257,12 @@ fn generated_secret(data_dir: &Path, name: &str) -> std::io::Result<SecretString
     let mut bytes = [0u8; 48];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    write_private(&path, &secret)?;
+    crate::secret_file::write_private(&path, &secret)?;
     warn!(
         path = %path.display(),
         "generated a secret because none was configured; set it explicitly in production"
     );
     Ok(SecretString::from(secret))
-}
-
-pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -154,7 +154,7 @@ impl IntoResponse for ApiError {
             }
             None => None,
         };
-        let request_id = crate::middleware::current_request_id();
+        let request_id = crate::request_id::current();
         let body = self.body(request_id.as_deref()).to_string();
         let mut response = (self.status, body).into_response();
         response.headers_mut().insert(

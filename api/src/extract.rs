@@ -13,7 +13,7 @@ use tenantry_domain::{Actor, EventMetadata};
 use uuid::Uuid;
 
 use crate::error::{ApiError, Validation};
-use crate::middleware::RequestId;
+use crate::request_id::RequestId;
 use crate::state::AppState;
 
 /// The longest string (or object key) any body or query may carry, in
@@ -236,14 +236,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RolePath {
     }
 }
 
-/// The address of the client that connected (the peer of the TCP
-/// connection; `0.0.0.0` when the server runs without connection info).
-pub fn client_ip(extensions: &axum::http::Extensions) -> std::net::IpAddr {
-    extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
-}
-
 /// The client's address, as an extractor.
 pub struct ClientIp(pub std::net::IpAddr);
 
@@ -251,7 +243,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_ip(&parts.extensions)))
+        Ok(Self(crate::throttle::client_ip(&parts.extensions)))
     }
 }
 

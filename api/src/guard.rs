@@ -202,7 +202,7 @@ pub async fn guard(
 fn throttle(app: &AppState, req: &Request) -> Result<(), ApiError> {
     crate::throttle::check_address(
         &app.public_limiter,
-        crate::extract::client_ip(req.extensions()),
+        crate::throttle::client_ip(req.extensions()),
     )
 }
 

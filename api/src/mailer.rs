@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::auth::invitation_token;
-use crate::routes::invitations::accept_url;
+use crate::service::invitations::accept_url;
 use crate::state::AppState;
 
 /// Where emails go.

@@ -18,27 +18,11 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::{ApiError, DatabaseUnavailable};
+use crate::request_id::{self, RequestId};
 use crate::state::AppState;
 use crate::store::idempotency::{self, Reservation};
 
-pub const REQUEST_ID: &str = "x-request-id";
 const MAX_BODY: usize = 1024 * 1024;
-
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-tokio::task_local! {
-    static CURRENT_REQUEST_ID: String;
-}
-
-fn sane_request_id(value: &HeaderValue) -> Option<String> {
-    let s = value.to_str().ok()?;
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    ok.then(|| s.to_string())
-}
 
 /// Outermost layer: give the request an id (echoing a sane incoming one),
 /// open its span, and make sure every error leaves as the JSON error body.
@@ -49,8 +33,8 @@ pub async fn request_context(
 ) -> Response {
     let id = req
         .headers()
-        .get(REQUEST_ID)
-        .and_then(sane_request_id)
+        .get(request_id::HEADER)
+        .and_then(request_id::sane)
         .unwrap_or_else(|| Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     // The matched route's template (`/v1/invitations/{token}`), never the
@@ -72,8 +56,7 @@ pub async fn request_context(
         status = tracing::field::Empty,
     );
     let (req, body_read) = track_body(req);
-    let response = CURRENT_REQUEST_ID
-        .scope(id.clone(), next.run(req))
+    let response = request_id::scope(id.clone(), next.run(req))
         .instrument(span.clone())
         .await;
     if let Some(DatabaseUnavailable(cause)) = response.extensions().get() {
@@ -83,7 +66,7 @@ pub async fn request_context(
     span.record("status", response.status().as_u16());
     span.in_scope(|| tracing::info!("request finished"));
     if let Ok(v) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, v);
+        response.headers_mut().insert(request_id::HEADER, v);
     }
     // Answered before the body was read (401, 404, 413…): the unread rest
     // would be taken for the next request, so the server closes the
@@ -186,11 +169,6 @@ fn fallback_error(status: StatusCode) -> ApiError {
         }
         s => ApiError::new(s, "bad_request", "the request was refused"),
     }
-}
-
-/// The request id of the request being served, if any.
-pub fn current_request_id() -> Option<String> {
-    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
 }
 
 pub async fn not_found() -> ApiError {

@@ -19,6 +19,14 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 
+/// The address of the client that connected (the peer of the TCP
+/// connection; `0.0.0.0` when the server runs without connection info).
+pub fn client_ip(extensions: &axum::http::Extensions) -> std::net::IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
 /// A per-address request limiter (`governor`'s GCRA): `per_minute`
 /// requests a minute, that many in a burst.
 pub type AddressLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;

@@ -126,7 +126,7 @@ impl MasterKeys {
             base64::engine::general_purpose::STANDARD.encode(key.as_ref())
         ));
         std::fs::create_dir_all(data_dir)
-            .and_then(|()| crate::config::write_private(&path, &line))
+            .and_then(|()| crate::secret_file::write_private(&path, &line))
             .map_err(|e| {
                 format!(
                     "cannot keep a generated master key in {}: {e}",

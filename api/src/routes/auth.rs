@@ -2,8 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tenantry_domain::session::{RevokeReason, Session, SessionCommand, SignInFailure};
 use tenantry_domain::user::User;
 use tenantry_domain::values::{Email, ValueError, MAX_PASSWORD_CHARS};
@@ -16,7 +15,9 @@ use crate::error::ApiError;
 use crate::extract::{ClientIp, Context, Json};
 use crate::guard::Access;
 use crate::middleware::SecretResponse;
+use crate::responses::TokenPairOut;
 use crate::routes::Route;
+use crate::service::sessions::{open_session, token_pair};
 use crate::state::AppState;
 use crate::store::{self, events::claim_owner};
 use crate::throttle::check_address;
@@ -33,14 +34,6 @@ pub fn routes() -> Vec<Route> {
 pub struct LoginIn {
     email: String,
     password: Zeroizing<String>,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct TokenPairOut {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub token_type: String,
-    pub expires_in: u64,
 }
 
 fn invalid_credentials() -> ApiError {
@@ -120,50 +113,6 @@ async fn post_login(
         SecretResponse,
         axum::Json(open_session(&state, attempt_id, user_id, &meta).await?),
     ))
-}
-
-/// Start a session for a user who just proved who they are (sign-in, or
-/// accepting an invitation as a new user): a `SignInSucceeded` event, the
-/// session row and a refresh token, and the token pair.
-pub async fn open_session(
-    state: &AppState,
-    session_id: Uuid,
-    user_id: Uuid,
-    meta: &tenantry_domain::EventMetadata,
-) -> Result<TokenPairOut, ApiError> {
-    let refresh = random_token();
-    let refresh_hash = token_hash(&refresh);
-    let expires_at = Utc::now() + state.config.refresh_token_ttl;
-    state
-        .store
-        .execute_with::<Session>(
-            &session_id.to_string(),
-            SessionCommand::SignIn { user_id },
-            meta,
-            &|tx| {
-                let hash = refresh_hash.clone();
-                Box::pin(async move {
-                    store::auth::start_session(tx, session_id, user_id, expires_at, &hash).await?;
-                    Ok(())
-                })
-            },
-        )
-        .await?;
-    token_pair(state, user_id, session_id, refresh)
-}
-
-fn token_pair(
-    state: &AppState,
-    user_id: Uuid,
-    session_id: Uuid,
-    refresh_token: String,
-) -> Result<TokenPairOut, ApiError> {
-    Ok(TokenPairOut {
-        access_token: state.jwt.issue(user_id, session_id)?,
-        refresh_token,
-        token_type: "Bearer".to_string(),
-        expires_in: state.jwt.ttl.as_secs(),
-    })
 }
 
 #[derive(Deserialize)]

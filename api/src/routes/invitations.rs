@@ -10,7 +10,7 @@ use tenantry_domain::tenant::{InvitationStatus, Tenant, TenantCommand, TenantErr
 use tenantry_domain::user::User;
 use tenantry_domain::values::Email;
 use tenantry_domain::{Actor, PLATFORM_TENANT};
-use tenantry_projections::invitations::{self, InvitationRow};
+use tenantry_projections::invitations::{self};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -19,10 +19,12 @@ use crate::error::{ApiError, Validation};
 use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, PathParam, Query};
 use crate::guard::{authenticate, Access, Principal, TenantScope};
 use crate::middleware::SecretResponse;
-use crate::routes::auth::{open_session, TokenPairOut};
-use crate::routes::tenants::run_tenant_command;
-use crate::routes::users::register_user;
+use crate::responses::{InvitationOut, TokenPairOut};
 use crate::routes::Route;
+use crate::service::invitations::accept_url;
+use crate::service::sessions::open_session;
+use crate::service::tenants::run_tenant_command;
+use crate::service::users::register_user;
 use crate::state::AppState;
 use crate::store::{self, claim_owner_email};
 
@@ -50,38 +52,6 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Serialize)]
-pub struct InvitationOut {
-    id: Uuid,
-    email: String,
-    role: String,
-    status: String,
-    invited_by: Option<Uuid>,
-    invited_by_name: Option<String>,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    /// Delivery of the latest email: `pending`, `sent`, `failed`, `superseded`.
-    email_status: Option<String>,
-    email_attempts: Option<i32>,
-}
-
-impl From<InvitationRow> for InvitationOut {
-    fn from(r: InvitationRow) -> Self {
-        Self {
-            id: r.id,
-            email: r.email,
-            role: r.role,
-            status: r.status,
-            invited_by: r.invited_by,
-            invited_by_name: r.invited_by_name,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-            email_status: r.email_status,
-            email_attempts: r.email_attempts,
-        }
-    }
-}
-
 /// Create and resend answers: the one place the token and link appear.
 #[derive(Serialize)]
 struct IssuedOut {
@@ -104,14 +74,6 @@ async fn invitation_out(
         .await?
         .map(InvitationOut::from)
         .ok_or_else(not_found)
-}
-
-/// The link an invitee follows.
-pub fn accept_url(state: &AppState, token: &str) -> String {
-    format!(
-        "{}/invite/{token}",
-        state.config.public_url.trim_end_matches('/')
-    )
 }
 
 fn expiry(state: &AppState) -> Result<DateTime<Utc>, ApiError> {

@@ -12,9 +12,10 @@ use crate::auth::{hash_password, verify_password, Caller};
 use crate::error::ApiError;
 use crate::extract::{Context, Json};
 use crate::guard::Access;
-use crate::routes::members::{memberships_of, MembershipOut};
-use crate::routes::users::{user_out, UserOut};
+use crate::responses::{MembershipOut, UserOut};
 use crate::routes::Route;
+use crate::service::memberships::memberships_of;
+use crate::service::users::user_out;
 use crate::state::AppState;
 use crate::store;
 

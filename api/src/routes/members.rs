@@ -4,17 +4,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tenantry_domain::access::{role_permissions, Permission, PermissionSet, RoleName};
+use tenantry_domain::access::{Permission, RoleName};
 use tenantry_domain::tenant::{Authority, TenantCommand};
-use tenantry_projections::access::{self, MemberRow, MembershipRow};
+use tenantry_projections::access::{self, MemberRow};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{Context, IdPath, Json, ListOut, PageParams, Query};
 use crate::guard::{Access, PlatformAdmin, TenantScope};
-use crate::routes::invitations::InvitationOut;
-use crate::routes::tenants::{check_active_user, run_tenant_command};
+use crate::responses::InvitationOut;
 use crate::routes::Route;
+use crate::service::tenants::{check_active_user, run_tenant_command};
 use crate::state::AppState;
 
 pub fn routes() -> Vec<Route> {
@@ -55,47 +55,6 @@ impl From<MemberRow> for MemberOut {
             joined_at: r.joined_at,
         }
     }
-}
-
-/// One of a user's tenants, with what their role lets them do there.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct MembershipOut {
-    pub tenant_id: Uuid,
-    pub name: String,
-    pub slug: String,
-    pub status: String,
-    pub role: String,
-    pub permissions: PermissionSet,
-    pub joined_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl From<MembershipRow> for MembershipOut {
-    fn from(r: MembershipRow) -> Self {
-        // Stored names come from decoded events, so they always parse.
-        let permissions =
-            role_permissions(&r.role, r.custom_permissions.as_deref()).unwrap_or_default();
-        Self {
-            tenant_id: r.tenant_id,
-            name: r.tenant_name,
-            slug: r.tenant_slug,
-            status: r.tenant_status,
-            role: r.role,
-            permissions,
-            joined_at: r.joined_at,
-        }
-    }
-}
-
-/// A user's memberships, for `/v1/me` and the admin's user view.
-pub async fn memberships_of(
-    state: &AppState,
-    user_id: Uuid,
-) -> Result<Vec<MembershipOut>, ApiError> {
-    Ok(access::memberships(&state.pool, user_id)
-        .await?
-        .into_iter()
-        .map(MembershipOut::from)
-        .collect())
 }
 
 fn parse_role(raw: &str) -> Result<RoleName, ApiError> {

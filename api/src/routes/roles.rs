@@ -11,8 +11,8 @@ use tenantry_projections::access;
 use crate::error::{ApiError, Validation};
 use crate::extract::{Context, Json, ListOut, RolePath};
 use crate::guard::{Access, TenantScope};
-use crate::routes::tenants::run_tenant_command;
 use crate::routes::Route;
+use crate::service::tenants::run_tenant_command;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<Route> {

@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tenantry_domain::access::Permission;
 use tenantry_domain::tenant::{Tenant, TenantCommand, TenantStatus};
-use tenantry_domain::user::User;
 use tenantry_domain::values::{Slug, TenantName, TenantSettings, ValueError};
-use tenantry_domain::Actor;
 use tenantry_projections::tenants::{self, TenantFilter, TenantRow};
 use tenantry_projections::StoredEvent;
 use uuid::Uuid;
@@ -19,8 +17,8 @@ use crate::error::{ApiError, Validation};
 use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, Query};
 use crate::guard::{platform_admin_required, Access, PlatformAdmin, TenantScope};
 use crate::routes::Route;
+use crate::service::tenants::{check_active_user, record_tenant, run_tenant_command};
 use crate::state::AppState;
-use crate::store::Committed;
 
 pub fn routes() -> Vec<Route> {
     use Access::{PlatformAdmin as Admin, Tenant as In};
@@ -78,10 +76,6 @@ async fn tenant_out(state: &AppState, id: Uuid) -> Result<TenantOut, ApiError> {
         .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))
 }
 
-fn record_tenant(id: Uuid) {
-    tracing::Span::current().record("tenant_id", id.to_string());
-}
-
 #[derive(Deserialize)]
 struct TenantIn {
     name: String,
@@ -92,28 +86,6 @@ struct TenantIn {
 }
 
 /// 422 unless the user exists and is active.
-pub async fn check_active_user(state: &AppState, field: &str, id: Uuid) -> Result<(), ApiError> {
-    let (user, _) = state
-        .store
-        .load::<User>(&id.to_string())
-        .await
-        .map_err(ApiError::from)?;
-    let problem = if user.id.is_none() {
-        Some(("user_not_found", "no user has this id"))
-    } else if !user.is_active() {
-        Some(("user_deactivated", "this user is deactivated"))
-    } else {
-        None
-    };
-    match problem {
-        None => Ok(()),
-        Some((code, message)) => Err(ApiError::invalid_field(
-            field,
-            ValueError::new(code, message),
-        )),
-    }
-}
-
 /// Create a tenant; the slug is derived from the name when not given.
 async fn post_tenant(
     State(state): State<AppState>,
@@ -203,23 +175,6 @@ async fn get_tenant(
 }
 
 /// Run a command on an existing tenant and wait until the read models show it.
-pub async fn run_tenant_command(
-    state: &AppState,
-    ctx: &Context,
-    actor: Actor,
-    id: Uuid,
-    command: TenantCommand,
-) -> Result<Committed<Tenant>, ApiError> {
-    record_tenant(id);
-    let meta = ctx.metadata(id, actor);
-    let committed = state
-        .store
-        .execute::<Tenant>(&id.to_string(), command, &meta)
-        .await?;
-    state.settle(committed.written.as_ref()).await;
-    Ok(committed)
-}
-
 #[derive(Deserialize)]
 struct TenantPatch {
     name: Option<String>,

@@ -4,20 +4,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::user::{User, UserCommand, UserStatus};
-use tenantry_domain::values::{check_password_policy, Email, PersonName};
-use tenantry_domain::{EventMetadata, PLATFORM_TENANT};
-use tenantry_projections::users::{self, UserFilter, UserRow};
+use tenantry_domain::PLATFORM_TENANT;
+use tenantry_projections::users::{self, UserFilter};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::auth::hash_password;
-use crate::error::{ApiError, Validation};
+use crate::error::ApiError;
 use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, Query};
 use crate::guard::{Access, PlatformAdmin};
-use crate::routes::members::{memberships_of, MembershipOut};
+use crate::responses::{MembershipOut, UserOut};
 use crate::routes::Route;
+use crate::service::memberships::memberships_of;
+use crate::service::users::{register_user, user_out};
 use crate::state::AppState;
-use crate::store::{self, EventStore};
+use crate::store::{self};
 
 pub fn routes() -> Vec<Route> {
     use Access::PlatformAdmin as Admin;
@@ -40,81 +40,11 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-pub struct UserOut {
-    pub id: Uuid,
-    pub email: String,
-    pub name: String,
-    pub status: String,
-    pub is_platform_admin: bool,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl From<UserRow> for UserOut {
-    fn from(r: UserRow) -> Self {
-        Self {
-            id: r.id,
-            email: r.email,
-            name: r.name,
-            status: r.status,
-            is_platform_admin: r.is_platform_admin,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
 #[derive(Deserialize)]
 pub struct UserIn {
     email: String,
     name: String,
     password: Zeroizing<String>,
-}
-
-/// Validate, hash the password and register a user. Shared by the API,
-/// the bootstrap admin and `tenantry admin create-platform-admin`.
-pub async fn register_user(
-    store: &EventStore,
-    email: &str,
-    name: &str,
-    password: Zeroizing<String>,
-    platform_admin: bool,
-    meta: &EventMetadata,
-) -> Result<(Uuid, Option<tenantry_projections::Written>), ApiError> {
-    let mut v = Validation::default();
-    let email = v.check("email", Email::parse(email));
-    let name = v.check("name", PersonName::parse(name));
-    v.check("password", check_password_policy(&password));
-    v.finish()?;
-    let (Some(email), Some(name)) = (email, name) else {
-        return Err(ApiError::internal("validation passed without values"));
-    };
-    let hash = hash_password(password).await?;
-    let user_id = Uuid::now_v7();
-    let command = UserCommand::RegisterUser {
-        user_id,
-        email,
-        name,
-        platform_admin,
-    };
-    let committed = store
-        .execute_with::<User>(&user_id.to_string(), command, meta, &|tx| {
-            let hash = hash.clone();
-            Box::pin(async move {
-                store::auth::set_password(tx, user_id, &hash).await?;
-                Ok(())
-            })
-        })
-        .await?;
-    Ok((user_id, committed.written))
-}
-
-pub async fn user_out(state: &AppState, id: Uuid) -> Result<UserOut, ApiError> {
-    users::get(&state.pool, id)
-        .await?
-        .map(UserOut::from)
-        .ok_or_else(|| ApiError::not_found("user_not_found", "user not found"))
 }
 
 /// Create a user who can sign in.

@@ -1,0 +1,10 @@
+//! The application layer: the use cases more than one caller needs (route
+//! modules, the workers, the CLI), as functions over the shared state.
+//! Architecture invariant: a route module imports services, never another
+//! route module, and nothing outside `routes` imports a route module.
+
+pub mod invitations;
+pub mod memberships;
+pub mod sessions;
+pub mod tenants;
+pub mod users;

@@ -1,0 +1,60 @@
+//! Registering users and reading them back.
+
+use tenantry_domain::user::{User, UserCommand};
+use tenantry_domain::values::{check_password_policy, Email, PersonName};
+use tenantry_domain::EventMetadata;
+use tenantry_projections::users;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::auth::hash_password;
+use crate::error::{ApiError, Validation};
+use crate::responses::UserOut;
+use crate::state::AppState;
+use crate::store::{self, EventStore};
+
+/// Validate, hash the password and register a user. Shared by the API,
+/// the bootstrap admin and `tenantry admin create-platform-admin`.
+pub async fn register_user(
+    store: &EventStore,
+    email: &str,
+    name: &str,
+    password: Zeroizing<String>,
+    platform_admin: bool,
+    meta: &EventMetadata,
+) -> Result<(Uuid, Option<tenantry_projections::Written>), ApiError> {
+    let mut v = Validation::default();
+    let email = v.check("email", Email::parse(email));
+    let name = v.check("name", PersonName::parse(name));
+    v.check("password", check_password_policy(&password));
+    v.finish()?;
+    let (Some(email), Some(name)) = (email, name) else {
+        return Err(ApiError::internal("validation passed without values"));
+    };
+    let hash = hash_password(password).await?;
+    let user_id = Uuid::now_v7();
+    let command = UserCommand::RegisterUser {
+        user_id,
+        email,
+        name,
+        platform_admin,
+    };
+    let committed = store
+        .execute_with::<User>(&user_id.to_string(), command, meta, &|tx| {
+            let hash = hash.clone();
+            Box::pin(async move {
+                store::auth::set_password(tx, user_id, &hash).await?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok((user_id, committed.written))
+}
+
+/// A user as the API shows it.
+pub async fn user_out(state: &AppState, id: Uuid) -> Result<UserOut, ApiError> {
+    users::get(&state.pool, id)
+        .await?
+        .map(UserOut::from)
+        .ok_or_else(|| ApiError::not_found("user_not_found", "user not found"))
+}
