@@ -123,10 +123,15 @@ async fn rotate_keys(config: &Config) -> Result<(), String> {
 pub async fn rotate(
     pool: &sqlx::PgPool,
     keys: &crate::vault::MasterKeys,
-) -> Result<u64, crate::store::vault::RotateError> {
+) -> Result<u64, crate::store::vault::RotateError<crate::vault::VaultError>> {
+    let active = keys.active();
+    let rewrap = |id, wrapped: &[u8]| {
+        let data_key = crate::vault::unwrap(keys, id, wrapped)?;
+        crate::vault::wrap(active, id, &data_key)
+    };
     let mut total = 0;
     loop {
-        let done = crate::store::vault::rewrap_batch(pool, keys, 100).await?;
+        let done = crate::store::vault::rewrap_batch(pool, active.id(), 100, rewrap).await?;
         if done == 0 {
             return Ok(total);
         }

@@ -8,7 +8,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tenantry_domain::values::ValueError;
-use tenantry_domain::{DomainError, ErrorKind};
+use tenantry_domain::{ClaimScope, DomainError, ErrorKind};
+use tenantry_store::{CommandError, Refusal};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -251,6 +252,32 @@ impl Validation {
             Ok(())
         } else {
             Err(self.into_error())
+        }
+    }
+}
+
+/// What a refused command means to a client.
+impl<E: tenantry_domain::DomainError> From<CommandError<E>> for ApiError {
+    fn from(err: CommandError<E>) -> Self {
+        match err {
+            CommandError::Domain(e) => ApiError::from_domain(e),
+            CommandError::Claimed(ClaimScope::UserEmail) => {
+                ApiError::conflict("email_taken", "a user with this email already exists")
+            }
+            CommandError::Claimed(ClaimScope::TenantSlug) => {
+                ApiError::conflict("slug_taken", "a tenant with this slug already exists")
+            }
+            CommandError::Claimed(ClaimScope::TenantProvider) => ApiError::conflict(
+                "duplicate_provider_key",
+                "the tenant already has a key for this provider; replace it with PUT",
+            ),
+            CommandError::Concurrency => ApiError::concurrent_update(),
+            CommandError::Refused(Refusal::RefreshTokenReused) => ApiError::unauthorized(
+                "refresh_token_reused",
+                "this refresh token was already used",
+            ),
+            CommandError::Codec(e) => ApiError::internal(e),
+            CommandError::Database(e) => e.into(),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::auth::{bearer, token_hash, Caller, API_KEY_PREFIX};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store;
-use tenantry_projections::access::TenantAccess;
+use tenantry_store::auth::TenantAccess;
 
 /// What a route demands of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,14 +1,15 @@
 //! Tenantry's HTTP API and the `tenantry` binary's commands.
 //!
 //! Architecture invariant: this is the only crate that knows HTTP. Handlers
-//! extract, dispatch a command through [`store::EventStore`] or read a
-//! projection, and respond; all SQL of the write side lives in [`store`].
+//! extract, dispatch a command through [`store::EventStore`] (the
+//! `tenantry-store` crate) or read a projection, and respond. The SQL of the
+//! write side lives in `tenantry-store`; this crate holds SQL only for the
+//! readiness probe, the outage probe and the email worker's outbox rows.
 
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod db;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -21,7 +22,10 @@ pub mod routes;
 pub mod secret_file;
 pub mod service;
 pub mod state;
-pub mod store;
 pub mod telemetry;
 pub mod throttle;
 pub mod vault;
+
+/// The event store crate, under the name the API's modules use for it.
+pub use tenantry_store as store;
+pub use tenantry_store::db;

@@ -83,19 +83,6 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
     Ok(())
 }
 
-/// What the guard needs to authorize a caller in the tenant a path names.
-/// The guard reads it in the same query as the caller's session or API key
-/// (`tenantry_api::store`), so a tenant request costs one round trip to check.
-#[derive(Debug, Clone, Default, FromRow)]
-pub struct TenantAccess {
-    /// `None`: no such tenant.
-    pub tenant_status: Option<String>,
-    /// `None`: not a member.
-    pub role: Option<String>,
-    /// The role's permissions when it is a custom role.
-    pub custom_permissions: Option<Vec<String>>,
-}
-
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct MemberRow {
     pub user_id: Uuid,

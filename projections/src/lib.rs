@@ -1,6 +1,6 @@
 //! Tenantry's read side.
 //!
-//! - [`log`]: reading the event log in its global order.
+//! - [`log`]: reading the event log in its global order (from `tenantry-store`).
 //! - [`runtime`]: the catch-up projector runtime (checkpoints, leadership, wake-ups).
 //! - [`tenants`], [`users`], [`access`] (members and custom roles), [`llm_keys`] (provider keys, redacted), [`invitations`] (and the email outbox it feeds): read models, their projections and their queries.
 //!
@@ -12,16 +12,16 @@
 pub mod access;
 pub mod invitations;
 pub mod llm_keys;
-pub mod log;
-pub mod page;
 pub mod runtime;
 pub mod tenants;
 pub mod users;
 
-pub use log::{Checkpoint, StoredEvent};
 pub use runtime::{
-    Projection, ProjectionError, ProjectorConfig, ProjectorRuntime, TableProjection, Written,
+    Projection, ProjectionError, ProjectorConfig, ProjectorRuntime, TableProjection,
 };
+pub use tenantry_store::log::{Checkpoint, StoredEvent, Written};
+/// The log reader lives with the event store; re-exported for projections.
+pub use tenantry_store::{log, page};
 
 use std::sync::Arc;
 

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::log::{headers_after, read_after, Checkpoint, StoredEvent};
+use crate::log::{headers_after, read_after, Checkpoint, StoredEvent, Written};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -332,15 +332,6 @@ pub struct ProjectorRuntime {
 struct Projector {
     projection: Arc<dyn Projection>,
     progress: watch::Receiver<Progress>,
-}
-
-/// What a command appended, for read-your-writes: the position of its
-/// last event and the types of its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    pub checkpoint: Checkpoint,
-    pub aggregate_type: &'static str,
-    pub event_types: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]

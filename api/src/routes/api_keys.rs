@@ -19,6 +19,7 @@ use crate::middleware::SecretResponse;
 use crate::routes::Route;
 use crate::state::AppState;
 use crate::store::api_keys::{self, KeyRow, NewKey};
+use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     use Access::Tenant as In;
@@ -127,13 +128,12 @@ async fn post_api_key(
     };
     state
         .store
-        .execute_with::<ApiKey>(&key_id.to_string(), command, &meta, &|tx| {
-            let row = row.clone();
-            Box::pin(async move {
-                api_keys::insert(tx, &row).await?;
-                Ok(())
-            })
-        })
+        .execute_with::<ApiKey>(
+            &key_id.to_string(),
+            command,
+            &meta,
+            &[SideWrite::InsertApiKey(row)],
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -188,12 +188,12 @@ async fn delete_api_key(
     let meta = ctx.metadata(scope.tenant_id, scope.principal.actor());
     state
         .store
-        .execute_with::<ApiKey>(&key_id.to_string(), ApiKeyCommand::Revoke, &meta, &|tx| {
-            Box::pin(async move {
-                api_keys::revoke(tx, key_id).await?;
-                Ok(())
-            })
-        })
+        .execute_with::<ApiKey>(
+            &key_id.to_string(),
+            ApiKeyCommand::Revoke,
+            &meta,
+            &[SideWrite::RevokeApiKey { key_id }],
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

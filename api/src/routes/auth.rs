@@ -21,6 +21,7 @@ use crate::service::sessions::{open_session, token_pair};
 use crate::state::AppState;
 use crate::store::{self, events::claim_owner};
 use crate::throttle::check_address;
+use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -156,19 +157,16 @@ async fn post_refresh(
     let session_id = found.session_id;
     let result = state
         .store
-        .execute_with::<Session>(&session_key, SessionCommand::Refresh, &meta, &|tx| {
-            let (old, new) = (presented.clone(), new_hash.clone());
-            Box::pin(async move {
-                if !store::auth::rotate_refresh_token(tx, &old).await? {
-                    return Err(ApiError::unauthorized(
-                        "refresh_token_reused",
-                        "this refresh token was already used",
-                    ));
-                }
-                store::auth::add_refresh_token(tx, session_id, &new).await?;
-                Ok(())
-            })
-        })
+        .execute_with::<Session>(
+            &session_key,
+            SessionCommand::Refresh,
+            &meta,
+            &[SideWrite::RotateRefreshToken {
+                session_id,
+                old_hash: presented.clone(),
+                new_hash,
+            }],
+        )
         .await;
     match result {
         Ok(_) => Ok((
@@ -176,9 +174,9 @@ async fn post_refresh(
             axum::Json(token_pair(&state, found.user_id, session_id, refresh)?),
         )),
         // Lost a race with another refresh of the same token: that is reuse too.
-        Err(store::CommandError::Refused(e)) if e.code == "refresh_token_reused" => {
+        Err(e @ store::CommandError::Refused(store::Refusal::RefreshTokenReused)) => {
             revoke_for_reuse(&state, &session_key, session_id, &meta).await?;
-            Err(e)
+            Err(e.into())
         }
         Err(e) => Err(e.into()),
     }
@@ -219,12 +217,10 @@ async fn revoke(
             session_key,
             SessionCommand::Revoke { reason },
             meta,
-            &|tx| {
-                Box::pin(async move {
-                    store::auth::revoke_session(tx, session_id, label).await?;
-                    Ok(())
-                })
-            },
+            &[SideWrite::RevokeSession {
+                session_id,
+                reason: label,
+            }],
         )
         .await;
     match result {

@@ -21,7 +21,7 @@ use crate::guard::{Access, PlatformAdmin};
 use crate::middleware::SecretResponse;
 use crate::routes::Route;
 use crate::state::AppState;
-use crate::store;
+use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -94,13 +94,17 @@ async fn post_impersonate(
     let meta = ctx.metadata(PLATFORM_TENANT, admin.actor());
     state
         .store
-        .execute_with::<Session>(&session_id.to_string(), command, &meta, &|tx| {
-            Box::pin(async move {
-                store::auth::start_impersonation(tx, session_id, user_id, admin_id, expires_at)
-                    .await?;
-                Ok(())
-            })
-        })
+        .execute_with::<Session>(
+            &session_id.to_string(),
+            command,
+            &meta,
+            &[SideWrite::StartImpersonation {
+                session_id,
+                user_id,
+                admin_id,
+                expires_at,
+            }],
+        )
         .await?;
     tracing::info!(%user_id, %admin_id, "impersonation started");
     let access_token = state
@@ -136,12 +140,10 @@ async fn post_stop_impersonation(
             &session_id.to_string(),
             SessionCommand::EndImpersonation,
             &meta,
-            &|tx| {
-                Box::pin(async move {
-                    store::auth::revoke_session(tx, session_id, "impersonation_ended").await?;
-                    Ok(())
-                })
-            },
+            &[SideWrite::RevokeSession {
+                session_id,
+                reason: "impersonation_ended",
+            }],
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -27,6 +27,7 @@ use crate::service::tenants::run_tenant_command;
 use crate::service::users::register_user;
 use crate::state::AppState;
 use crate::store::{self, claim_owner_email};
+use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     use Access::Tenant as In;
@@ -92,18 +93,21 @@ async fn issue(
     command: TenantCommand,
 ) -> Result<IssuedOut, ApiError> {
     let token = invitation_token(state.config.jwt_secret_bytes(), invitation_id, version)?;
-    let hash = token_hash(&token);
+    let token_hash = token_hash(&token);
     let tenant_id = scope.tenant_id;
     let meta = ctx.metadata(tenant_id, scope.principal.actor());
     let committed = state
         .store
-        .execute_with::<Tenant>(&tenant_id.to_string(), command, &meta, &|tx| {
-            let hash = hash.clone();
-            Box::pin(async move {
-                store::invitations::set_token(tx, invitation_id, tenant_id, &hash).await?;
-                Ok(())
-            })
-        })
+        .execute_with::<Tenant>(
+            &tenant_id.to_string(),
+            command,
+            &meta,
+            &[SideWrite::SetInvitationToken {
+                invitation_id,
+                tenant_id,
+                token_hash,
+            }],
+        )
         .await?;
     state.settle(committed.written.as_ref()).await;
     Ok(IssuedOut {

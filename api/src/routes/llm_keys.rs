@@ -23,6 +23,7 @@ use crate::routes::Route;
 use crate::state::AppState;
 use crate::store::vault as store;
 use crate::vault::{self, Binding, DataKey};
+use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     use Access::Tenant as In;
@@ -122,21 +123,17 @@ async fn run_key_command(
 ) -> Result<(), ApiError> {
     let meta = ctx.metadata(scope.tenant_id, scope.principal.actor());
     let tenant_id = scope.tenant_id;
+    let inserts = insert.map(|new| SideWrite::InsertDataKey {
+        id: new.data_key_id,
+        tenant_id,
+        master_key_id: new.master_key_id,
+        wrapped: new.wrapped,
+    });
+    let destroys = destroy.map(|id| SideWrite::DestroyDataKey { id });
+    let side: Vec<SideWrite> = inserts.into_iter().chain(destroys).collect();
     let committed = state
         .store
-        .execute_with::<LlmKey>(&key_id.to_string(), command, &meta, &|tx| {
-            let insert = insert.clone();
-            Box::pin(async move {
-                if let Some(new) = insert {
-                    let (id, master) = (new.data_key_id, &new.master_key_id);
-                    store::insert_data_key(tx, id, tenant_id, master, &new.wrapped).await?;
-                }
-                if let Some(old) = destroy {
-                    store::destroy_data_key(tx, old).await?;
-                }
-                Ok(())
-            })
-        })
+        .execute_with::<LlmKey>(&key_id.to_string(), command, &meta, &side)
         .await?;
     state.settle(committed.written.as_ref()).await;
     Ok(())

@@ -18,6 +18,7 @@ use crate::service::memberships::memberships_of;
 use crate::service::users::user_out;
 use crate::state::AppState;
 use crate::store;
+use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -141,13 +142,7 @@ async fn post_password(
             &user_id.to_string(),
             UserCommand::ChangePassword,
             &meta,
-            &|tx| {
-                let hash = hash.clone();
-                Box::pin(async move {
-                    store::auth::set_password(tx, user_id, &hash).await?;
-                    Ok(())
-                })
-            },
+            &[SideWrite::SetPassword { user_id, hash }],
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -17,7 +17,7 @@ use crate::routes::Route;
 use crate::service::memberships::memberships_of;
 use crate::service::users::{register_user, user_out};
 use crate::state::AppState;
-use crate::store::{self};
+use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     use Access::PlatformAdmin as Admin;
@@ -128,17 +128,17 @@ async fn run_user_command(
     command: UserCommand,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     let meta = ctx.metadata(PLATFORM_TENANT, admin.0.actor());
-    let revokes_sessions = command == UserCommand::DeactivateUser;
+    let side = if command == UserCommand::DeactivateUser {
+        vec![SideWrite::RevokeUserSessions {
+            user_id: id,
+            reason: "user_deactivated",
+        }]
+    } else {
+        Vec::new()
+    };
     let committed = state
         .store
-        .execute_with::<User>(&id.to_string(), command, &meta, &|tx| {
-            Box::pin(async move {
-                if revokes_sessions {
-                    store::auth::revoke_user_sessions(tx, id, "user_deactivated").await?;
-                }
-                Ok(())
-            })
-        })
+        .execute_with::<User>(&id.to_string(), command, &meta, &side)
         .await?;
     state.settle(committed.written.as_ref()).await;
     Ok(axum::Json(user_out(state, id).await?))

@@ -8,7 +8,7 @@ use crate::auth::{random_token, token_hash};
 use crate::error::ApiError;
 use crate::responses::TokenPairOut;
 use crate::state::AppState;
-use crate::store;
+use tenantry_store::SideWrite;
 
 /// Start a session for a user who just proved who they are (sign-in, or
 /// accepting an invitation as a new user): a `SignInSucceeded` event, the
@@ -20,7 +20,6 @@ pub async fn open_session(
     meta: &tenantry_domain::EventMetadata,
 ) -> Result<TokenPairOut, ApiError> {
     let refresh = random_token();
-    let refresh_hash = token_hash(&refresh);
     let expires_at = Utc::now() + state.config.refresh_token_ttl;
     state
         .store
@@ -28,13 +27,12 @@ pub async fn open_session(
             &session_id.to_string(),
             SessionCommand::SignIn { user_id },
             meta,
-            &|tx| {
-                let hash = refresh_hash.clone();
-                Box::pin(async move {
-                    store::auth::start_session(tx, session_id, user_id, expires_at, &hash).await?;
-                    Ok(())
-                })
-            },
+            &[SideWrite::StartSession {
+                session_id,
+                user_id,
+                expires_at,
+                refresh_hash: token_hash(&refresh),
+            }],
         )
         .await?;
     token_pair(state, user_id, session_id, refresh)

@@ -11,7 +11,8 @@ use crate::auth::hash_password;
 use crate::error::{ApiError, Validation};
 use crate::responses::UserOut;
 use crate::state::AppState;
-use crate::store::{self, EventStore};
+use crate::store::EventStore;
+use tenantry_store::SideWrite;
 
 /// Validate, hash the password and register a user. Shared by the API,
 /// the bootstrap admin and `tenantry admin create-platform-admin`.
@@ -40,13 +41,12 @@ pub async fn register_user(
         platform_admin,
     };
     let committed = store
-        .execute_with::<User>(&user_id.to_string(), command, meta, &|tx| {
-            let hash = hash.clone();
-            Box::pin(async move {
-                store::auth::set_password(tx, user_id, &hash).await?;
-                Ok(())
-            })
-        })
+        .execute_with::<User>(
+            &user_id.to_string(),
+            command,
+            meta,
+            &[SideWrite::SetPassword { user_id, hash }],
+        )
         .await?;
     Ok((user_id, committed.written))
 }

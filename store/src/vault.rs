@@ -6,9 +6,7 @@ use serde_json::Value;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::vault::{self, MasterKeys, VaultError};
-
-pub async fn insert_data_key(
+pub(crate) async fn insert_data_key(
     tx: &mut PgConnection,
     id: Uuid,
     tenant_id: Uuid,
@@ -28,7 +26,7 @@ pub async fn insert_data_key(
 }
 
 /// Crypto-shred: drop the key material, keep the tombstone.
-pub async fn destroy_data_key(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+pub(crate) async fn destroy_data_key(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE data_keys SET wrapped = NULL, master_key_id = NULL, destroyed_at = now() \
           WHERE id = $1 AND destroyed_at IS NULL",
@@ -59,30 +57,32 @@ pub async fn master_key_ids_in_use(pool: &PgPool) -> Result<Vec<String>, sqlx::E
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RotateError {
+pub enum RotateError<E: std::error::Error + 'static> {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error("data key {id}: {source}")]
-    Vault { id: Uuid, source: VaultError },
+    Rewrap { id: Uuid, source: E },
 }
 
-/// Re-wrap up to `batch` live data keys not yet under the active master
-/// key, in one transaction. Rows are locked with SKIP LOCKED, so two
-/// rotations can run at once; an interrupted one leaves every key wrapped
-/// by one master key or the other, and a re-run carries on.
-pub async fn rewrap_batch(
+/// Re-wrap up to `batch` live data keys not yet under the master key
+/// `active_id`, in one transaction, with `rewrap` (the vault's crypto: the
+/// wrapped key in, the key wrapped under the active master out). Rows are
+/// locked with SKIP LOCKED, so two rotations can run at once; an
+/// interrupted one leaves every key wrapped by one master key or the other,
+/// and a re-run carries on.
+pub async fn rewrap_batch<E: std::error::Error + 'static>(
     pool: &PgPool,
-    keys: &MasterKeys,
+    active_id: &str,
     batch: i64,
-) -> Result<u64, RotateError> {
-    let active = keys.active();
+    rewrap: impl Fn(Uuid, &[u8]) -> Result<Vec<u8>, E>,
+) -> Result<u64, RotateError<E>> {
     let mut tx = pool.begin().await?;
     let rows = sqlx::query(
         "SELECT id, wrapped FROM data_keys \
           WHERE wrapped IS NOT NULL AND master_key_id <> $1 \
           ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
     )
-    .bind(active.id())
+    .bind(active_id)
     .bind(batch)
     .fetch_all(&mut *tx)
     .await?;
@@ -90,15 +90,14 @@ pub async fn rewrap_batch(
     for row in rows {
         let id: Uuid = row.get("id");
         let wrapped: Vec<u8> = row.get("wrapped");
-        let vault_err = |source| RotateError::Vault { id, source };
-        let data_key = vault::unwrap(keys, id, &wrapped).map_err(vault_err)?;
-        let rewrapped = vault::wrap(active, id, &data_key).map_err(vault_err)?;
+        let rewrapped =
+            rewrap(id, &wrapped).map_err(|source| RotateError::Rewrap { id, source })?;
         sqlx::query(
             "UPDATE data_keys SET wrapped = $2, master_key_id = $3, rewrapped_at = now() WHERE id = $1",
         )
         .bind(id)
         .bind(&rewrapped)
-        .bind(active.id())
+        .bind(active_id)
         .execute(&mut *tx)
         .await?;
         done += 1;
@@ -143,7 +142,7 @@ pub async fn accesses(
     key_id: Uuid,
     after: Option<Uuid>,
     limit: i64,
-) -> Result<tenantry_projections::page::Page<AccessRow>, sqlx::Error> {
+) -> Result<crate::page::Page<AccessRow>, sqlx::Error> {
     let rows: Vec<AccessRow> = sqlx::query_as(
         "SELECT id, actor, request_id, accessed_at FROM llm_key_accesses \
           WHERE tenant_id = $1 AND key_id = $2 AND ($3::uuid IS NULL OR id > $3) \
@@ -155,9 +154,5 @@ pub async fn accesses(
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(tenantry_projections::page::Page::from_rows(
-        rows,
-        limit,
-        |r| r.id,
-    ))
+    Ok(crate::page::Page::from_rows(rows, limit, |r| r.id))
 }

@@ -21,7 +21,7 @@ pub struct NewKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert(tx: &mut PgConnection, key: &NewKey) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert(tx: &mut PgConnection, key: &NewKey) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, secret_hash, prefix, name, permissions, created_by, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -39,7 +39,7 @@ pub async fn insert(tx: &mut PgConnection, key: &NewKey) -> Result<(), sqlx::Err
     Ok(())
 }
 
-pub async fn revoke(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+pub(crate) async fn revoke(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
         .bind(id)
         .execute(tx)
@@ -106,7 +106,7 @@ pub async fn list(
     tenant_id: Uuid,
     after: Option<Uuid>,
     limit: i64,
-) -> Result<tenantry_projections::page::Page<KeyRow>, sqlx::Error> {
+) -> Result<crate::page::Page<KeyRow>, sqlx::Error> {
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys \
           WHERE tenant_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id > $2) \
@@ -117,11 +117,7 @@ pub async fn list(
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(tenantry_projections::page::Page::from_rows(
-        rows,
-        limit,
-        |r| r.id,
-    ))
+    Ok(crate::page::Page::from_rows(rows, limit, |r| r.id))
 }
 
 /// A live key of this tenant (another tenant's id is simply not found).

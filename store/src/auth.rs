@@ -3,10 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
-use tenantry_projections::access::TenantAccess;
 use uuid::Uuid;
 
-pub async fn set_password(
+pub(crate) async fn set_password(
     tx: &mut PgConnection,
     user_id: Uuid,
     hash: &str,
@@ -29,7 +28,7 @@ pub async fn password_hash(pool: &PgPool, user_id: Uuid) -> Result<Option<String
         .await
 }
 
-pub async fn start_session(
+pub(crate) async fn start_session(
     tx: &mut PgConnection,
     session_id: Uuid,
     user_id: Uuid,
@@ -46,7 +45,7 @@ pub async fn start_session(
 }
 
 /// An impersonation session: no refresh token, the admin recorded.
-pub async fn start_impersonation(
+pub(crate) async fn start_impersonation(
     tx: &mut PgConnection,
     session_id: Uuid,
     user_id: Uuid,
@@ -65,7 +64,7 @@ pub async fn start_impersonation(
     Ok(())
 }
 
-pub async fn add_refresh_token(
+pub(crate) async fn add_refresh_token(
     tx: &mut PgConnection,
     session_id: Uuid,
     hash: &[u8],
@@ -80,7 +79,10 @@ pub async fn add_refresh_token(
 
 /// Mark a refresh token used. False when it was already rotated, which
 /// means another request used it first.
-pub async fn rotate_refresh_token(tx: &mut PgConnection, hash: &[u8]) -> Result<bool, sqlx::Error> {
+pub(crate) async fn rotate_refresh_token(
+    tx: &mut PgConnection,
+    hash: &[u8],
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1 AND rotated_at IS NULL",
     )
@@ -90,7 +92,7 @@ pub async fn rotate_refresh_token(tx: &mut PgConnection, hash: &[u8]) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn revoke_session(
+pub(crate) async fn revoke_session(
     tx: &mut PgConnection,
     session_id: Uuid,
     reason: &str,
@@ -105,7 +107,7 @@ pub async fn revoke_session(
     Ok(())
 }
 
-pub async fn revoke_user_sessions(
+pub(crate) async fn revoke_user_sessions(
     tx: &mut PgConnection,
     user_id: Uuid,
     reason: &str,
@@ -178,4 +180,17 @@ pub async fn live_session(
     .bind(tenant_id)
     .fetch_optional(pool)
     .await
+}
+
+/// What the guard needs to authorize a caller in the tenant a path names.
+/// The guard reads it in the same query as the caller's session or API key
+/// ([`live_session`], `api_keys::find_by_secret`), so a tenant request costs one round trip to check.
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct TenantAccess {
+    /// `None`: no such tenant.
+    pub tenant_status: Option<String>,
+    /// `None`: not a member.
+    pub role: Option<String>,
+    /// The role's permissions when it is a custom role.
+    pub custom_permissions: Option<Vec<String>>,
 }

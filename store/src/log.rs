@@ -151,3 +151,12 @@ pub async fn tenant_events(
         .fetch_all(conn)
         .await
 }
+
+/// What a command appended, for read-your-writes: the position of its
+/// last event and the types of its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub checkpoint: Checkpoint,
+    pub aggregate_type: &'static str,
+    pub event_types: Vec<String>,
+}

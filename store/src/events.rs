@@ -4,17 +4,17 @@
 //!
 //! Why not postgres-es's repository: see docs/adr/0001-own-event-repository.md.
 
+use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
-use futures_util::future::BoxFuture;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
 use tenantry_domain::{
     ClaimChange, ClaimScope, CodecError, EventCodec, EventMetadata, UniqueClaims,
 };
-use tenantry_projections::{Checkpoint, Written};
+use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::log::{Checkpoint, Written};
 
 /// How often a command is re-run against fresh state after losing an
 /// optimistic-concurrency race before answering 409 `concurrent_update`.
@@ -22,9 +22,128 @@ use crate::error::ApiError;
 /// re-run is always safe.
 pub const MAX_ATTEMPTS: usize = 4;
 
-/// Extra writes that must commit atomically with a command's events.
-pub type SideEffect<'s> =
-    &'s (dyn for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<(), ApiError>> + Send + Sync);
+/// A write to a side table that commits atomically with a command's
+/// events (and only when the command appended some). Side writes are data,
+/// so no caller ever holds a database connection: the store applies them
+/// inside the append transaction.
+#[derive(Debug, Clone)]
+pub enum SideWrite {
+    /// A password hash for a user (set or replace).
+    SetPassword {
+        user_id: Uuid,
+        hash: String,
+    },
+    /// A new session and its first refresh token (only its SHA-256).
+    StartSession {
+        session_id: Uuid,
+        user_id: Uuid,
+        expires_at: DateTime<Utc>,
+        refresh_hash: Vec<u8>,
+    },
+    /// An impersonation session (no refresh token).
+    StartImpersonation {
+        session_id: Uuid,
+        user_id: Uuid,
+        admin_id: Uuid,
+        expires_at: DateTime<Utc>,
+    },
+    /// Trade a refresh token in for a new one; refused with
+    /// [`Refusal::RefreshTokenReused`] when it was already traded in.
+    RotateRefreshToken {
+        session_id: Uuid,
+        old_hash: Vec<u8>,
+        new_hash: Vec<u8>,
+    },
+    RevokeSession {
+        session_id: Uuid,
+        reason: &'static str,
+    },
+    RevokeUserSessions {
+        user_id: Uuid,
+        reason: &'static str,
+    },
+    InsertApiKey(crate::api_keys::NewKey),
+    RevokeApiKey {
+        key_id: Uuid,
+    },
+    /// The live token of an invitation (its SHA-256), replacing any other.
+    SetInvitationToken {
+        invitation_id: Uuid,
+        tenant_id: Uuid,
+        token_hash: Vec<u8>,
+    },
+    InsertDataKey {
+        id: Uuid,
+        tenant_id: Uuid,
+        master_key_id: String,
+        wrapped: Vec<u8>,
+    },
+    /// Crypto-shred a data key (its tombstone stays).
+    DestroyDataKey {
+        id: Uuid,
+    },
+}
+
+/// Why a side write refused, undoing the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The refresh token was traded in already (by a racing refresh).
+    RefreshTokenReused,
+}
+
+impl SideWrite {
+    async fn apply<E>(&self, tx: &mut PgConnection) -> Result<(), CommandError<E>> {
+        use crate::{api_keys, auth, invitations, vault};
+        match self {
+            Self::SetPassword { user_id, hash } => auth::set_password(tx, *user_id, hash).await?,
+            Self::StartSession {
+                session_id,
+                user_id,
+                expires_at,
+                refresh_hash,
+            } => auth::start_session(tx, *session_id, *user_id, *expires_at, refresh_hash).await?,
+            Self::StartImpersonation {
+                session_id,
+                user_id,
+                admin_id,
+                expires_at,
+            } => {
+                auth::start_impersonation(tx, *session_id, *user_id, *admin_id, *expires_at).await?
+            }
+            Self::RotateRefreshToken {
+                session_id,
+                old_hash,
+                new_hash,
+            } => {
+                if !auth::rotate_refresh_token(tx, old_hash).await? {
+                    return Err(CommandError::Refused(Refusal::RefreshTokenReused));
+                }
+                auth::add_refresh_token(tx, *session_id, new_hash).await?;
+            }
+            Self::RevokeSession { session_id, reason } => {
+                auth::revoke_session(tx, *session_id, reason).await?
+            }
+            Self::RevokeUserSessions { user_id, reason } => {
+                auth::revoke_user_sessions(tx, *user_id, reason).await?;
+            }
+            Self::InsertApiKey(key) => api_keys::insert(tx, key).await?,
+            Self::RevokeApiKey { key_id } => api_keys::revoke(tx, *key_id).await?,
+            Self::SetInvitationToken {
+                invitation_id,
+                tenant_id,
+                token_hash,
+            } => invitations::set_token(tx, *invitation_id, *tenant_id, token_hash).await?,
+            Self::InsertDataKey {
+                id,
+                tenant_id,
+                master_key_id,
+                wrapped,
+            } => vault::insert_data_key(tx, *id, *tenant_id, master_key_id, wrapped).await?,
+            Self::DestroyDataKey { id } => vault::destroy_data_key(tx, *id).await?,
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug)]
 pub enum CommandError<E> {
@@ -34,8 +153,8 @@ pub enum CommandError<E> {
     Claimed(ClaimScope),
     /// Lost the optimistic-concurrency race `MAX_ATTEMPTS` times.
     Concurrency,
-    /// A side effect refused (for example a refresh token rotated meanwhile).
-    Refused(ApiError),
+    /// A side write refused (a refresh token traded in meanwhile).
+    Refused(Refusal),
     Codec(CodecError),
     Database(sqlx::Error),
 }
@@ -221,24 +340,24 @@ impl EventStore {
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
-        self.run(aggregate_id, command, metadata, None).await
+        self.run(aggregate_id, command, metadata, &[]).await
     }
 
-    /// Run a command; `side` runs inside the same transaction as the append,
-    /// only when the command produced events.
+    /// Run a command; `side` is written inside the same transaction as the
+    /// append, only when the command produced events.
     pub async fn execute_with<A>(
         &self,
         aggregate_id: &str,
         command: A::Command,
         metadata: &EventMetadata,
-        side: SideEffect<'_>,
+        side: &[SideWrite],
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
         A: Aggregate<Services = ()> + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
-        self.run(aggregate_id, command, metadata, Some(side)).await
+        self.run(aggregate_id, command, metadata, side).await
     }
 
     /// The command loop. The state comes from this process's cache when it
@@ -252,7 +371,7 @@ impl EventStore {
         aggregate_id: &str,
         command: A::Command,
         metadata: &EventMetadata,
-        side: Option<SideEffect<'_>>,
+        side: &[SideWrite],
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
         A: Aggregate<Services = ()> + 'static,
@@ -339,7 +458,7 @@ impl EventStore {
         version: i64,
         events: &[A::Event],
         metadata: &Value,
-        side: Option<SideEffect<'_>>,
+        side: &[SideWrite],
     ) -> Result<Checkpoint, CommandError<A::Error>>
     where
         A: Aggregate,
@@ -380,7 +499,7 @@ impl EventStore {
         .bind(rows.event_version)
         .bind(rows.payload)
         .bind(metadata);
-        if claims.is_empty() && side.is_none() {
+        if claims.is_empty() && side.is_empty() {
             let appended = insert.fetch_all(&self.pool).await?;
             return last_checkpoint(&appended);
         }
@@ -389,8 +508,8 @@ impl EventStore {
         for change in claims {
             apply_claim::<A::Error>(&mut tx, aggregate_id, change).await?;
         }
-        if let Some(side) = side {
-            side(&mut tx).await.map_err(CommandError::Refused)?;
+        for write in side {
+            write.apply(&mut tx).await?;
         }
         tx.commit().await?;
         last_checkpoint(&appended)
@@ -466,26 +585,4 @@ pub async fn claim_owner(
         .bind(value)
         .fetch_optional(pool)
         .await
-}
-
-impl<E: tenantry_domain::DomainError> From<CommandError<E>> for ApiError {
-    fn from(err: CommandError<E>) -> Self {
-        match err {
-            CommandError::Domain(e) => ApiError::from_domain(e),
-            CommandError::Claimed(ClaimScope::UserEmail) => {
-                ApiError::conflict("email_taken", "a user with this email already exists")
-            }
-            CommandError::Claimed(ClaimScope::TenantSlug) => {
-                ApiError::conflict("slug_taken", "a tenant with this slug already exists")
-            }
-            CommandError::Claimed(ClaimScope::TenantProvider) => ApiError::conflict(
-                "duplicate_provider_key",
-                "the tenant already has a key for this provider; replace it with PUT",
-            ),
-            CommandError::Concurrency => ApiError::concurrent_update(),
-            CommandError::Refused(e) => e,
-            CommandError::Codec(e) => ApiError::internal(e),
-            CommandError::Database(e) => e.into(),
-        }
-    }
 }

@@ -4,7 +4,7 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-pub async fn set_token(
+pub(crate) async fn set_token(
     tx: &mut PgConnection,
     invitation_id: Uuid,
     tenant_id: Uuid,
