@@ -14,13 +14,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::auth::JwtKeys;
 use crate::config::Config;
+use crate::credentials::JwtKeys;
 use crate::error::ApiError;
 use crate::middleware;
 use crate::routes;
 use crate::state::AppState;
-use crate::store::{claim_owner_email, EventStore};
+use crate::store::{claim_owner_email, CommandExecutor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -123,7 +123,7 @@ impl Application {
             shutdown_rx,
         );
         let state = AppState {
-            store: EventStore::new(pool.clone()),
+            store: CommandExecutor::new(pool.clone()),
             pool,
             projector,
             jwt: Arc::new(JwtKeys::new(
@@ -137,14 +137,17 @@ impl Application {
                 config.sign_in_failure_window,
             )),
             outages: Arc::new(crate::outage::Outages::default()),
-            email_hasher: Arc::new(crate::auth::EmailHasher::derive(config.jwt_secret_bytes())),
+            email_hasher: Arc::new(crate::credentials::EmailHasher::derive(
+                config.jwt_secret_bytes(),
+            )),
             config: Arc::new(config),
         };
         bootstrap_admin(&state).await?;
-        let sender = crate::mailer::Sender::from_config(&state.config).map_err(StartError::Mail)?;
+        let sender =
+            crate::workers::email::Sender::from_config(&state.config).map_err(StartError::Mail)?;
         let workers = vec![
-            crate::mailer::start(state.clone(), sender, shutdown.subscribe()),
-            crate::mailer::start_expiry_job(state.clone(), shutdown.subscribe()),
+            crate::workers::email::start(state.clone(), sender, shutdown.subscribe()),
+            crate::workers::invitation_expiry::start(state.clone(), shutdown.subscribe()),
             {
                 let (outages, pool, stop) = (
                     state.outages.clone(),

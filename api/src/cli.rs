@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::app::{shutdown_signal, Application};
 use crate::config::Config;
-use crate::store::EventStore;
+use crate::store::CommandExecutor;
 
 #[derive(Parser)]
 #[command(
@@ -55,7 +55,7 @@ pub enum KeysCommand {
 pub enum ProjectionsCommand {
     /// Empty read models and replay the whole event log into them.
     Rebuild {
-        /// One projection (tenants, users, access, llm_keys); all when omitted.
+        /// One projection (tenants, users, access, llm_keys, invitations, outbox); all when omitted.
         name: Option<String>,
     },
 }
@@ -183,7 +183,7 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
     let pool = crate::db::prepare(&config.database_url, 2, config.database_acquire_timeout)
         .await
         .map_err(|e| e.to_string())?;
-    let store = EventStore::new(pool.clone());
+    let store = CommandExecutor::new(pool.clone());
     let meta = EventMetadata::new(
         PLATFORM_TENANT,
         Actor::system("cli"),

@@ -200,6 +200,12 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::credentials::CredentialError> for ApiError {
+    fn from(err: crate::credentials::CredentialError) -> Self {
+        Self::internal(err)
+    }
+}
+
 impl From<tenantry_projections::ProjectionError> for ApiError {
     fn from(err: tenantry_projections::ProjectionError) -> Self {
         match err {

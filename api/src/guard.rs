@@ -19,11 +19,11 @@ use tenantry_domain::access::{
 use tenantry_domain::Actor;
 use uuid::Uuid;
 
-use crate::auth::{bearer, token_hash, Caller, API_KEY_PREFIX};
+use crate::credentials::{bearer, token_hash, Caller, API_KEY_PREFIX};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store;
-use tenantry_store::auth::TenantAccess;
+use tenantry_store::sessions::TenantAccess;
 
 /// What a route demands of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,7 +274,7 @@ async fn authenticate_in(
         return Ok((Principal::ApiKey(key), standing));
     }
     let claims = app.jwt.verify(token).ok_or_else(invalid_token)?;
-    let session = store::auth::live_session(&app.pool, claims.sid, claims.sub, tenant_id)
+    let session = store::sessions::live_session(&app.pool, claims.sid, claims.sub, tenant_id)
         .await?
         .ok_or_else(invalid_token)?;
     let caller = Caller {

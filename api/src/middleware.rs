@@ -209,13 +209,15 @@ async fn idempotency_caller(
     state: &AppState,
     parts: &axum::http::request::Parts,
 ) -> Result<Option<String>, ApiError> {
-    let Some(token) = crate::auth::bearer(parts) else {
+    let Some(token) = crate::credentials::bearer(parts) else {
         return Ok(None);
     };
-    if token.starts_with(crate::auth::API_KEY_PREFIX) {
-        let key =
-            crate::store::api_keys::find_by_secret(&state.pool, &crate::auth::token_hash(token))
-                .await?;
+    if token.starts_with(crate::credentials::API_KEY_PREFIX) {
+        let key = crate::store::api_keys::find_by_secret(
+            &state.pool,
+            &crate::credentials::token_hash(token),
+        )
+        .await?;
         return Ok(key
             .filter(|k| k.usable)
             .map(|k| format!("api_key:{}", k.id)));

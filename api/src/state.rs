@@ -6,15 +6,15 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tenantry_projections::{ProjectorRuntime, Written};
 
-use crate::auth::{EmailHasher, JwtKeys};
 use crate::config::Config;
-use crate::store::EventStore;
+use crate::credentials::{EmailHasher, JwtKeys};
+use crate::store::CommandExecutor;
 use crate::throttle::{AddressLimiter, SignInThrottle};
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    pub store: EventStore,
+    pub store: CommandExecutor,
     pub projector: ProjectorRuntime,
     pub jwt: Arc<JwtKeys>,
     pub config: Arc<Config>,

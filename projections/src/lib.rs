@@ -36,3 +36,79 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(invitations::OUTBOX),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use tenantry_domain::api_key::{ApiKey, ApiKeyEvent};
+    use tenantry_domain::llm_key::{LlmKey, LlmKeyEvent};
+    use tenantry_domain::session::{Session, SessionEvent};
+    use tenantry_domain::tenant::{Tenant, TenantEvent};
+    use tenantry_domain::user::{User, UserEvent};
+    use tenantry_domain::{CodecError, EventCodec};
+
+    use super::*;
+
+    /// Whether `event_type` names a variant of `E` (an empty payload then
+    /// fails for a missing field, never for an unknown variant).
+    fn is_variant<E: EventCodec>(event_type: &str) -> bool {
+        let version = E::current_version(event_type);
+        match E::decode(event_type, version, serde_json::json!({})) {
+            Ok(_) => true,
+            Err(CodecError::Malformed { reason, .. }) => !reason.contains("unknown variant"),
+            Err(CodecError::UnknownVersion { .. }) => false,
+        }
+    }
+
+    /// A typo in a projection's `reads` would silently stop its read model
+    /// updating for that event: every pair must name a real aggregate type
+    /// and one of its event types.
+    #[test]
+    fn every_read_names_an_event_that_exists() {
+        use cqrs_es::Aggregate;
+        let projections = [
+            tenants::PROJECTION,
+            users::PROJECTION,
+            access::PROJECTION,
+            llm_keys::PROJECTION,
+            invitations::PROJECTION,
+            invitations::OUTBOX,
+        ];
+        assert_eq!(
+            projections.len(),
+            all().len(),
+            "every projection is listed here"
+        );
+        for projection in projections {
+            for (aggregate_type, event_type) in projection.reads {
+                let known = match *aggregate_type {
+                    t if t == Tenant::TYPE => {
+                        *event_type == "*" || is_variant::<TenantEvent>(event_type)
+                    }
+                    t if t == User::TYPE => {
+                        *event_type == "*" || is_variant::<UserEvent>(event_type)
+                    }
+                    t if t == Session::TYPE => {
+                        *event_type == "*" || is_variant::<SessionEvent>(event_type)
+                    }
+                    t if t == ApiKey::TYPE => {
+                        *event_type == "*" || is_variant::<ApiKeyEvent>(event_type)
+                    }
+                    t if t == LlmKey::TYPE => {
+                        *event_type == "*" || is_variant::<LlmKeyEvent>(event_type)
+                    }
+                    _ => false,
+                };
+                assert!(
+                    known,
+                    "projection {} reads ({aggregate_type}, {event_type}), which no aggregate emits",
+                    projection.name
+                );
+            }
+        }
+        assert!(is_variant::<TenantEvent>("MemberAdded"));
+        assert!(
+            !is_variant::<TenantEvent>("MemberAddded"),
+            "the check can fail"
+        );
+    }
+}

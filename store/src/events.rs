@@ -93,38 +93,44 @@ pub enum Refusal {
 
 impl SideWrite {
     async fn apply<E>(&self, tx: &mut PgConnection) -> Result<(), CommandError<E>> {
-        use crate::{api_keys, auth, invitations, vault};
+        use crate::{api_keys, invitations, sessions, vault};
         match self {
-            Self::SetPassword { user_id, hash } => auth::set_password(tx, *user_id, hash).await?,
+            Self::SetPassword { user_id, hash } => {
+                sessions::set_password(tx, *user_id, hash).await?
+            }
             Self::StartSession {
                 session_id,
                 user_id,
                 expires_at,
                 refresh_hash,
-            } => auth::start_session(tx, *session_id, *user_id, *expires_at, refresh_hash).await?,
+            } => {
+                sessions::start_session(tx, *session_id, *user_id, *expires_at, refresh_hash)
+                    .await?
+            }
             Self::StartImpersonation {
                 session_id,
                 user_id,
                 admin_id,
                 expires_at,
             } => {
-                auth::start_impersonation(tx, *session_id, *user_id, *admin_id, *expires_at).await?
+                sessions::start_impersonation(tx, *session_id, *user_id, *admin_id, *expires_at)
+                    .await?
             }
             Self::RotateRefreshToken {
                 session_id,
                 old_hash,
                 new_hash,
             } => {
-                if !auth::rotate_refresh_token(tx, old_hash).await? {
+                if !sessions::rotate_refresh_token(tx, old_hash).await? {
                     return Err(CommandError::Refused(Refusal::RefreshTokenReused));
                 }
-                auth::add_refresh_token(tx, *session_id, new_hash).await?;
+                sessions::add_refresh_token(tx, *session_id, new_hash).await?;
             }
             Self::RevokeSession { session_id, reason } => {
-                auth::revoke_session(tx, *session_id, reason).await?
+                sessions::revoke_session(tx, *session_id, reason).await?
             }
             Self::RevokeUserSessions { user_id, reason } => {
-                auth::revoke_user_sessions(tx, *user_id, reason).await?;
+                sessions::revoke_user_sessions(tx, *user_id, reason).await?;
             }
             Self::InsertApiKey(key) => api_keys::insert(tx, key).await?,
             Self::RevokeApiKey { key_id } => api_keys::revoke(tx, *key_id).await?,
@@ -174,7 +180,7 @@ pub struct Committed<A: Aggregate> {
 }
 
 #[derive(Clone)]
-pub struct EventStore {
+pub struct CommandExecutor {
     pool: PgPool,
     slots: std::sync::Arc<AggregateSlots>,
 }
@@ -271,7 +277,7 @@ fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
     }
 }
 
-impl EventStore {
+impl CommandExecutor {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,

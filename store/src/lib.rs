@@ -5,7 +5,7 @@
 //!   append with its uniqueness claims and [`SideWrite`]s, in one transaction.
 //! - [`log`]: reading the log in its global order (the projectors' input).
 //! - the side tables written with the events or read by the guard:
-//!   [`auth`] (credentials, sessions, refresh tokens), [`api_keys`],
+//!   [`sessions`] (credentials, sessions, refresh tokens), [`api_keys`],
 //!   [`invitations`] (token hashes), [`vault`] (data keys and the provider-key
 //!   access log), [`idempotency`].
 //! - [`db`]: creating the database, the pool and the migrator; [`page`]: keyset pages.
@@ -15,16 +15,16 @@
 //! is decided in the API crate.
 
 pub mod api_keys;
-pub mod auth;
 pub mod db;
 pub mod events;
 pub mod idempotency;
 pub mod invitations;
 pub mod log;
 pub mod page;
+pub mod sessions;
 pub mod vault;
 
-pub use events::{CommandError, Committed, EventStore, Refusal, SideWrite};
+pub use events::{CommandError, CommandExecutor, Committed, Refusal, SideWrite};
 pub use log::{Checkpoint, StoredEvent, Written};
 
 /// The user id holding an email, if any.

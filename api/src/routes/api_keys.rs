@@ -11,7 +11,7 @@ use tenantry_domain::api_key::{ApiKey, ApiKeyCommand};
 use tenantry_domain::values::Label;
 use uuid::Uuid;
 
-use crate::auth::{random_token, token_hash, API_KEY_PREFIX};
+use crate::credentials::{random_token, token_hash, API_KEY_PREFIX};
 use crate::error::{ApiError, Validation};
 use crate::extract::{Context, IdPath, Json, ListOut, PageParams, Query};
 use crate::guard::{Access, TenantScope};

@@ -10,7 +10,7 @@ use tenantry_domain::{Actor, ClaimScope, PLATFORM_TENANT};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::auth::{random_token, token_hash, verify_password, Caller};
+use crate::credentials::{random_token, token_hash, verify_password, Caller};
 use crate::error::ApiError;
 use crate::extract::{ClientIp, Context, Json};
 use crate::guard::Access;
@@ -71,7 +71,7 @@ async fn post_login(
         .await?
         .and_then(|id| Uuid::parse_str(&id).ok());
     let stored = match user_id {
-        Some(id) => store::auth::password_hash(&state.pool, id).await?,
+        Some(id) => store::sessions::password_hash(&state.pool, id).await?,
         None => None,
     };
     let password_ok = verify_password(body.password, stored).await?;
@@ -137,7 +137,7 @@ async fn post_refresh(
             "the refresh token is invalid, expired or revoked",
         )
     };
-    let found = store::auth::find_refresh_token(&state.pool, &presented)
+    let found = store::sessions::find_refresh_token(&state.pool, &presented)
         .await?
         .ok_or_else(invalid)?;
     let meta = ctx.metadata(PLATFORM_TENANT, Actor::User { id: found.user_id });

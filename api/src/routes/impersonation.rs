@@ -14,7 +14,7 @@ use tenantry_domain::user::User;
 use tenantry_domain::PLATFORM_TENANT;
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::credentials::Caller;
 use crate::error::ApiError;
 use crate::extract::{Context, Json};
 use crate::guard::{Access, PlatformAdmin};

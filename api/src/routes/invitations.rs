@@ -14,7 +14,7 @@ use tenantry_projections::invitations::{self};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::auth::{invitation_token, token_hash};
+use crate::credentials::{invitation_token, token_hash};
 use crate::error::{ApiError, Validation};
 use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, PathParam, Query};
 use crate::guard::{authenticate, Access, Principal, TenantScope};
@@ -346,7 +346,7 @@ async fn accept_invitation(
     let (invitation_id, tenant, invitation) = by_token(&state, &token).await?;
     let tenant_id = tenant.id.ok_or_else(not_found)?;
     let role = invitation.role.as_str().to_string();
-    let signed_in = match crate::auth::bearer(&parts) {
+    let signed_in = match crate::credentials::bearer(&parts) {
         Some(_) => match authenticate(&state, &parts).await? {
             Principal::User(caller) => Some(caller),
             Principal::ApiKey(_) => {

@@ -8,7 +8,7 @@ use tenantry_domain::values::{check_password_policy, PersonName};
 use tenantry_domain::PLATFORM_TENANT;
 use zeroize::Zeroizing;
 
-use crate::auth::{hash_password, verify_password, Caller};
+use crate::credentials::{hash_password, verify_password, Caller};
 use crate::error::ApiError;
 use crate::extract::{Context, Json};
 use crate::guard::Access;
@@ -124,7 +124,7 @@ async fn post_password(
     let failures = &state.sign_in_throttle.per_account;
     let account = format!("user:{}", caller.user_id);
     failures.check(&account)?;
-    let stored = store::auth::password_hash(&state.pool, caller.user_id).await?;
+    let stored = store::sessions::password_hash(&state.pool, caller.user_id).await?;
     if !verify_password(body.current_password, stored).await? {
         failures.record_failure(&account);
         return Err(ApiError::new(

@@ -1,4 +1,4 @@
-//! What the invitation routes and the mailer share.
+//! What the invitation routes and the email worker share.
 
 use crate::state::AppState;
 

@@ -4,7 +4,7 @@ use chrono::Utc;
 use tenantry_domain::session::{Session, SessionCommand};
 use uuid::Uuid;
 
-use crate::auth::{random_token, token_hash};
+use crate::credentials::{random_token, token_hash};
 use crate::error::ApiError;
 use crate::responses::TokenPairOut;
 use crate::state::AppState;

@@ -7,17 +7,17 @@ use tenantry_projections::users;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::auth::hash_password;
+use crate::credentials::hash_password;
 use crate::error::{ApiError, Validation};
 use crate::responses::UserOut;
 use crate::state::AppState;
-use crate::store::EventStore;
+use crate::store::CommandExecutor;
 use tenantry_store::SideWrite;
 
 /// Validate, hash the password and register a user. Shared by the API,
 /// the bootstrap admin and `tenantry admin create-platform-admin`.
 pub async fn register_user(
-    store: &EventStore,
+    store: &CommandExecutor,
     email: &str,
     name: &str,
     password: Zeroizing<String>,

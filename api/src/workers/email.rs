@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::auth::invitation_token;
+use crate::credentials::invitation_token;
 use crate::service::invitations::accept_url;
 use crate::state::AppState;
 
@@ -251,7 +251,7 @@ async fn deliver(
         invitation.token_version,
     ) {
         Ok(t) => t,
-        Err(e) => return Delivery::Failed(e.message),
+        Err(e) => return Delivery::Failed(e.to_string()),
     };
     let inviter = match invitation_inviter(state, tenant_id, invitation_id).await {
         Ok(name) => name,
@@ -286,45 +286,4 @@ async fn invitation_inviter(
             .await?
             .and_then(|r| r.invited_by_name),
     )
-}
-
-/// Start the job that records `InvitationExpired` for pending invitations
-/// past their expiry (they already behave as expired before it runs).
-pub fn start_expiry_job(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = expire_due(&state).await {
-                tracing::error!(error = %e.message, "invitation expiry job failed");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(state.config.invitation_expiry_scan) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                return;
-            }
-        }
-    })
-}
-
-async fn expire_due(state: &AppState) -> Result<(), crate::error::ApiError> {
-    let due = tenantry_projections::invitations::due_for_expiry(&state.pool, 100).await?;
-    for (tenant_id, invitation_id) in due {
-        let meta = tenantry_domain::EventMetadata::new(
-            tenant_id,
-            tenantry_domain::Actor::system("invitation-expiry"),
-            None,
-            Utc::now(),
-        );
-        let command = tenantry_domain::tenant::TenantCommand::ExpireInvitation {
-            invitation_id,
-            now: Utc::now(),
-        };
-        let committed = state
-            .store
-            .execute::<Tenant>(&tenant_id.to_string(), command, &meta)
-            .await?;
-        state.settle(committed.written.as_ref()).await;
-    }
-    Ok(())
 }

@@ -18,7 +18,20 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::config::{JWT_AUDIENCE, JWT_ISSUER};
-use crate::error::ApiError;
+
+/// A credential operation that failed inside (never a wrong password:
+/// that is `Ok(false)`). The API answers it as an opaque 500.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    #[error("the hashing worker failed: {0}")]
+    Worker(String),
+    #[error("invitation token key: {0}")]
+    Key(String),
+    #[error("signing a token failed: {0}")]
+    Signing(String),
+}
 
 /// The argon2id parameters in use (OWASP's minimum: 19 MiB, 2 passes, 1 lane).
 pub fn argon2() -> Argon2<'static> {
@@ -31,26 +44,29 @@ pub fn argon2() -> Argon2<'static> {
 /// to tokio's 512), holding gigabytes and starving everything else.
 async fn argon2_task<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
+) -> Result<T, CredentialError> {
     static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
     let slots = SLOTS.get_or_init(|| {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         tokio::sync::Semaphore::new(cpus)
     });
-    let _slot = slots.acquire().await.map_err(ApiError::internal)?;
+    let _slot = slots
+        .acquire()
+        .await
+        .map_err(|e| CredentialError::Worker(e.to_string()))?;
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(ApiError::internal)
+        .map_err(|e| CredentialError::Worker(e.to_string()))
 }
 
 /// Hash a password off the async runtime; argon2 is deliberately slow.
-pub async fn hash_password(password: Zeroizing<String>) -> Result<String, ApiError> {
+pub async fn hash_password(password: Zeroizing<String>) -> Result<String, CredentialError> {
     argon2_task(move || {
         let salt = SaltString::generate(&mut OsRng);
         argon2()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))
+            .map_err(|e| CredentialError::Hashing(e.to_string()))
     })
     .await?
 }
@@ -60,7 +76,7 @@ pub async fn hash_password(password: Zeroizing<String>) -> Result<String, ApiErr
 pub async fn verify_password(
     password: Zeroizing<String>,
     stored: Option<String>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, CredentialError> {
     argon2_task(move || {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
@@ -96,18 +112,18 @@ pub fn random_token() -> String {
 
 /// An invitation's token: HMAC-SHA256 under the server secret of the
 /// invitation id and token version, URL-safe. It is derived rather than
-/// stored, so the mailer can rebuild the link from the event log after a
+/// stored, so the email worker can rebuild the link from the event log after a
 /// crash while the database holds only the token's SHA-256; a resend moves
 /// to the next version, which kills the old token.
 pub fn invitation_token(
     secret: &[u8],
     invitation_id: Uuid,
     version: u32,
-) -> Result<Zeroizing<String>, ApiError> {
+) -> Result<Zeroizing<String>, CredentialError> {
     use hmac::{Hmac, Mac};
     // HMAC takes keys of any length; the error arm is unreachable in practice.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .map_err(|e| ApiError::internal(format!("invitation token key: {e}")))?;
+        .map_err(|e| CredentialError::Key(e.to_string()))?;
     mac.update(b"tenantry/invitation-token/v1");
     mac.update(invitation_id.as_bytes());
     mac.update(&version.to_be_bytes());
@@ -187,7 +203,7 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: Uuid, session_id: Uuid) -> Result<String, ApiError> {
+    pub fn issue(&self, user_id: Uuid, session_id: Uuid) -> Result<String, CredentialError> {
         self.issue_for(user_id, session_id, self.ttl)
     }
 
@@ -197,7 +213,7 @@ impl JwtKeys {
         user_id: Uuid,
         session_id: Uuid,
         ttl: Duration,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, CredentialError> {
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let claims = AccessClaims {
             sub: user_id,
@@ -208,7 +224,7 @@ impl JwtKeys {
             exp: now + ttl.as_secs(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::internal(format!("signing a token failed: {e}")))
+            .map_err(|e| CredentialError::Signing(e.to_string()))
     }
 
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {

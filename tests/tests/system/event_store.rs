@@ -542,21 +542,24 @@ async fn the_per_tenant_sequence_is_gapless_and_the_hash_chain_verifies() {
 /// command must still see what another process appended meanwhile.
 #[tokio::test]
 async fn cached_aggregate_state_catches_up_with_another_process() {
-    use tenantry_api::store::EventStore;
+    use tenantry_api::store::CommandExecutor;
     use tenantry_domain::tenant::{Tenant, TenantCommand, TenantEvent};
     use tenantry_domain::values::{Slug, TenantName, TenantSettings};
     use tenantry_domain::{Actor, EventMetadata};
 
     let db = TestDb::create().await;
     let pool = db.migrated_pool().await;
-    let (here, there) = (EventStore::new(pool.clone()), EventStore::new(pool.clone()));
+    let (here, there) = (
+        CommandExecutor::new(pool.clone()),
+        CommandExecutor::new(pool.clone()),
+    );
     let id = Uuid::now_v7();
     let meta = EventMetadata::new(id, Actor::system("test"), None, chrono::Utc::now());
     let rename = |name: &str| TenantCommand::UpdateTenant {
         name: Some(TenantName::parse(name).unwrap()),
         settings_patch: None,
     };
-    let run = |store: &EventStore, command: TenantCommand| {
+    let run = |store: &CommandExecutor, command: TenantCommand| {
         let (store, meta) = (store.clone(), meta.clone());
         async move {
             store
@@ -575,7 +578,7 @@ async fn cached_aggregate_state_catches_up_with_another_process() {
         settings: TenantSettings::parse(json!({})).unwrap(),
         owner: None,
     };
-    let name_seen_by = |store: &EventStore| {
+    let name_seen_by = |store: &CommandExecutor| {
         let store = store.clone();
         async move {
             let (tenant, version) = store.load::<Tenant>(&id.to_string()).await.unwrap();

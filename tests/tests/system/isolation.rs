@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use jsonwebtoken::{EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tenantry_api::auth::{AccessClaims, JwtKeys};
+use tenantry_api::credentials::{AccessClaims, JwtKeys};
 use tenantry_tests::{code, TestApp, JWT_SECRET};
 
 /// What a route demands, as this test understands the product.

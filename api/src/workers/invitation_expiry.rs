@@ -1,0 +1,50 @@
+//! The job that records `InvitationExpired` for pending invitations past
+//! their expiry (reads already show them expired before it runs).
+
+use chrono::Utc;
+use tenantry_domain::tenant::Tenant;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+
+/// Start the job that records `InvitationExpired` for pending invitations
+/// past their expiry (they already behave as expired before it runs).
+pub fn start(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = expire_due(&state).await {
+                tracing::error!(error = %e.message, "invitation expiry job failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(state.config.invitation_expiry_scan) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    })
+}
+
+async fn expire_due(state: &AppState) -> Result<(), crate::error::ApiError> {
+    let due = tenantry_projections::invitations::due_for_expiry(&state.pool, 100).await?;
+    for (tenant_id, invitation_id) in due {
+        let meta = tenantry_domain::EventMetadata::new(
+            tenant_id,
+            tenantry_domain::Actor::system("invitation-expiry"),
+            None,
+            Utc::now(),
+        );
+        let command = tenantry_domain::tenant::TenantCommand::ExpireInvitation {
+            invitation_id,
+            now: Utc::now(),
+        };
+        let committed = state
+            .store
+            .execute::<Tenant>(&tenant_id.to_string(), command, &meta)
+            .await?;
+        state.settle(committed.written.as_ref()).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Background workers, started by the composition root and stopped with
+//! the server: the email outbox ([`email`]) and the invitation expiry job
+//! ([`invitation_expiry`]).
+
+pub mod email;
+pub mod invitation_expiry;

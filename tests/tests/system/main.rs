@@ -1,0 +1,12 @@
+//! The black-box system tests, one test binary (one link instead of one per
+//! file). Each module is one area; `tests/logs.rs` stays its own binary
+//! because it installs the process-wide TRACE subscriber.
+
+mod access;
+mod event_store;
+mod hardening;
+mod hostile;
+mod http;
+mod invitations;
+mod isolation;
+mod vault;
