@@ -23,6 +23,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            crate::error_codes::is_known(status.as_u16(), code),
+            "error code {code} ({status}) is not in api/src/error_codes.rs"
+        );
         Self {
             status,
             code,
@@ -223,6 +227,11 @@ pub struct Validation {
 
 impl Validation {
     pub fn field(mut self, field: &str, error: ValueError) -> Self {
+        debug_assert!(
+            crate::error_codes::is_known_field_code(error.code),
+            "field code {} is not in api/src/error_codes.rs",
+            error.code
+        );
         self.fields
             .push(json!({ "field": field, "code": error.code, "message": error.message }));
         self
@@ -233,6 +242,11 @@ impl Validation {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
+                debug_assert!(
+                    crate::error_codes::is_known_field_code(e.code),
+                    "field code {} is not in api/src/error_codes.rs",
+                    e.code
+                );
                 self.fields
                     .push(json!({ "field": field, "code": e.code, "message": e.message }));
                 None

@@ -16,6 +16,7 @@ use serde_json::json;
 use tenantry_domain::access::{
     platform_admin_permissions, role_permissions, Permission, PermissionSet,
 };
+use tenantry_domain::tenant::TenantStatus;
 use tenantry_domain::Actor;
 use uuid::Uuid;
 
@@ -322,10 +323,11 @@ fn authorize(
     standing: TenantAccess,
     method: &Method,
 ) -> Result<TenantScope, ApiError> {
-    let status = standing
-        .tenant_status
-        .as_deref()
-        .ok_or_else(tenant_not_found)?;
+    let status = match standing.tenant_status.as_deref() {
+        None => return Err(tenant_not_found()),
+        Some(raw) => TenantStatus::parse(raw)
+            .ok_or_else(|| ApiError::internal(format!("tenant status {raw:?}")))?,
+    };
     let permissions = match &principal {
         Principal::User(c) if c.is_platform_admin => {
             // Platform admins pass everywhere, archived and suspended tenants included.
@@ -343,11 +345,11 @@ fn authorize(
         Principal::ApiKey(k) if k.tenant_id == tenant_id => k.permissions,
         Principal::ApiKey(_) => return Err(tenant_not_found()),
     };
-    if status == "archived" {
+    if status == TenantStatus::Archived {
         return Err(tenant_not_found());
     }
     let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
-    if status == "suspended" && !reads.contains(method) {
+    if status == TenantStatus::Suspended && !reads.contains(method) {
         return Err(ApiError::new(
             StatusCode::LOCKED,
             "tenant_suspended",

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod error_codes;
 pub mod extract;
 pub mod guard;
 pub mod middleware;

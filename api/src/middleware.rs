@@ -204,25 +204,19 @@ impl axum::response::IntoResponseParts for SecretResponse {
 }
 
 /// The verified identity idempotency records are scoped to: a person's
-/// token subject, or a live API key's id.
+/// user id, or an API key's id, established by the guard's own
+/// authenticator (one copy of that logic). A caller it does not accept is
+/// not deduplicated; the route's guard then answers.
 async fn idempotency_caller(
     state: &AppState,
     parts: &axum::http::request::Parts,
-) -> Result<Option<String>, ApiError> {
-    let Some(token) = crate::credentials::bearer(parts) else {
-        return Ok(None);
-    };
-    if token.starts_with(crate::credentials::API_KEY_PREFIX) {
-        let key = crate::store::api_keys::find_by_secret(
-            &state.pool,
-            &crate::credentials::token_hash(token),
-        )
-        .await?;
-        return Ok(key
-            .filter(|k| k.usable)
-            .map(|k| format!("api_key:{}", k.id)));
+) -> Option<String> {
+    use crate::guard::Principal;
+    match crate::guard::authenticate(state, parts).await {
+        Ok(Principal::User(c)) => Some(format!("user:{}", c.user_id)),
+        Ok(Principal::ApiKey(k)) => Some(format!("api_key:{}", k.key_id)),
+        Err(_) => None,
     }
-    Ok(state.jwt.verify(token).map(|c| format!("user:{}", c.sub)))
 }
 
 /// `Idempotency-Key` on POST commands: the first response to a (caller,
@@ -253,7 +247,7 @@ pub async fn idempotency(
         })?
         .to_string();
     let (parts, body) = req.into_parts();
-    let Some(caller) = idempotency_caller(&state, &parts).await? else {
+    let Some(caller) = idempotency_caller(&state, &parts).await else {
         return Ok(next.run(Request::from_parts(parts, body)).await);
     };
     let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {

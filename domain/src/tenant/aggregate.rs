@@ -26,6 +26,11 @@ impl TenantStatus {
             Self::Archived => "archived",
         }
     }
+
+    /// The status a stored name stands for.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
 }
 
 /// Decision state of one tenant. `None` id: not created yet.

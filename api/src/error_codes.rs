@@ -1,0 +1,226 @@
+//! The catalogue of every error code the API answers, with its status, and
+//! of the field codes inside a 422's `details.fields`. `docs/API.md`'s list
+//! is generated from it (a test keeps the two equal; `TENANTRY_BLESS=1`
+//! rewrites the document). In debug builds an `ApiError` or a field error
+//! with a code missing here panics, so the test suite finds any code that
+//! a change adds without cataloguing it.
+
+/// `(status, code, note)`: the note says what `details` carries, or when
+/// the code is met.
+pub const CODES: &[(u16, &str, &str)] = &[
+    (400, "malformed_json", "the body is not JSON"),
+    (400, "bad_request", "any other request the framework refuses"),
+    (401, "missing_token", ""),
+    (
+        401,
+        "invalid_token",
+        "also an `Authorization` header that holds no readable bearer token",
+    ),
+    (401, "invalid_credentials", ""),
+    (401, "invalid_refresh_token", ""),
+    (401, "refresh_token_reused", "the whole session is revoked"),
+    (401, "sign_in_required", ""),
+    (403, "missing_permission", "`details.permission`"),
+    (403, "platform_admin_required", "`details.permission`"),
+    (403, "user_token_required", ""),
+    (403, "role_escalation", "`details.missing_permissions`"),
+    (403, "permission_escalation", "`details.missing_permissions`"),
+    (403, "owner_required", ""),
+    (403, "invitation_email_mismatch", ""),
+    (403, "cannot_impersonate_admin", ""),
+    (403, "not_allowed_while_impersonating", ""),
+    (
+        404,
+        "not_found",
+        "no such route, or a path id that names nothing: not a UUID, not UTF-8, a control character, over 16 KiB",
+    ),
+    (404, "tenant_not_found", ""),
+    (404, "user_not_found", ""),
+    (404, "member_not_found", ""),
+    (404, "role_not_found", ""),
+    (404, "api_key_not_found", ""),
+    (404, "llm_key_not_found", ""),
+    (404, "invitation_not_found", ""),
+    (404, "session_not_found", ""),
+    (405, "method_not_allowed", ""),
+    (408, "request_timeout", ""),
+    (409, "slug_taken", ""),
+    (409, "email_taken", ""),
+    (
+        409,
+        "concurrent_update",
+        "retry; also an invitation resent by a racing request",
+    ),
+    (409, "tenant_already_suspended", ""),
+    (409, "tenant_not_suspended", ""),
+    (409, "tenant_archived", ""),
+    (409, "user_already_deactivated", ""),
+    (409, "user_already_active", ""),
+    (409, "user_deactivated", ""),
+    (409, "already_platform_admin", ""),
+    (409, "not_platform_admin", ""),
+    (409, "cannot_revoke_own_admin", ""),
+    (409, "duplicate_provider_key", ""),
+    (409, "already_member", ""),
+    (409, "last_owner", ""),
+    (409, "seat_limit_reached", "`details.max_seats`"),
+    (409, "role_exists", ""),
+    (409, "role_in_use", "`details.members`"),
+    (409, "builtin_role_immutable", ""),
+    (409, "invitation_pending", ""),
+    (409, "invitation_not_pending", ""),
+    (409, "not_impersonating", ""),
+    (409, "impersonation_cannot_refresh", ""),
+    (409, "idempotency_in_progress", ""),
+    (409, "secret_not_replayable", "`details.original_status`"),
+    (409, "tenant_already_exists", "only a racing duplicate command meets it"),
+    (409, "user_already_exists", "only a racing duplicate command meets it"),
+    (409, "api_key_already_exists", "only a racing duplicate command meets it"),
+    (409, "llm_key_already_exists", "only a racing duplicate command meets it"),
+    (409, "session_already_exists", "only a racing duplicate command meets it"),
+    (410, "invitation_expired", ""),
+    (410, "invitation_revoked", ""),
+    (410, "invitation_used", ""),
+    (410, "session_revoked", ""),
+    (413, "payload_too_large", "the body is over 1 MiB"),
+    (415, "unsupported_media_type", ""),
+    (
+        422,
+        "validation_failed",
+        "`details.fields: [{field, code, message}]`, codes below",
+    ),
+    (422, "invalid_query", ""),
+    (422, "invalid_limit", ""),
+    (422, "invalid_cursor", ""),
+    (422, "invalid_status", ""),
+    (422, "invalid_after", ""),
+    (422, "invalid_include", ""),
+    (422, "invalid_reason", ""),
+    (422, "invalid_settings", ""),
+    (422, "invalid_expiry", ""),
+    (422, "unknown_role", ""),
+    (422, "permission_not_assignable", ""),
+    (422, "no_permissions", ""),
+    (422, "wrong_password", ""),
+    (422, "invalid_idempotency_key", ""),
+    (422, "idempotency_key_reused", ""),
+    (423, "tenant_suspended", ""),
+    (
+        429,
+        "rate_limited",
+        "`Retry-After` and `details.retry_after_seconds`",
+    ),
+    (
+        500,
+        "internal_error",
+        "`details.request_id`; the cause is in the server's log",
+    ),
+    (
+        503,
+        "service_unavailable",
+        "the database cannot be reached: `Retry-After`, `details.retry_after_seconds` and `details.request_id`",
+    ),
+    (503, "not_ready", "from `/readyz`"),
+];
+
+/// `(code, note)` of the field errors inside `details.fields`.
+pub const FIELD_CODES: &[(&str, &str)] = &[
+    (
+        "invalid_characters",
+        "a control character, or an invisible or text-direction one in a name",
+    ),
+    ("too_long", "a string over 16 KiB"),
+    ("invalid_length", ""),
+    ("invalid_email", ""),
+    ("invalid_slug", ""),
+    ("slug_required", "no slug can be derived from the name"),
+    ("invalid_role_name", ""),
+    ("invalid_settings", ""),
+    ("settings_too_large", ""),
+    (
+        "unknown_permission",
+        "naming at most five of the unknown names",
+    ),
+    ("password_too_short", ""),
+    ("password_too_long", ""),
+    ("unknown_provider", "naming the supported providers"),
+    ("malformed_api_key", "naming the expected shape"),
+    ("api_key_too_long", "over 4 KiB"),
+    ("user_not_found", "a user id that names nobody"),
+    ("user_deactivated", "a user id of a deactivated user"),
+];
+
+/// Whether `code` is catalogued with `status`.
+pub fn is_known(status: u16, code: &str) -> bool {
+    CODES.iter().any(|(s, c, _)| *s == status && *c == code)
+}
+
+pub fn is_known_field_code(code: &str) -> bool {
+    FIELD_CODES.iter().any(|(c, _)| *c == code)
+}
+
+fn item(code: &str, note: &str) -> String {
+    if note.is_empty() {
+        format!("`{code}`")
+    } else {
+        format!("`{code}` ({note})")
+    }
+}
+
+/// The catalogue as `docs/API.md` shows it: one line per status.
+pub fn markdown() -> String {
+    let mut out = String::new();
+    let mut statuses: Vec<u16> = CODES.iter().map(|(s, _, _)| *s).collect();
+    statuses.dedup();
+    for status in statuses {
+        let items: Vec<String> = CODES
+            .iter()
+            .filter(|(s, _, _)| *s == status)
+            .map(|(_, c, n)| item(c, n))
+            .collect();
+        out.push_str(&format!("- {status}: {}.\n", items.join("; ")));
+    }
+    let fields: Vec<String> = FIELD_CODES.iter().map(|(c, n)| item(c, n)).collect();
+    out.push_str(&format!(
+        "- Field codes inside `details.fields`: {}.\n",
+        fields.join("; ")
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: &str = "<!-- error-codes:start -->\n";
+    const END: &str = "<!-- error-codes:end -->";
+
+    #[test]
+    fn every_code_is_catalogued_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (_, code, _) in CODES {
+            assert!(seen.insert(*code), "{code} is catalogued twice");
+        }
+    }
+
+    /// `docs/API.md` lists exactly the catalogue. After a deliberate change,
+    /// `TENANTRY_BLESS=1 cargo test -p tenantry-api error_codes` rewrites it.
+    #[test]
+    fn the_api_guide_lists_exactly_the_catalogue() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/API.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/API.md");
+        let start = doc.find(START).expect("the start marker") + START.len();
+        let end = doc.find(END).expect("the end marker");
+        let listed = &doc[start..end];
+        let expected = markdown();
+        if listed != expected && std::env::var("TENANTRY_BLESS").is_ok_and(|v| v == "1") {
+            let blessed = format!("{}{expected}{}", &doc[..start], &doc[end..]);
+            std::fs::write(&path, blessed).expect("write docs/API.md");
+            return;
+        }
+        assert_eq!(
+            listed, expected,
+            "docs/API.md's error codes differ from the catalogue (TENANTRY_BLESS=1 rewrites them)"
+        );
+    }
+}
