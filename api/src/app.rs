@@ -101,6 +101,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        Self::build_with_clock(config, Arc::new(crate::clock::SystemClock)).await
+    }
+
+    /// As [`Application::build`], on a given clock (tests move one by hand).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<Self, StartError> {
         let pool =
             crate::db::prepare(&config.database_url, 16, config.database_acquire_timeout).await?;
         check_master_keys(&pool, &config).await?;
@@ -137,6 +145,7 @@ impl Application {
                 config.sign_in_failure_window,
             )),
             outages: Arc::new(crate::outage::Outages::default()),
+            clock,
             email_hasher: Arc::new(crate::credentials::EmailHasher::derive(
                 config.jwt_secret_bytes(),
             )),
@@ -240,7 +249,7 @@ async fn bootstrap_admin(state: &AppState) -> Result<(), StartError> {
         PLATFORM_TENANT,
         Actor::system("bootstrap"),
         None,
-        chrono::Utc::now(),
+        state.now(),
     );
     let password =
         zeroize::Zeroizing::new(secrecy::ExposeSecret::expose_secret(&password).to_string());

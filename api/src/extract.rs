@@ -252,16 +252,15 @@ pub struct Context {
     pub request_id: String,
     /// The platform admin behind an impersonation, recorded on every event.
     pub impersonator: Option<Actor>,
+    /// When the request arrived, by the application's clock: the events'
+    /// `occurred_at`, and the `now` of the decisions that ask for one.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 impl Context {
     pub fn metadata(&self, tenant_id: Uuid, actor: Actor) -> EventMetadata {
-        let mut meta = EventMetadata::new(
-            tenant_id,
-            actor,
-            Some(self.request_id.clone()),
-            chrono::Utc::now(),
-        );
+        let mut meta =
+            EventMetadata::new(tenant_id, actor, Some(self.request_id.clone()), self.now);
         meta.impersonator = self.impersonator.clone();
         meta
     }
@@ -272,7 +271,7 @@ impl FromRequestParts<AppState> for Context {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _state: &AppState,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let request_id = parts
             .extensions
@@ -286,6 +285,7 @@ impl FromRequestParts<AppState> for Context {
         Ok(Self {
             request_id,
             impersonator,
+            now: state.now(),
         })
     }
 }

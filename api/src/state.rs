@@ -24,6 +24,8 @@ pub struct AppState {
     pub sign_in_throttle: Arc<SignInThrottle>,
     /// Whether the database is reachable, for one log line per outage.
     pub outages: Arc<crate::outage::Outages>,
+    /// The application's time (a test moves it by hand).
+    pub clock: Arc<dyn crate::clock::Clock>,
     /// Keyed hashes of email addresses nobody has, for `SignInFailed`.
     pub email_hasher: Arc<EmailHasher>,
 }
@@ -32,6 +34,11 @@ pub struct AppState {
 pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AppState {
+    /// Now, by the application's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Read-your-writes: wait until the projections have applied the events
     /// a command committed, so a query on this instance sees them.
     pub async fn settle(&self, written: Option<&Written>) {

@@ -154,14 +154,22 @@ pub struct InvitationRow {
     pub email_attempts: Option<i32>,
 }
 
-const SELECT: &str = "SELECT * FROM (SELECT i.id, i.tenant_id, i.email, i.role, \
-        CASE WHEN i.status = 'pending' AND i.expires_at <= now() THEN 'expired' ELSE i.status END AS status, \
-        i.invited_by, u.name AS invited_by_name, i.created_at, i.expires_at, \
-        o.status AS email_status, o.attempts AS email_attempts \
-   FROM invitations_view i \
-   LEFT JOIN users_view u ON u.id = i.invited_by \
-   LEFT JOIN LATERAL (SELECT status, attempts FROM email_outbox \
-                       WHERE invitation_id = i.id ORDER BY created_at DESC LIMIT 1) o ON true) v";
+/// The invitations as their readers see them: a pending one whose expiry
+/// has passed at `now` (the parameter named by `now`) reads `expired` at
+/// once, before the expiry job records it. `now` comes from the caller's
+/// clock, never the database's, so a test clock governs expiry too.
+fn select(now: &str) -> String {
+    format!(
+        "SELECT * FROM (SELECT i.id, i.tenant_id, i.email, i.role, \
+            CASE WHEN i.status = 'pending' AND i.expires_at <= {now}::timestamptz THEN 'expired' ELSE i.status END AS status, \
+            i.invited_by, u.name AS invited_by_name, i.created_at, i.expires_at, \
+            o.status AS email_status, o.attempts AS email_attempts \
+       FROM invitations_view i \
+       LEFT JOIN users_view u ON u.id = i.invited_by \
+       LEFT JOIN LATERAL (SELECT status, attempts FROM email_outbox \
+                           WHERE invitation_id = i.id ORDER BY created_at DESC LIMIT 1) o ON true) v"
+    )
+}
 
 pub async fn list(
     pool: &PgPool,
@@ -169,15 +177,18 @@ pub async fn list(
     status: Option<&str>,
     after: Option<Uuid>,
     limit: i64,
+    now: DateTime<Utc>,
 ) -> Result<Page<InvitationRow>, sqlx::Error> {
     let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
-        "{SELECT} WHERE v.tenant_id = $1 AND ($2::text IS NULL OR v.status = $2) \
-            AND ($3::uuid IS NULL OR v.id > $3) ORDER BY v.id LIMIT $4"
+        "{} WHERE v.tenant_id = $1 AND ($2::text IS NULL OR v.status = $2) \
+            AND ($3::uuid IS NULL OR v.id > $3) ORDER BY v.id LIMIT $4",
+        select("$5")
     ))
     .bind(tenant_id)
     .bind(status)
     .bind(after)
     .bind(limit + 1)
+    .bind(now)
     .fetch_all(pool)
     .await?;
     Ok(Page::from_rows(rows, limit, |r| r.id))
@@ -187,21 +198,31 @@ pub async fn get(
     pool: &PgPool,
     tenant_id: Uuid,
     id: Uuid,
+    now: DateTime<Utc>,
 ) -> Result<Option<InvitationRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE v.tenant_id = $1 AND v.id = $2"))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "{} WHERE v.tenant_id = $1 AND v.id = $2",
+        select("$3")
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Pending invitations past their expiry, for the expiry job.
-pub async fn due_for_expiry(pool: &PgPool, limit: i64) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+pub async fn due_for_expiry(
+    pool: &PgPool,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT tenant_id, id FROM invitations_view \
-          WHERE status = 'pending' AND expires_at <= now() ORDER BY expires_at LIMIT $1",
+          WHERE status = 'pending' AND expires_at <= $2 ORDER BY expires_at LIMIT $1",
     )
     .bind(limit)
+    .bind(now)
     .fetch_all(pool)
     .await
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
+use std::sync::Arc;
+
 use tenantry_api::app::Application;
+use tenantry_api::clock::{Clock, SystemClock};
 use tenantry_api::config::Config;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -141,7 +144,16 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> Self {
-        let app = Application::build(test_config(&db.url, extra))
+        Self::spawn_on_clock(db, extra, Arc::new(SystemClock)).await
+    }
+
+    /// A server whose application clock the test moves by hand.
+    pub async fn spawn_with_clock(extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Self {
+        Self::spawn_on_clock(TestDb::create().await, extra, clock).await
+    }
+
+    pub async fn spawn_on_clock(db: TestDb, extra: &[(&str, &str)], clock: Arc<dyn Clock>) -> Self {
+        let app = Application::build_with_clock(test_config(&db.url, extra), clock)
             .await
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());

@@ -71,14 +71,14 @@ async fn invitation_out(
     tenant_id: Uuid,
     id: Uuid,
 ) -> Result<InvitationOut, ApiError> {
-    invitations::get(&state.pool, tenant_id, id)
+    invitations::get(&state.pool, tenant_id, id, state.now())
         .await?
         .map(InvitationOut::from)
         .ok_or_else(not_found)
 }
 
 fn expiry(state: &AppState) -> Result<DateTime<Utc>, ApiError> {
-    Ok(Utc::now()
+    Ok(state.now()
         + chrono::Duration::from_std(state.config.invitation_ttl).map_err(ApiError::internal)?)
 }
 
@@ -149,7 +149,7 @@ async fn post_invitation(
         invited_by: scope.user_id(),
         existing_user,
         expires_at: expiry(&state)?,
-        now: Utc::now(),
+        now: state.now(),
     };
     let issued = issue(&state, &ctx, &scope, invitation_id, 1, command).await?;
     Ok((StatusCode::CREATED, SecretResponse, axum::Json(issued)))
@@ -180,6 +180,7 @@ async fn list_invitations(
         status.map(InvitationStatus::as_str),
         paging.after()?,
         paging.limit()?,
+        state.now(),
     )
     .await?;
     Ok(axum::Json(ListOut::from_page(page, InvitationOut::from)))
@@ -205,7 +206,7 @@ async fn delete_invitation(
 ) -> Result<StatusCode, ApiError> {
     let command = TenantCommand::RevokeInvitation {
         invitation_id,
-        now: Utc::now(),
+        now: state.now(),
     };
     let actor = scope.principal.actor();
     run_tenant_command(&state, &ctx, actor, scope.tenant_id, command).await?;
@@ -233,7 +234,7 @@ async fn resend_invitation(
         invitation_id,
         token_version: version,
         expires_at: expiry(&state)?,
-        now: Utc::now(),
+        now: state.now(),
     };
     let issued = issue(&state, &ctx, &scope, invitation_id, version, command).await?;
     Ok((SecretResponse, axum::Json(issued)))
@@ -258,7 +259,7 @@ async fn by_token(
         .get(&invitation_id)
         .cloned()
         .ok_or_else(not_found)?;
-    let gone = match invitation.status_at(Utc::now()) {
+    let gone = match invitation.status_at(state.now()) {
         InvitationStatus::Pending => None,
         InvitationStatus::Accepted => Some(TenantError::InvitationUsed),
         InvitationStatus::Revoked => Some(TenantError::InvitationRevoked),
@@ -295,7 +296,7 @@ async fn get_public(
 ) -> Result<axum::Json<PublicInvitationOut>, ApiError> {
     let (invitation_id, tenant, invitation) = by_token(&state, &token).await?;
     let tenant_id = tenant.id.ok_or_else(not_found)?;
-    let row = invitations::get(&state.pool, tenant_id, invitation_id).await?;
+    let row = invitations::get(&state.pool, tenant_id, invitation_id, state.now()).await?;
     Ok(axum::Json(PublicInvitationOut {
         tenant: PublicTenant {
             id: tenant_id,
@@ -365,7 +366,7 @@ async fn accept_invitation(
             let command = TenantCommand::AcceptInvitation {
                 invitation_id,
                 user_id,
-                now: Utc::now(),
+                now: state.now(),
             };
             run_tenant_command(state, meta_ctx, actor, tenant_id, command).await
         }

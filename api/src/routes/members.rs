@@ -111,6 +111,7 @@ async fn list_members(
                 Some("pending"),
                 None,
                 crate::extract::MAX_LIMIT,
+                state.now(),
             )
             .await?;
             Some(page.items.into_iter().map(InvitationOut::from).collect())
@@ -158,7 +159,7 @@ async fn post_member(
         user_id: body.user_id,
         role,
         by: Authority::Platform,
-        now: chrono::Utc::now(),
+        now: state.now(),
     };
     run_tenant_command(&state, &ctx, admin.actor(), tenant_id, command).await?;
     Ok((

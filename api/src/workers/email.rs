@@ -240,7 +240,7 @@ async fn deliver(
     let Some(invitation) = tenant.invitations.get(&invitation_id) else {
         return Delivery::Superseded;
     };
-    if invitation.status_at(Utc::now()) != InvitationStatus::Pending
+    if invitation.status_at(state.now()) != InvitationStatus::Pending
         || invitation.token_version as i32 != token_version
     {
         return Delivery::Superseded;
@@ -282,7 +282,7 @@ async fn invitation_inviter(
     invitation_id: Uuid,
 ) -> Result<Option<String>, sqlx::Error> {
     Ok(
-        tenantry_projections::invitations::get(&state.pool, tenant_id, invitation_id)
+        tenantry_projections::invitations::get(&state.pool, tenant_id, invitation_id, state.now())
             .await?
             .and_then(|r| r.invited_by_name),
     )

@@ -1,7 +1,6 @@
 //! The job that records `InvitationExpired` for pending invitations past
 //! their expiry (reads already show them expired before it runs).
 
-use chrono::Utc;
 use tenantry_domain::tenant::Tenant;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -28,17 +27,18 @@ pub fn start(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle
 }
 
 async fn expire_due(state: &AppState) -> Result<(), crate::error::ApiError> {
-    let due = tenantry_projections::invitations::due_for_expiry(&state.pool, 100).await?;
+    let due =
+        tenantry_projections::invitations::due_for_expiry(&state.pool, 100, state.now()).await?;
     for (tenant_id, invitation_id) in due {
         let meta = tenantry_domain::EventMetadata::new(
             tenant_id,
             tenantry_domain::Actor::system("invitation-expiry"),
             None,
-            Utc::now(),
+            state.now(),
         );
         let command = tenantry_domain::tenant::TenantCommand::ExpireInvitation {
             invitation_id,
-            now: Utc::now(),
+            now: state.now(),
         };
         let committed = state
             .store
