@@ -177,21 +177,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// The id in the path's last segment (`/tenants/{tid}/members/{user_id}`
-/// gives the user id); anything but a UUID is 404, as no such resource exists.
-pub struct IdPath(pub Uuid);
-
-impl<S: Send + Sync> FromRequestParts<S> for IdPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let last = path_text(parts, None).await.unwrap_or_default();
-        Uuid::parse_str(&last)
-            .map(Self)
-            .map_err(|_| ApiError::not_found("not_found", "no such resource"))
-    }
-}
-
 /// A path parameter as text: `None` when the path has no such parameter,
 /// when it does not decode as UTF-8, or when it breaks the text rule (a
 /// segment with a control character or over [`MAX_STRING_BYTES`] names no
@@ -208,33 +193,70 @@ async fn path_text(parts: &mut Parts, name: Option<&str>) -> Option<String> {
     sane.then(|| value.to_string())
 }
 
-/// The path's last parameter as text (a provider name, say).
-pub struct PathParam(pub String);
+/// Path parameters by name: each extractor reads the parameter its route
+/// template names (never "whichever comes last"), and anything that is not
+/// a valid value names no resource: 404.
+macro_rules! path_param {
+    ($(#[$doc:meta])* $name:ident($ty:ty) = $param:literal, $code:literal, $message:literal, $parse:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub $ty);
 
-impl<S: Send + Sync> FromRequestParts<S> for PathParam {
-    type Rejection = ApiError;
+        impl<S: Send + Sync> FromRequestParts<S> for $name {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        path_text(parts, None)
-            .await
-            .map(Self)
-            .ok_or_else(|| ApiError::not_found("not_found", "no such resource"))
-    }
+            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+                let parse: fn(String) -> Option<$ty> = $parse;
+                path_text(parts, Some($param))
+                    .await
+                    .and_then(parse)
+                    .map(Self)
+                    .ok_or_else(|| ApiError::not_found($code, $message))
+            }
+        }
+    };
 }
 
-/// A role name from the path's `{role}` segment.
-pub struct RolePath(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for RolePath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        path_text(parts, Some("role"))
-            .await
-            .map(Self)
-            .ok_or_else(|| ApiError::not_found("role_not_found", "no such role"))
-    }
+fn uuid(raw: String) -> Option<Uuid> {
+    Uuid::parse_str(&raw).ok()
 }
+
+path_param!(
+    /// `{tid}` on a platform-admin tenant route (tenant-access routes take
+    /// the tenant from the guard's `TenantScope` instead).
+    TenantIdPath(Uuid) = "tid", "not_found", "no such resource", uuid
+);
+path_param!(
+    /// `{user_id}`: a member of the path's tenant.
+    MemberPath(Uuid) = "user_id", "not_found", "no such resource", uuid
+);
+path_param!(
+    /// `{id}`: a user, on the platform's user routes.
+    UserPath(Uuid) = "id", "not_found", "no such resource", uuid
+);
+path_param!(
+    /// `{key_id}`: a tenant API key.
+    ApiKeyPath(Uuid) = "key_id", "not_found", "no such resource", uuid
+);
+path_param!(
+    /// `{key}`: a provider key's id.
+    LlmKeyPath(Uuid) = "key", "not_found", "no such resource", uuid
+);
+path_param!(
+    /// `{invitation_id}`.
+    InvitationPath(Uuid) = "invitation_id", "not_found", "no such resource", uuid
+);
+path_param!(
+    /// `{token}`: an invitation link's token.
+    TokenPath(String) = "token", "not_found", "no such resource", Some
+);
+path_param!(
+    /// `{provider}`: a provider's name.
+    ProviderPath(String) = "provider", "not_found", "no such resource", Some
+);
+path_param!(
+    /// `{role}`: a role name.
+    RolePath(String) = "role", "role_not_found", "no such role", Some
+);
 
 /// The client's address, as an extractor.
 pub struct ClientIp(pub std::net::IpAddr);

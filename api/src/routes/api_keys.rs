@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::credentials::{random_token, token_hash, API_KEY_PREFIX};
 use crate::error::{ApiError, Validation};
-use crate::extract::{Context, IdPath, Json, ListOut, PageParams, Query};
+use crate::extract::{ApiKeyPath, Context, Json, ListOut, PageParams, Query};
 use crate::guard::{Access, TenantScope};
 use crate::middleware::SecretResponse;
 use crate::routes::Route;
@@ -178,7 +178,7 @@ async fn delete_api_key(
     State(state): State<AppState>,
     ctx: Context,
     scope: TenantScope,
-    IdPath(key_id): IdPath,
+    ApiKeyPath(key_id): ApiKeyPath,
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::not_found("api_key_not_found", "API key not found");
     // Another tenant's key under this tenant's path is not found.

@@ -16,7 +16,9 @@ use zeroize::Zeroizing;
 
 use crate::credentials::{invitation_token, token_hash};
 use crate::error::{ApiError, Validation};
-use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, PathParam, Query};
+use crate::extract::{
+    status_filter, Context, InvitationPath, Json, ListOut, PageParams, Query, TokenPath,
+};
 use crate::guard::{authenticate, Access, Principal, TenantScope};
 use crate::middleware::SecretResponse;
 use crate::responses::{InvitationOut, TokenPairOut};
@@ -190,7 +192,7 @@ async fn list_invitations(
 async fn get_invitation(
     State(state): State<AppState>,
     scope: TenantScope,
-    IdPath(id): IdPath,
+    InvitationPath(id): InvitationPath,
 ) -> Result<axum::Json<InvitationOut>, ApiError> {
     Ok(axum::Json(
         invitation_out(&state, scope.tenant_id, id).await?,
@@ -202,7 +204,7 @@ async fn delete_invitation(
     State(state): State<AppState>,
     ctx: Context,
     scope: TenantScope,
-    IdPath(invitation_id): IdPath,
+    InvitationPath(invitation_id): InvitationPath,
 ) -> Result<StatusCode, ApiError> {
     let command = TenantCommand::RevokeInvitation {
         invitation_id,
@@ -218,7 +220,7 @@ async fn resend_invitation(
     State(state): State<AppState>,
     ctx: Context,
     scope: TenantScope,
-    IdPath(invitation_id): IdPath,
+    InvitationPath(invitation_id): InvitationPath,
 ) -> Result<(SecretResponse, axum::Json<IssuedOut>), ApiError> {
     let (tenant, _) = state
         .store
@@ -292,7 +294,7 @@ struct PublicInvitationOut {
 /// What an invitee sees before accepting.
 async fn get_public(
     State(state): State<AppState>,
-    PathParam(token): PathParam,
+    TokenPath(token): TokenPath,
 ) -> Result<axum::Json<PublicInvitationOut>, ApiError> {
     let (invitation_id, tenant, invitation) = by_token(&state, &token).await?;
     let tenant_id = tenant.id.ok_or_else(not_found)?;
@@ -340,7 +342,7 @@ fn sign_in_required() -> ApiError {
 async fn accept_invitation(
     State(state): State<AppState>,
     ctx: Context,
-    PathParam(token): PathParam,
+    TokenPath(token): TokenPath,
     parts: axum::http::request::Parts,
     body: axum::body::Bytes,
 ) -> Result<(SecretResponse, axum::Json<AcceptedOut>), ApiError> {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::error::{ApiError, Validation};
-use crate::extract::{Context, IdPath, Json, ListOut, PageParams, Query};
+use crate::extract::{Context, Json, ListOut, LlmKeyPath, PageParams, ProviderPath, Query};
 use crate::guard::{Access, TenantScope};
 use crate::middleware::SecretResponse;
 use crate::routes::Route;
@@ -224,7 +224,7 @@ async fn put_llm_key(
     State(state): State<AppState>,
     ctx: Context,
     scope: TenantScope,
-    IdPath(id): IdPath,
+    LlmKeyPath(id): LlmKeyPath,
     Json(body): Json<ReplaceIn>,
 ) -> Result<axum::Json<LlmKeyOut>, ApiError> {
     let key = tenant_key(&state, &scope, id).await?;
@@ -254,7 +254,7 @@ async fn delete_llm_key(
     State(state): State<AppState>,
     ctx: Context,
     scope: TenantScope,
-    IdPath(id): IdPath,
+    LlmKeyPath(id): LlmKeyPath,
 ) -> Result<StatusCode, ApiError> {
     let key = tenant_key(&state, &scope, id).await?;
     let data_key_id = key.data_key_id.ok_or_else(not_found)?;
@@ -275,7 +275,7 @@ async fn resolve_llm_key(
     State(state): State<AppState>,
     ctx: Context,
     scope: TenantScope,
-    crate::extract::PathParam(provider): crate::extract::PathParam,
+    ProviderPath(provider): ProviderPath,
 ) -> Result<(SecretResponse, axum::Json<ResolvedOut>), ApiError> {
     let provider =
         Provider::parse(&provider).map_err(|e| ApiError::invalid_field("provider", e))?;
@@ -332,7 +332,7 @@ struct AccessParams {
 async fn list_accesses(
     State(state): State<AppState>,
     scope: TenantScope,
-    IdPath(id): IdPath,
+    LlmKeyPath(id): LlmKeyPath,
     Query(params): Query<AccessParams>,
 ) -> Result<axum::Json<ListOut<AccessOut>>, ApiError> {
     let (key, _) = state

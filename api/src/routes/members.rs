@@ -10,7 +10,7 @@ use tenantry_projections::access::{self, MemberRow};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{Context, IdPath, Json, ListOut, PageParams, Query};
+use crate::extract::{Context, Json, ListOut, MemberPath, PageParams, Query, TenantIdPath};
 use crate::guard::{Access, PlatformAdmin, TenantScope};
 use crate::responses::InvitationOut;
 use crate::routes::Route;
@@ -150,7 +150,7 @@ async fn post_member(
     State(state): State<AppState>,
     ctx: Context,
     PlatformAdmin(admin): PlatformAdmin,
-    IdPath(tenant_id): IdPath,
+    TenantIdPath(tenant_id): TenantIdPath,
     Json(body): Json<MemberIn>,
 ) -> Result<(StatusCode, axum::Json<MemberOut>), ApiError> {
     let role = parse_role(&body.role)?;
@@ -178,7 +178,7 @@ async fn put_member(
     State(state): State<AppState>,
     ctx: Context,
     scope: TenantScope,
-    IdPath(user_id): IdPath,
+    MemberPath(user_id): MemberPath,
     Json(body): Json<RoleIn>,
 ) -> Result<axum::Json<MemberOut>, ApiError> {
     let command = TenantCommand::ChangeMemberRole {
@@ -198,7 +198,7 @@ async fn delete_member(
     State(state): State<AppState>,
     ctx: Context,
     scope: TenantScope,
-    IdPath(user_id): IdPath,
+    MemberPath(user_id): MemberPath,
 ) -> Result<StatusCode, ApiError> {
     let command = TenantCommand::RemoveMember {
         user_id,

@@ -14,7 +14,7 @@ use tenantry_projections::StoredEvent;
 use uuid::Uuid;
 
 use crate::error::{ApiError, Validation};
-use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, Query};
+use crate::extract::{status_filter, Context, Json, ListOut, PageParams, Query, TenantIdPath};
 use crate::guard::{platform_admin_required, Access, PlatformAdmin, TenantScope};
 use crate::routes::Route;
 use crate::service::tenants::{check_active_user, record_tenant, run_tenant_command};
@@ -224,7 +224,7 @@ async fn suspend_tenant(
     State(state): State<AppState>,
     ctx: Context,
     admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    TenantIdPath(id): TenantIdPath,
     Json(body): Json<SuspendIn>,
 ) -> Result<axum::Json<TenantOut>, ApiError> {
     let command = TenantCommand::SuspendTenant {
@@ -239,7 +239,7 @@ async fn reactivate_tenant(
     State(state): State<AppState>,
     ctx: Context,
     admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    TenantIdPath(id): TenantIdPath,
 ) -> Result<axum::Json<TenantOut>, ApiError> {
     let command = TenantCommand::ReactivateTenant;
     run_tenant_command(&state, &ctx, admin.0.actor(), id, command).await?;
@@ -251,7 +251,7 @@ async fn delete_tenant(
     State(state): State<AppState>,
     ctx: Context,
     admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    TenantIdPath(id): TenantIdPath,
 ) -> Result<StatusCode, ApiError> {
     let command = TenantCommand::ArchiveTenant;
     run_tenant_command(&state, &ctx, admin.0.actor(), id, command).await?;

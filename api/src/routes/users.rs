@@ -10,7 +10,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
-use crate::extract::{status_filter, Context, IdPath, Json, ListOut, PageParams, Query};
+use crate::extract::{status_filter, Context, Json, ListOut, PageParams, Query, UserPath};
 use crate::guard::{Access, PlatformAdmin};
 use crate::responses::{MembershipOut, UserOut};
 use crate::routes::Route;
@@ -112,7 +112,7 @@ pub struct UserDetailOut {
 async fn get_user(
     State(state): State<AppState>,
     _admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    UserPath(id): UserPath,
 ) -> Result<axum::Json<UserDetailOut>, ApiError> {
     Ok(axum::Json(UserDetailOut {
         user: user_out(&state, id).await?,
@@ -150,7 +150,7 @@ async fn deactivate_user(
     State(state): State<AppState>,
     ctx: Context,
     admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    UserPath(id): UserPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     let sole = tenantry_projections::access::sole_owner_of(&state.pool, id).await?;
     if !sole.is_empty() {
@@ -168,7 +168,7 @@ async fn reactivate_user(
     State(state): State<AppState>,
     ctx: Context,
     admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    UserPath(id): UserPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     run_user_command(&state, &ctx, &admin, id, UserCommand::ReactivateUser).await
 }
@@ -178,7 +178,7 @@ async fn grant_platform_admin(
     State(state): State<AppState>,
     ctx: Context,
     admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    UserPath(id): UserPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     run_user_command(&state, &ctx, &admin, id, UserCommand::GrantPlatformAdmin).await
 }
@@ -188,7 +188,7 @@ async fn revoke_platform_admin(
     State(state): State<AppState>,
     ctx: Context,
     admin: PlatformAdmin,
-    IdPath(id): IdPath,
+    UserPath(id): UserPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     if id == admin.0.user_id {
         return Err(ApiError::conflict(
