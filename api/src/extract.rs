@@ -135,17 +135,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 ))
             }
         };
-        let mut check = TextCheck::default();
-        check.json("", &value);
-        check.finish()?;
-        serde_json::from_value(value).map(Self).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                format!("the body does not have the expected fields: {e}"),
-            )
-        })
+        checked(value).map(Self)
     }
+}
+
+/// The text rule, then the shape: what every JSON body goes through.
+fn checked<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    let mut check = TextCheck::default();
+    check.json("", &value);
+    check.finish()?;
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("the body does not have the expected fields: {e}"),
+        )
+    })
+}
+
+/// A JSON body a route reads itself (one that may be empty, say), under
+/// the same rules as [`Json`]: 400 when it is not JSON, 422 for the text
+/// rule or the shape.
+pub fn json_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    checked(value)
 }
 
 /// Query parameters: 422 naming a parameter that breaks the text rule

@@ -6,10 +6,8 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::access::{Permission, RoleName};
-use tenantry_domain::tenant::{InvitationStatus, Tenant, TenantCommand, TenantError};
-use tenantry_domain::user::User;
+use tenantry_domain::tenant::{InvitationStatus, Tenant, TenantCommand};
 use tenantry_domain::values::Email;
-use tenantry_domain::{Actor, PLATFORM_TENANT};
 use tenantry_projections::invitations::{self};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -17,18 +15,17 @@ use zeroize::Zeroizing;
 use crate::credentials::{invitation_token, token_hash};
 use crate::error::{ApiError, Validation};
 use crate::extract::{
-    status_filter, Context, InvitationPath, Json, ListOut, PageParams, Query, TokenPath,
+    json_from_bytes, status_filter, Context, InvitationPath, Json, ListOut, PageParams, Query,
+    TokenPath,
 };
 use crate::guard::{authenticate, Access, Principal, TenantScope};
 use crate::middleware::SecretResponse;
-use crate::responses::{InvitationOut, TokenPairOut};
+use crate::responses::InvitationOut;
 use crate::routes::Route;
-use crate::service::invitations::accept_url;
-use crate::service::sessions::open_session;
+use crate::service::invitations::{accept, accept_url, by_token, AcceptedOut, SignUp};
 use crate::service::tenants::run_tenant_command;
-use crate::service::users::register_user;
 use crate::state::AppState;
-use crate::store::{self, claim_owner_email};
+use crate::store::claim_owner_email;
 use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
@@ -242,40 +239,6 @@ async fn resend_invitation(
     Ok((SecretResponse, axum::Json(issued)))
 }
 
-/// The invitation a token stands for, with its tenant's state; 404 for an
-/// unknown token, 410 for one that can no longer be used.
-async fn by_token(
-    state: &AppState,
-    token: &str,
-) -> Result<(Uuid, Tenant, tenantry_domain::tenant::Invitation), ApiError> {
-    let (invitation_id, tenant_id) = store::invitations::find(&state.pool, &token_hash(token))
-        .await?
-        .ok_or_else(not_found)?;
-    let (tenant, _) = state
-        .store
-        .load::<Tenant>(&tenant_id.to_string())
-        .await
-        .map_err(ApiError::from)?;
-    let invitation = tenant
-        .invitations
-        .get(&invitation_id)
-        .cloned()
-        .ok_or_else(not_found)?;
-    let gone = match invitation.status_at(state.now()) {
-        InvitationStatus::Pending => None,
-        InvitationStatus::Accepted => Some(TenantError::InvitationUsed),
-        InvitationStatus::Revoked => Some(TenantError::InvitationRevoked),
-        InvitationStatus::Expired => Some(TenantError::InvitationExpired),
-    };
-    if let Some(err) = gone {
-        return Err(ApiError::from_domain(err));
-    }
-    if tenant.status == tenantry_domain::tenant::TenantStatus::Archived {
-        return Err(not_found());
-    }
-    Ok((invitation_id, tenant, invitation))
-}
-
 #[derive(Serialize)]
 struct PublicTenant {
     id: Uuid,
@@ -316,28 +279,6 @@ async fn get_public(
     }))
 }
 
-#[derive(Deserialize, Default)]
-struct AcceptIn {
-    name: Option<String>,
-    password: Option<Zeroizing<String>>,
-}
-
-#[derive(Serialize)]
-struct AcceptedOut {
-    tenant_id: Uuid,
-    role: String,
-    /// Only when the invitee signed up while accepting.
-    #[serde(flatten)]
-    session: Option<TokenPairOut>,
-}
-
-fn sign_in_required() -> ApiError {
-    ApiError::unauthorized(
-        "sign_in_required",
-        "a user with this email exists: sign in and accept with your access token",
-    )
-}
-
 /// Accept: signed in as the invited email, or sign up with `{name, password}`.
 async fn accept_invitation(
     State(state): State<AppState>,
@@ -346,9 +287,8 @@ async fn accept_invitation(
     parts: axum::http::request::Parts,
     body: axum::body::Bytes,
 ) -> Result<(SecretResponse, axum::Json<AcceptedOut>), ApiError> {
-    let (invitation_id, tenant, invitation) = by_token(&state, &token).await?;
-    let tenant_id = tenant.id.ok_or_else(not_found)?;
-    let role = invitation.role.as_str().to_string();
+    // An unknown or used link is 404 or 410 before credentials are read.
+    by_token(&state, &token).await?;
     let signed_in = match crate::credentials::bearer(&parts) {
         Some(_) => match authenticate(&state, &parts).await? {
             Principal::User(caller) => Some(caller),
@@ -361,97 +301,11 @@ async fn accept_invitation(
         },
         None => None,
     };
-    let accept = |user_id: Uuid, actor: Actor| {
-        let meta_ctx = &ctx;
-        let state = &state;
-        async move {
-            let command = TenantCommand::AcceptInvitation {
-                invitation_id,
-                user_id,
-                now: state.now(),
-            };
-            run_tenant_command(state, meta_ctx, actor, tenant_id, command).await
-        }
-    };
-    if let Some(caller) = signed_in {
-        let (user, _) = state
-            .store
-            .load::<User>(&caller.user_id.to_string())
-            .await
-            .map_err(ApiError::from)?;
-        let email = user.email.map(|e| e.normalized()).unwrap_or_default();
-        if email != invitation.email {
-            return Err(ApiError::forbidden(
-                "invitation_email_mismatch",
-                "this invitation was sent to another email address",
-            ));
-        }
-        accept(caller.user_id, caller.actor()).await?;
-        return Ok((
-            SecretResponse,
-            axum::Json(AcceptedOut {
-                tenant_id,
-                role,
-                session: None,
-            }),
-        ));
-    }
-    if claim_owner_email(&state.pool, &invitation.email)
-        .await?
-        .is_some()
-    {
-        return Err(sign_in_required());
-    }
-    let body: AcceptIn = if body.is_empty() {
-        AcceptIn::default()
+    let sign_up = if body.is_empty() {
+        SignUp::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                format!("the body does not have the expected fields: {e}"),
-            )
-        })?
+        json_from_bytes(&body)?
     };
-    let (Some(name), Some(password)) = (body.name, body.password) else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "to accept without signing in, give a name and a password for the new account",
-        ));
-    };
-    let meta = ctx.metadata(PLATFORM_TENANT, Actor::Anonymous);
-    let user_id = match register_user(
-        &state.store,
-        &invitation.email,
-        &name,
-        password,
-        false,
-        &meta,
-    )
-    .await
-    {
-        Ok((id, checkpoint)) => {
-            state.settle(checkpoint.as_ref()).await;
-            id
-        }
-        // Another accept of this link created the account a moment ago.
-        Err(e) if e.code == "email_taken" => {
-            by_token(&state, &token).await?;
-            return Err(sign_in_required());
-        }
-        Err(e) => return Err(e),
-    };
-    let actor = Actor::User { id: user_id };
-    accept(user_id, actor.clone()).await?;
-    let session_meta = ctx.metadata(PLATFORM_TENANT, actor);
-    let session = open_session(&state, Uuid::now_v7(), user_id, &session_meta).await?;
-    Ok((
-        SecretResponse,
-        axum::Json(AcceptedOut {
-            tenant_id,
-            role,
-            session: Some(session),
-        }),
-    ))
+    let accepted = accept(&state, &ctx, &token, signed_in, sign_up).await?;
+    Ok((SecretResponse, axum::Json(accepted)))
 }

@@ -1,6 +1,24 @@
-//! What the invitation routes and the email worker share.
+//! Invitations: what the routes and the email worker share, and accepting
+//! one (the use case that crosses aggregates: it may register the user,
+//! seats them in the tenant, and opens their session).
 
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tenantry_domain::tenant::{InvitationStatus, Tenant, TenantCommand, TenantError};
+use tenantry_domain::user::User;
+use tenantry_domain::{Actor, PLATFORM_TENANT};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::credentials::{token_hash, Caller};
+use crate::error::ApiError;
+use crate::extract::Context;
+use crate::responses::TokenPairOut;
+use crate::service::sessions::open_session;
+use crate::service::tenants::run_tenant_command;
+use crate::service::users::register_user;
 use crate::state::AppState;
+use crate::store::{self, claim_owner_email};
 
 /// The link an invitee follows.
 pub fn accept_url(state: &AppState, token: &str) -> String {
@@ -8,4 +26,154 @@ pub fn accept_url(state: &AppState, token: &str) -> String {
         "{}/invite/{token}",
         state.config.public_url.trim_end_matches('/')
     )
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("invitation_not_found", "invitation not found")
+}
+
+/// The invitation a token stands for, with its tenant's state; 404 for an
+/// unknown token, 410 for one that can no longer be used.
+pub async fn by_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(Uuid, Tenant, tenantry_domain::tenant::Invitation), ApiError> {
+    let (invitation_id, tenant_id) = store::invitations::find(&state.pool, &token_hash(token))
+        .await?
+        .ok_or_else(not_found)?;
+    let (tenant, _) = state
+        .store
+        .load::<Tenant>(&tenant_id.to_string())
+        .await
+        .map_err(ApiError::from)?;
+    let invitation = tenant
+        .invitations
+        .get(&invitation_id)
+        .cloned()
+        .ok_or_else(not_found)?;
+    let gone = match invitation.status_at(state.now()) {
+        InvitationStatus::Pending => None,
+        InvitationStatus::Accepted => Some(TenantError::InvitationUsed),
+        InvitationStatus::Revoked => Some(TenantError::InvitationRevoked),
+        InvitationStatus::Expired => Some(TenantError::InvitationExpired),
+    };
+    if let Some(err) = gone {
+        return Err(ApiError::from_domain(err));
+    }
+    if tenant.status == tenantry_domain::tenant::TenantStatus::Archived {
+        return Err(not_found());
+    }
+    Ok((invitation_id, tenant, invitation))
+}
+
+/// What someone accepting without signing in gives for their new account.
+#[derive(Deserialize, Default)]
+pub struct SignUp {
+    name: Option<String>,
+    password: Option<Zeroizing<String>>,
+}
+
+#[derive(Serialize)]
+pub struct AcceptedOut {
+    tenant_id: Uuid,
+    role: String,
+    /// Only when the invitee signed up while accepting.
+    #[serde(flatten)]
+    session: Option<TokenPairOut>,
+}
+
+fn sign_in_required() -> ApiError {
+    ApiError::unauthorized(
+        "sign_in_required",
+        "a user with this email exists: sign in and accept with your access token",
+    )
+}
+
+/// Accept the invitation `token` stands for: as `signed_in` when the
+/// caller is signed in (their email must be the invited one), else by
+/// creating the invited email's account from `sign_up` and opening its
+/// session. Of two racing accepts, one seats the invitee and the other
+/// finds the invitation used.
+pub async fn accept(
+    state: &AppState,
+    ctx: &Context,
+    token: &str,
+    signed_in: Option<Caller>,
+    sign_up: SignUp,
+) -> Result<AcceptedOut, ApiError> {
+    let (invitation_id, tenant, invitation) = by_token(state, token).await?;
+    let tenant_id = tenant.id.ok_or_else(not_found)?;
+    let role = invitation.role.as_str().to_string();
+    let accept = |user_id: Uuid, actor: Actor| async move {
+        let command = TenantCommand::AcceptInvitation {
+            invitation_id,
+            user_id,
+            now: ctx.now,
+        };
+        run_tenant_command(state, ctx, actor, tenant_id, command).await
+    };
+    if let Some(caller) = signed_in {
+        let (user, _) = state
+            .store
+            .load::<User>(&caller.user_id.to_string())
+            .await
+            .map_err(ApiError::from)?;
+        let email = user.email.map(|e| e.normalized()).unwrap_or_default();
+        if email != invitation.email {
+            return Err(ApiError::forbidden(
+                "invitation_email_mismatch",
+                "this invitation was sent to another email address",
+            ));
+        }
+        accept(caller.user_id, caller.actor()).await?;
+        return Ok(AcceptedOut {
+            tenant_id,
+            role,
+            session: None,
+        });
+    }
+    if claim_owner_email(&state.pool, &invitation.email)
+        .await?
+        .is_some()
+    {
+        return Err(sign_in_required());
+    }
+    let (Some(name), Some(password)) = (sign_up.name, sign_up.password) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "to accept without signing in, give a name and a password for the new account",
+        ));
+    };
+    let meta = ctx.metadata(PLATFORM_TENANT, Actor::Anonymous);
+    let user_id = match register_user(
+        &state.store,
+        &invitation.email,
+        &name,
+        password,
+        false,
+        &meta,
+    )
+    .await
+    {
+        Ok((id, checkpoint)) => {
+            state.settle(checkpoint.as_ref()).await;
+            id
+        }
+        // Another accept of this link created the account a moment ago.
+        Err(e) if e.code == "email_taken" => {
+            by_token(state, token).await?;
+            return Err(sign_in_required());
+        }
+        Err(e) => return Err(e),
+    };
+    let actor = Actor::User { id: user_id };
+    accept(user_id, actor.clone()).await?;
+    let session_meta = ctx.metadata(PLATFORM_TENANT, actor);
+    let session = open_session(state, Uuid::now_v7(), user_id, &session_meta).await?;
+    Ok(AcceptedOut {
+        tenant_id,
+        role,
+        session: Some(session),
+    })
 }

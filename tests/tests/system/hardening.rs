@@ -353,6 +353,30 @@ async fn control_characters_are_refused_with_the_field_named_before_postgres_see
     );
     assert!(body.to_string().len() < 1000);
 
+    // The invitation accept route reads its (optional) body itself, under
+    // the same rule.
+    let (s, invitation) = app
+        .post(
+            &format!("/v1/tenants/{tid}/invitations"),
+            &admin,
+            json!({ "email": "new@x.io", "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{invitation}");
+    let accept = format!(
+        "/v1/invitations/{}/accept",
+        invitation["token"].as_str().unwrap()
+    );
+    let (s, body) = app
+        .send(
+            Method::POST,
+            &accept,
+            None,
+            Some(json!({ "name": "New\u{0}Person", "password": "a-long-password" })),
+        )
+        .await;
+    assert_eq!((s, fields(&body)[0]["field"].clone()), (422, json!("name")));
+
     // An Authorization header with no readable bearer token is an invalid
     // credential, answered in the error format.
     let r = app
