@@ -230,3 +230,103 @@ pub fn like_pattern(q: &str) -> String {
         .replace('_', "\\_");
     format!("%{escaped}%")
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use tenantry_domain::values::{Slug, TenantName, TenantSettings};
+
+    use super::*;
+
+    const ACME: Uuid = Uuid::from_u128(1);
+
+    fn stored(tenant_id: Uuid, minute: u32) -> StoredEvent {
+        StoredEvent {
+            position: i64::from(minute),
+            tx_id: minute.to_string(),
+            tenant_id,
+            tenant_sequence: i64::from(minute),
+            aggregate_type: "tenant".into(),
+            aggregate_id: tenant_id.to_string(),
+            sequence: i64::from(minute),
+            event_type: String::new(),
+            event_version: 1,
+            payload: Value::Null,
+            metadata: Value::Null,
+            recorded_at: Utc.with_ymd_and_hms(2026, 11, 25, 12, minute, 0).unwrap(),
+        }
+    }
+
+    fn created(name: &str) -> TenantEvent {
+        TenantEvent::TenantCreated {
+            tenant_id: ACME,
+            name: TenantName::parse(name).unwrap(),
+            slug: Slug::parse("acme").unwrap(),
+            settings: TenantSettings::default(),
+        }
+    }
+
+    /// Fold `events` (one a minute) into an empty view.
+    fn fold_all(events: Vec<TenantEvent>) -> (HashMap<Uuid, TenantRow>, Vec<Option<Uuid>>) {
+        let mut rows = HashMap::new();
+        let changed = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| fold(&mut rows, &stored(ACME, i as u32), event))
+            .collect();
+        (rows, changed)
+    }
+
+    #[test]
+    fn a_tenant_is_created_renamed_suspended_reactivated_and_archived() {
+        let (rows, changed) = fold_all(vec![
+            created("Acme"),
+            TenantEvent::TenantRenamed {
+                name: TenantName::parse("Acme Robotics").unwrap(),
+                previous_name: TenantName::parse("Acme").unwrap(),
+            },
+            TenantEvent::TenantSuspended {
+                reason: "invoice overdue".into(),
+            },
+            TenantEvent::TenantReactivated {},
+            TenantEvent::TenantArchived {},
+        ]);
+        assert!(changed.iter().all(|c| *c == Some(ACME)));
+        let row = &rows[&ACME];
+        assert_eq!(row.name, "Acme Robotics");
+        assert_eq!(row.status, "archived");
+        assert_eq!(row.suspended_reason, None, "reactivation clears the reason");
+        assert_eq!(row.created_at.format("%M").to_string(), "00");
+        assert_eq!(row.updated_at.format("%M").to_string(), "04");
+    }
+
+    #[test]
+    fn a_suspension_keeps_its_reason() {
+        let (rows, _) = fold_all(vec![
+            created("Acme"),
+            TenantEvent::TenantSuspended {
+                reason: "invoice overdue".into(),
+            },
+        ]);
+        assert_eq!(rows[&ACME].status, "suspended");
+        assert_eq!(
+            rows[&ACME].suspended_reason.as_deref(),
+            Some("invoice overdue")
+        );
+    }
+
+    #[test]
+    fn a_second_creation_does_not_overwrite_and_unknown_tenants_change_nothing() {
+        let (rows, changed) = fold_all(vec![created("Acme"), created("Impostor")]);
+        assert_eq!(changed, vec![Some(ACME), None]);
+        assert_eq!(rows[&ACME].name, "Acme");
+
+        let mut empty = HashMap::new();
+        let renamed = TenantEvent::TenantRenamed {
+            name: TenantName::parse("Ghost").unwrap(),
+            previous_name: TenantName::parse("Nobody").unwrap(),
+        };
+        assert_eq!(fold(&mut empty, &stored(ACME, 0), renamed), None);
+        assert!(empty.is_empty());
+    }
+}
