@@ -90,10 +90,29 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
     (millis > 0).then(|| Duration::from_millis(millis))
 }
 
+/// `TENANTRY_LOG_FORMAT`, on its own: the logger is set up from it before
+/// the rest of the configuration is read, so that what reading it says (a
+/// generated secret's warning) reaches the log.
+pub fn log_format(get: &impl Fn(&str) -> Option<String>) -> Result<LogFormat, ConfigError> {
+    match get("TENANTRY_LOG_FORMAT").as_deref() {
+        None | Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(bad(
+            "TENANTRY_LOG_FORMAT",
+            format!("{other:?} is not text or json"),
+        )),
+    }
+}
+
+/// A variable of the process environment (unset when empty).
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
 impl Config {
     /// Read the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(env_var)
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -136,27 +155,13 @@ impl Config {
                     )
                 })?,
         };
-        let log_format = match get("TENANTRY_LOG_FORMAT").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(bad(
-                    "TENANTRY_LOG_FORMAT",
-                    format!("{other:?} is not text or json"),
-                ))
-            }
-        };
-        let jwt_secret = match get("TENANTRY_JWT_SECRET") {
+        let log_format = log_format(&get)?;
+        let configured_jwt_secret = match get("TENANTRY_JWT_SECRET") {
             Some(s) if s.len() < 32 => {
                 return Err(bad("TENANTRY_JWT_SECRET", "must be at least 32 characters"))
             }
-            Some(s) => SecretString::from(s),
-            None => generated_secret(&data_dir, "jwt_secret").map_err(|e| {
-                bad(
-                    "TENANTRY_DATA_DIR",
-                    format!("cannot keep the generated JWT secret: {e}"),
-                )
-            })?,
+            Some(s) => Some(SecretString::from(s)),
+            None => None,
         };
         let bootstrap_admin_email = get("TENANTRY_BOOTSTRAP_ADMIN_EMAIL");
         let bootstrap_admin_password =
@@ -168,11 +173,10 @@ impl Config {
             ));
         }
         let public_url = get("TENANTRY_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}"));
-        let master_keys = match get("TENANTRY_MASTER_KEYS") {
-            Some(raw) => crate::vault::MasterKeys::parse(&raw),
-            None => crate::vault::MasterKeys::generated(&data_dir),
-        }
-        .map_err(|e| bad("TENANTRY_MASTER_KEYS", e))?;
+        let configured_master_keys = get("TENANTRY_MASTER_KEYS")
+            .map(|raw| crate::vault::MasterKeys::parse(&raw))
+            .transpose()
+            .map_err(|e| bad("TENANTRY_MASTER_KEYS", e))?;
         let smtp_url =
             match get("TENANTRY_SMTP_URL") {
                 None => None,
@@ -211,6 +215,22 @@ impl Config {
         let sign_in_max_failures = positive("TENANTRY_SIGN_IN_MAX_FAILURES", 10)?;
         let sign_in_failure_window = duration("TENANTRY_SIGN_IN_FAILURE_WINDOW", "15m")?;
         let database_acquire_timeout = duration("TENANTRY_DATABASE_ACQUIRE_TIMEOUT", "5s")?;
+        // Only a configuration that is valid in every other way may write
+        // generated secrets into the data directory.
+        let jwt_secret = match configured_jwt_secret {
+            Some(secret) => secret,
+            None => generated_secret(&data_dir, "jwt_secret").map_err(|e| {
+                bad(
+                    "TENANTRY_DATA_DIR",
+                    format!("cannot keep the generated JWT secret: {e}"),
+                )
+            })?,
+        };
+        let master_keys = match configured_master_keys {
+            Some(keys) => keys,
+            None => crate::vault::MasterKeys::generated(&data_dir)
+                .map_err(|e| bad("TENANTRY_MASTER_KEYS", e))?,
+        };
         Ok(Self {
             database_url,
             listen,

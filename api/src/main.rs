@@ -1,10 +1,14 @@
 use clap::Parser;
 use tenantry_api::cli::{run, Cli};
-use tenantry_api::config::Config;
+use tenantry_api::config::{self, Config};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The logger first: reading the configuration may generate a secret,
+    // and its warning must reach the log. (A bad format is reported below.)
+    let format = config::log_format(&config::env_var).unwrap_or(config::LogFormat::Text);
+    tenantry_api::telemetry::init(format);
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -12,7 +16,6 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    tenantry_api::telemetry::init(config.log_format);
     match run(cli, config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

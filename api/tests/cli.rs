@@ -283,3 +283,18 @@ fn keys_rotate_rewraps_under_the_active_master_and_serve_refuses_missing_ids() {
     );
     assert!(!err.contains(&k3[3..]), "key material in an error: {err}");
 }
+
+/// Unset secrets are generated on first start, and a warning says so: the
+/// logger is up before the configuration is read, so the warning is seen.
+#[test]
+fn a_generated_secret_is_announced_in_the_log() {
+    let db = Db::new();
+    let out = tenantry(&["migrate"], &[("DATABASE_URL", &db.url())], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("generated a secret because none was configured"),
+        "{err}"
+    );
+    assert!(err.contains("generated a master key"), "{err}");
+}
