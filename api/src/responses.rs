@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::access::{role_permissions, PermissionSet};
+use tenantry_domain::tenant::TenantStatus;
 use tenantry_projections::access::MembershipRow;
 use tenantry_projections::invitations::InvitationRow;
 use tenantry_projections::users::UserRow;
@@ -40,7 +41,7 @@ pub struct MembershipOut {
     pub tenant_id: Uuid,
     pub name: String,
     pub slug: String,
-    pub status: String,
+    pub status: TenantStatus,
     pub role: String,
     pub permissions: PermissionSet,
     pub joined_at: chrono::DateTime<chrono::Utc>,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use sqlx::{FromRow, PgConnection, PgPool};
 use tenantry_domain::tenant::TenantEvent;
+use tenantry_domain::tenant::TenantStatus;
 use tenantry_domain::EventCodec;
 use uuid::Uuid;
 
@@ -155,7 +156,8 @@ pub struct MembershipRow {
     pub tenant_id: Uuid,
     pub tenant_name: String,
     pub tenant_slug: String,
-    pub tenant_status: String,
+    #[sqlx(try_from = "String")]
+    pub tenant_status: TenantStatus,
     pub role: String,
     pub custom_permissions: Option<Vec<String>>,
     pub joined_at: DateTime<Utc>,

@@ -36,7 +36,8 @@ pub struct TenantRow {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: TenantStatus,
     pub settings: Value,
     pub suspended_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -101,7 +102,7 @@ fn fold(rows: &mut HashMap<Uuid, TenantRow>, e: &StoredEvent, event: TenantEvent
                 id: tenant_id,
                 name: name.as_str().to_string(),
                 slug: slug.as_str().to_string(),
-                status: TenantStatus::Active.as_str().to_string(),
+                status: TenantStatus::Active,
                 settings: Value::Object(settings.as_map().clone()),
                 suspended_reason: None,
                 created_at: at,
@@ -117,15 +118,15 @@ fn fold(rows: &mut HashMap<Uuid, TenantRow>, e: &StoredEvent, event: TenantEvent
             row.settings = Value::Object(settings.as_map().clone());
         }
         TenantEvent::TenantSuspended { reason } => {
-            row.status = TenantStatus::Suspended.as_str().to_string();
+            row.status = TenantStatus::Suspended;
             row.suspended_reason = Some(reason);
         }
         TenantEvent::TenantReactivated {} => {
-            row.status = TenantStatus::Active.as_str().to_string();
+            row.status = TenantStatus::Active;
             row.suspended_reason = None;
         }
         TenantEvent::TenantArchived {} => {
-            row.status = TenantStatus::Archived.as_str().to_string();
+            row.status = TenantStatus::Archived;
         }
         // Not in `reads`: roster, roles and invitations have their own read models.
         _ => return None,
@@ -141,7 +142,7 @@ async fn upsert(tx: &mut PgConnection, rows: Vec<TenantRow>) -> Result<(), sqlx:
         cols.id.push(r.id);
         cols.name.push(r.name);
         cols.slug.push(r.slug);
-        cols.status.push(r.status);
+        cols.status.push(r.status.as_str());
         cols.settings.push(r.settings);
         cols.suspended_reason.push(r.suspended_reason);
         cols.created_at.push(r.created_at);
@@ -174,7 +175,7 @@ struct Columns {
     id: Vec<Uuid>,
     name: Vec<String>,
     slug: Vec<String>,
-    status: Vec<String>,
+    status: Vec<&'static str>,
     settings: Vec<Value>,
     suspended_reason: Vec<Option<String>>,
     created_at: Vec<DateTime<Utc>>,
@@ -294,7 +295,7 @@ mod tests {
         assert!(changed.iter().all(|c| *c == Some(ACME)));
         let row = &rows[&ACME];
         assert_eq!(row.name, "Acme Robotics");
-        assert_eq!(row.status, "archived");
+        assert_eq!(row.status, TenantStatus::Archived);
         assert_eq!(row.suspended_reason, None, "reactivation clears the reason");
         assert_eq!(row.created_at.format("%M").to_string(), "00");
         assert_eq!(row.updated_at.format("%M").to_string(), "04");
@@ -308,7 +309,7 @@ mod tests {
                 reason: "invoice overdue".into(),
             },
         ]);
-        assert_eq!(rows[&ACME].status, "suspended");
+        assert_eq!(rows[&ACME].status, TenantStatus::Suspended);
         assert_eq!(
             rows[&ACME].suspended_reason.as_deref(),
             Some("invoice overdue")

@@ -47,7 +47,7 @@ pub struct TenantOut {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
-    pub status: String,
+    pub status: TenantStatus,
     pub settings: Value,
     pub suspended_reason: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,

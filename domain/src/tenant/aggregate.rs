@@ -33,6 +33,17 @@ impl TenantStatus {
     }
 }
 
+/// Read models store the status by name; rows decode it back through this.
+impl TryFrom<String> for TenantStatus {
+    type Error = crate::values::ValueError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw).ok_or_else(|| {
+            crate::values::ValueError::new("invalid_status", format!("{raw:?} is no tenant status"))
+        })
+    }
+}
+
 /// Decision state of one tenant. `None` id: not created yet.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
