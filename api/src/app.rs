@@ -31,6 +31,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("bootstrap admin: {0}")]
     Bootstrap(String),
     #[error("reading the vault failed: {0}")]
@@ -109,6 +111,9 @@ impl Application {
         config: Config,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Self, StartError> {
+        // The binary kept them already; a server built another way (tests)
+        // keeps them here. Idempotent.
+        config.persist_generated().map_err(StartError::Config)?;
         let pool =
             crate::db::prepare(&config.database_url, 16, config.database_acquire_timeout).await?;
         check_master_keys(&pool, &config).await?;

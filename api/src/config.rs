@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::secret_file::Generated;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
-use tracing::warn;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {message}")]
@@ -65,6 +65,8 @@ pub struct Config {
     /// How long a request waits for a database connection before it is
     /// answered 503 (while the database is down, say).
     pub database_acquire_timeout: Duration,
+    /// Secrets generated for unset settings, not yet kept on disk.
+    generated: Vec<Generated>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry";
@@ -215,21 +217,26 @@ impl Config {
         let sign_in_max_failures = positive("TENANTRY_SIGN_IN_MAX_FAILURES", 10)?;
         let sign_in_failure_window = duration("TENANTRY_SIGN_IN_FAILURE_WINDOW", "15m")?;
         let database_acquire_timeout = duration("TENANTRY_DATABASE_ACQUIRE_TIMEOUT", "5s")?;
-        // Only a configuration that is valid in every other way may write
-        // generated secrets into the data directory.
+        // Unset secrets come from the data directory, or are generated in
+        // memory; parsing writes nothing (the composition root keeps them:
+        // `persist_generated`).
+        let mut generated = Vec::new();
         let jwt_secret = match configured_jwt_secret {
             Some(secret) => secret,
-            None => generated_secret(&data_dir, "jwt_secret").map_err(|e| {
-                bad(
-                    "TENANTRY_DATA_DIR",
-                    format!("cannot keep the generated JWT secret: {e}"),
-                )
-            })?,
+            None => {
+                let (secret, new) = kept_or_new_secret(&data_dir, "jwt_secret");
+                generated.extend(new);
+                secret
+            }
         };
         let master_keys = match configured_master_keys {
             Some(keys) => keys,
-            None => crate::vault::MasterKeys::generated(&data_dir)
-                .map_err(|e| bad("TENANTRY_MASTER_KEYS", e))?,
+            None => {
+                let (keys, new) = crate::vault::MasterKeys::generated(&data_dir)
+                    .map_err(|e| bad("TENANTRY_MASTER_KEYS", e))?;
+                generated.extend(new);
+                keys
+            }
         };
         Ok(Self {
             database_url,
@@ -256,7 +263,26 @@ impl Config {
             sign_in_max_failures,
             sign_in_failure_window,
             database_acquire_timeout,
+            generated,
         })
+    }
+
+    /// Keep the secrets this configuration generated in the data directory
+    /// (mode 0600), warning for each; the composition root calls it before
+    /// anything uses them. Idempotent: a secret already kept is left alone.
+    pub fn persist_generated(&self) -> Result<(), ConfigError> {
+        for secret in &self.generated {
+            secret.persist().map_err(|e| {
+                bad(
+                    "TENANTRY_DATA_DIR",
+                    format!(
+                        "cannot keep a generated secret in {}: {e}",
+                        secret.path.display()
+                    ),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     pub fn jwt_secret_bytes(&self) -> &[u8] {
@@ -264,25 +290,25 @@ impl Config {
     }
 }
 
-/// A secret kept in `data_dir/name` (mode 0600), generated on first use.
-fn generated_secret(data_dir: &Path, name: &str) -> std::io::Result<SecretString> {
+/// The secret kept in `data_dir/name`, or a new one (with what the
+/// composition root must keep) when there is none yet. Reads, never writes.
+fn kept_or_new_secret(data_dir: &Path, name: &str) -> (SecretString, Option<Generated>) {
     let path = data_dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_string();
         if existing.len() >= 32 {
-            return Ok(SecretString::from(existing));
+            return (SecretString::from(existing), None);
         }
     }
-    std::fs::create_dir_all(data_dir)?;
-    let mut bytes = [0u8; 48];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    crate::secret_file::write_private(&path, &secret)?;
-    warn!(
-        path = %path.display(),
-        "generated a secret because none was configured; set it explicitly in production"
-    );
-    Ok(SecretString::from(secret))
+    let mut bytes = zeroize::Zeroizing::new([0u8; 48]);
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, bytes.as_mut());
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref());
+    let generated = Generated {
+        path,
+        contents: zeroize::Zeroizing::new(secret.clone()),
+        warning: "generated a secret because none was configured; set it explicitly in production",
+    };
+    (SecretString::from(secret), Some(generated))
 }
 
 #[cfg(test)]
@@ -325,6 +351,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tenantry-cfg-{}", uuid::Uuid::now_v7()));
         let dir_s = dir.to_string_lossy().to_string();
         let first = config(&[("TENANTRY_DATA_DIR", &dir_s)]).unwrap();
+        assert!(!dir.exists(), "parsing writes nothing");
+        first.persist_generated().unwrap();
         let second = config(&[("TENANTRY_DATA_DIR", &dir_s)]).unwrap();
         assert_eq!(
             first.jwt_secret.expose_secret(),

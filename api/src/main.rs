@@ -9,7 +9,8 @@ async fn main() -> std::process::ExitCode {
     // and its warning must reach the log. (A bad format is reported below.)
     let format = config::log_format(&config::env_var).unwrap_or(config::LogFormat::Text);
     tenantry_api::telemetry::init(format);
-    let config = match Config::from_env() {
+    // Parsing writes nothing; the secrets it had to generate are kept here.
+    let config = match Config::from_env().and_then(|c| c.persist_generated().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tenantry: configuration error: {e}");

@@ -110,12 +110,15 @@ impl MasterKeys {
         Ok(Self { keys })
     }
 
-    /// The master key kept in `data_dir/master_keys` (mode 0600), generated
-    /// on first use when none is configured.
-    pub fn generated(data_dir: &Path) -> Result<Self, String> {
+    /// The master key kept in `data_dir/master_keys`, or a new one (with
+    /// what the composition root must keep) when there is none yet.
+    pub fn generated(
+        data_dir: &Path,
+    ) -> Result<(Self, Option<crate::secret_file::Generated>), String> {
         let path = data_dir.join("master_keys");
         if let Ok(existing) = std::fs::read_to_string(&path) {
             return Self::parse(existing.trim())
+                .map(|keys| (keys, None))
                 .map_err(|e| format!("{} is unreadable: {e}", path.display()));
         }
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
@@ -125,20 +128,14 @@ impl MasterKeys {
             "{id}:{}",
             base64::engine::general_purpose::STANDARD.encode(key.as_ref())
         ));
-        std::fs::create_dir_all(data_dir)
-            .and_then(|()| crate::secret_file::write_private(&path, &line))
-            .map_err(|e| {
-                format!(
-                    "cannot keep a generated master key in {}: {e}",
-                    path.display()
-                )
-            })?;
-        tracing::warn!(
-            path = %path.display(),
-            "generated a master key because TENANTRY_MASTER_KEYS is unset; \
-             configure master keys explicitly in production (docs/KEY_MANAGEMENT.md)"
-        );
-        Self::parse(&line)
+        let keys = Self::parse(&line)?;
+        let generated = crate::secret_file::Generated {
+            path,
+            contents: line,
+            warning: "generated a master key because TENANTRY_MASTER_KEYS is unset; \
+                      configure master keys explicitly in production (docs/KEY_MANAGEMENT.md)",
+        };
+        Ok((keys, Some(generated)))
     }
 
     pub fn active(&self) -> &MasterKey {
