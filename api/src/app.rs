@@ -19,6 +19,7 @@ use crate::credentials::JwtKeys;
 use crate::error::ApiError;
 use crate::middleware;
 use crate::routes;
+use crate::service::users::RegisterError;
 use crate::state::AppState;
 use crate::store::{claim_owner_email, CommandExecutor};
 
@@ -274,7 +275,9 @@ async fn bootstrap_admin(state: &AppState) -> Result<(), StartError> {
             Ok(())
         }
         // A second server starting at the same moment created it.
-        Err(e) if e.code == "email_taken" => Ok(()),
-        Err(ApiError { message, .. }) => Err(StartError::Bootstrap(message)),
+        Err(RegisterError::EmailTaken) => Ok(()),
+        Err(RegisterError::Refused(ApiError { message, .. })) => {
+            Err(StartError::Bootstrap(message))
+        }
     }
 }

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::app::{shutdown_signal, Application};
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::store::CommandExecutor;
 
 #[derive(Parser)]
@@ -198,6 +199,9 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
             println!("created platform admin {id}");
             Ok(())
         }
-        Err(e) => Err(format!("{}: {}", e.code, e.message)),
+        Err(e) => {
+            let e = ApiError::from(e);
+            Err(format!("{}: {}", e.code, e.message))
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::extract::Context;
 use crate::responses::TokenPairOut;
 use crate::service::sessions::open_session;
 use crate::service::tenants::run_tenant_command;
-use crate::service::users::register_user;
+use crate::service::users::{register_user, RegisterError};
 use crate::state::AppState;
 use crate::store::{self, claim_owner_email};
 
@@ -161,11 +161,11 @@ pub async fn accept(
             id
         }
         // Another accept of this link created the account a moment ago.
-        Err(e) if e.code == "email_taken" => {
+        Err(RegisterError::EmailTaken) => {
             by_token(state, token).await?;
             return Err(sign_in_required());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let actor = Actor::User { id: user_id };
     accept(user_id, actor.clone()).await?;

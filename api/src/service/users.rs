@@ -12,7 +12,41 @@ use crate::error::{ApiError, Validation};
 use crate::responses::UserOut;
 use crate::state::AppState;
 use crate::store::CommandExecutor;
-use tenantry_store::SideWrite;
+use tenantry_domain::ClaimScope;
+use tenantry_store::{CommandError, SideWrite};
+
+/// Why a registration did not happen.
+#[derive(Debug)]
+pub enum RegisterError {
+    /// Another user holds the email (perhaps registered a moment ago by a
+    /// racing request): callers decide what that means to them.
+    EmailTaken,
+    /// Anything else, as the API answers it.
+    Refused(ApiError),
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(err: RegisterError) -> Self {
+        match err {
+            RegisterError::EmailTaken => {
+                ApiError::conflict("email_taken", "a user with this email already exists")
+            }
+            RegisterError::Refused(e) => e,
+        }
+    }
+}
+
+impl From<ApiError> for RegisterError {
+    fn from(err: ApiError) -> Self {
+        Self::Refused(err)
+    }
+}
+
+impl From<crate::credentials::CredentialError> for RegisterError {
+    fn from(err: crate::credentials::CredentialError) -> Self {
+        Self::Refused(err.into())
+    }
+}
 
 /// Validate, hash the password and register a user. Shared by the API,
 /// the bootstrap admin and `tenantry admin create-platform-admin`.
@@ -23,14 +57,14 @@ pub async fn register_user(
     password: Zeroizing<String>,
     platform_admin: bool,
     meta: &EventMetadata,
-) -> Result<(Uuid, Option<tenantry_projections::Written>), ApiError> {
+) -> Result<(Uuid, Option<tenantry_projections::Written>), RegisterError> {
     let mut v = Validation::default();
     let email = v.check("email", Email::parse(email));
     let name = v.check("name", PersonName::parse(name));
     v.check("password", check_password_policy(&password));
     v.finish()?;
     let (Some(email), Some(name)) = (email, name) else {
-        return Err(ApiError::internal("validation passed without values"));
+        return Err(ApiError::internal("validation passed without values").into());
     };
     let hash = hash_password(password).await?;
     let user_id = Uuid::now_v7();
@@ -47,7 +81,11 @@ pub async fn register_user(
             meta,
             &[SideWrite::SetPassword { user_id, hash }],
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            CommandError::Claimed(ClaimScope::UserEmail) => RegisterError::EmailTaken,
+            other => RegisterError::Refused(other.into()),
+        })?;
     Ok((user_id, committed.written))
 }
 
