@@ -227,14 +227,17 @@ pub struct Validation {
 
 impl Validation {
     pub fn field(mut self, field: &str, error: ValueError) -> Self {
-        debug_assert!(
-            crate::error_codes::is_known_field_code(error.code),
-            "field code {} is not in api/src/error_codes.rs",
-            error.code
-        );
-        self.fields
-            .push(json!({ "field": field, "code": error.code, "message": error.message }));
+        self.check::<()>(field, Err(error));
         self
+    }
+
+    /// How many fields failed so far.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
     }
 
     /// Record the error of a parse, keeping the parsed value when it succeeded.
@@ -268,7 +271,7 @@ impl Validation {
 
     /// `Ok(())` when no field failed.
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.fields.is_empty() {
+        if self.is_empty() {
             Ok(())
         } else {
             Err(self.into_error())

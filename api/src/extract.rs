@@ -30,7 +30,23 @@ pub const MAX_STRING_BYTES: usize = 16 * 1024;
 #[derive(Default)]
 struct TextCheck {
     validation: Validation,
-    failures: usize,
+}
+
+/// How `text` breaks the text rule, if it does.
+fn text_rule(field: &str, text: &str) -> Option<ValueError> {
+    if text.len() > MAX_STRING_BYTES {
+        Some(ValueError::new(
+            "too_long",
+            format!("{field} must be at most {MAX_STRING_BYTES} bytes"),
+        ))
+    } else if text.chars().any(is_forbidden_control) {
+        Some(ValueError::new(
+            "invalid_characters",
+            format!("{field} must not contain control characters other than tab and newline"),
+        ))
+    } else {
+        None
+    }
 }
 
 impl TextCheck {
@@ -38,25 +54,12 @@ impl TextCheck {
     const MAX_NAMED: usize = 20;
 
     fn text(&mut self, field: &str, text: &str) {
-        if self.failures >= Self::MAX_NAMED {
+        if self.validation.len() >= Self::MAX_NAMED {
             return;
         }
-        let error = if text.len() > MAX_STRING_BYTES {
-            ValueError::new(
-                "too_long",
-                format!("{field} must be at most {MAX_STRING_BYTES} bytes"),
-            )
-        } else if text.chars().any(is_forbidden_control) {
-            ValueError::new(
-                "invalid_characters",
-                format!("{field} must not contain control characters other than tab and newline"),
-            )
-        } else {
-            return;
-        };
-        self.failures += 1;
-        let validation = std::mem::take(&mut self.validation);
-        self.validation = validation.field(field, error);
+        if let Some(error) = text_rule(field, text) {
+            self.validation.check::<()>(field, Err(error));
+        }
     }
 
     fn json(&mut self, path: &str, value: &Value) {
@@ -192,20 +195,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// A path parameter as text: `None` when the path has no such parameter,
-/// when it does not decode as UTF-8, or when it breaks the text rule (a
-/// segment with a control character or over [`MAX_STRING_BYTES`] names no
-/// resource). Every caller answers 404 then.
-async fn path_text(parts: &mut Parts, name: Option<&str>) -> Option<String> {
+/// The path parameter `name` as text: `None` when the path has no such
+/// parameter, when it does not decode as UTF-8, or when it breaks the text
+/// rule (such a segment names no resource). Every caller answers 404 then.
+async fn path_text(parts: &mut Parts, name: &str) -> Option<String> {
     let params = axum::extract::RawPathParams::from_request_parts(parts, &())
         .await
         .ok()?;
-    let (_, value) = match name {
-        Some(name) => params.iter().find(|(k, _)| *k == name)?,
-        None => params.iter().last()?,
-    };
-    let sane = value.len() <= MAX_STRING_BYTES && !value.chars().any(is_forbidden_control);
-    sane.then(|| value.to_string())
+    let (_, value) = params.iter().find(|(k, _)| *k == name)?;
+    text_rule(name, value).is_none().then(|| value.to_string())
 }
 
 /// Path parameters by name: each extractor reads the parameter its route
@@ -221,7 +219,7 @@ macro_rules! path_param {
 
             async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
                 let parse: fn(String) -> Option<$ty> = $parse;
-                path_text(parts, Some($param))
+                path_text(parts, $param)
                     .await
                     .and_then(parse)
                     .map(Self)

@@ -75,11 +75,6 @@ impl Outages {
         }
     }
 
-    /// Whether an outage is under way.
-    pub fn ongoing(&self) -> bool {
-        self.current().is_some()
-    }
-
     /// Wait for outages and, during each, probe the database until it
     /// answers; then log the outage's end and forget it.
     pub async fn watch(&self, pool: PgPool, mut shutdown: watch::Receiver<bool>) {

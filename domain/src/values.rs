@@ -264,25 +264,30 @@ impl Email {
 }
 
 /// The longest password the policy allows.
-pub const MAX_PASSWORD_CHARS: usize = 256;
+const MAX_PASSWORD_CHARS: usize = 256;
+
+/// The policy's upper bound alone: what sign-in checks before hashing, as a
+/// longer password cannot be anyone's.
+pub fn check_password_not_too_long(raw: &str) -> Result<(), ValueError> {
+    if raw.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(ValueError::new(
+            "password_too_long",
+            format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
 
 /// Password policy, checked before hashing: 8 to 256 characters.
 /// The plaintext never enters a command or an event.
 pub fn check_password_policy(raw: &str) -> Result<(), ValueError> {
-    let len = raw.chars().count();
-    if len < 8 {
+    if raw.chars().count() < 8 {
         return Err(ValueError::new(
             "password_too_short",
             "password must be at least 8 characters",
         ));
     }
-    if len > MAX_PASSWORD_CHARS {
-        return Err(ValueError::new(
-            "password_too_long",
-            "password must be at most 256 characters",
-        ));
-    }
-    Ok(())
+    check_password_not_too_long(raw)
 }
 
 /// Free-form tenant settings: a JSON object of at most 16 KiB. Known keys are

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use tenantry_domain::session::{RevokeReason, Session, SessionCommand, SignInFailure};
 use tenantry_domain::user::User;
-use tenantry_domain::values::{Email, ValueError, MAX_PASSWORD_CHARS};
+use tenantry_domain::values::{check_password_not_too_long, Email};
 use tenantry_domain::{Actor, ClaimScope, PLATFORM_TENANT};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -57,15 +57,8 @@ async fn post_login(
     let email = Email::parse(&body.email)
         .map_err(|e| ApiError::invalid_field("email", e))?
         .normalized();
-    if body.password.chars().count() > MAX_PASSWORD_CHARS {
-        return Err(ApiError::invalid_field(
-            "password",
-            ValueError::new(
-                "password_too_long",
-                format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
-            ),
-        ));
-    }
+    check_password_not_too_long(&body.password)
+        .map_err(|e| ApiError::invalid_field("password", e))?;
     throttle.per_account.check(&email)?;
     let user_id = claim_owner(&state.pool, ClaimScope::UserEmail, &email)
         .await?

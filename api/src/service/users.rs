@@ -1,6 +1,6 @@
 //! Registering users and reading them back.
 
-use tenantry_domain::user::{User, UserCommand};
+use tenantry_domain::user::{User, UserCommand, UserError};
 use tenantry_domain::values::{check_password_policy, Email, PersonName};
 use tenantry_domain::EventMetadata;
 use tenantry_projections::users;
@@ -29,7 +29,7 @@ impl From<RegisterError> for ApiError {
     fn from(err: RegisterError) -> Self {
         match err {
             RegisterError::EmailTaken => {
-                ApiError::conflict("email_taken", "a user with this email already exists")
+                CommandError::<UserError>::Claimed(ClaimScope::UserEmail).into()
             }
             RegisterError::Refused(e) => e,
         }
