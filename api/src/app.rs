@@ -21,7 +21,7 @@ use crate::middleware;
 use crate::routes;
 use crate::service::users::RegisterError;
 use crate::state::AppState;
-use crate::store::{claim_owner_email, CommandExecutor};
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -49,8 +49,10 @@ pub enum StartError {
 
 /// Refuse to start when a live data key's master key is not configured:
 /// its secrets would fail at call time instead.
-async fn check_master_keys(pool: &sqlx::PgPool, config: &Config) -> Result<(), StartError> {
-    let in_use = crate::store::vault::master_key_ids_in_use(pool)
+async fn check_master_keys(store: &Store, config: &Config) -> Result<(), StartError> {
+    let in_use = store
+        .vault()
+        .master_key_ids_in_use()
         .await
         .map_err(|e| StartError::Query(e.to_string()))?;
     let configured = config.master_keys.ids();
@@ -117,7 +119,8 @@ impl Application {
         config.persist_generated().map_err(StartError::Config)?;
         let pool =
             crate::db::prepare(&config.database_url, 16, config.database_acquire_timeout).await?;
-        check_master_keys(&pool, &config).await?;
+        let store = Store::new(pool.clone());
+        check_master_keys(&store, &config).await?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -137,8 +140,8 @@ impl Application {
             shutdown_rx,
         );
         let state = AppState {
-            store: CommandExecutor::new(pool.clone()),
-            pool,
+            store,
+            reads: tenantry_projections::ReadModels::new(pool),
             projector,
             jwt: Arc::new(JwtKeys::new(
                 config.jwt_secret_bytes(),
@@ -164,12 +167,12 @@ impl Application {
             crate::workers::email::start(state.clone(), sender, shutdown.subscribe()),
             crate::workers::invitation_expiry::start(state.clone(), shutdown.subscribe()),
             {
-                let (outages, pool, stop) = (
+                let (outages, store, stop) = (
                     state.outages.clone(),
-                    state.pool.clone(),
+                    state.store.clone(),
                     shutdown.subscribe(),
                 );
-                tokio::spawn(async move { outages.watch(pool, stop).await })
+                tokio::spawn(async move { outages.watch(store, stop).await })
             },
         ];
         Ok(Self {
@@ -208,7 +211,7 @@ impl Application {
             let _ = worker.await;
         }
         self.projector_tasks.join().await;
-        self.state.pool.close().await;
+        self.state.store.close().await;
         tracing::info!("tenantry stopped");
         served
     }
@@ -245,7 +248,9 @@ async fn bootstrap_admin(state: &AppState) -> Result<(), StartError> {
     ) else {
         return Ok(());
     };
-    let exists = claim_owner_email(&state.pool, &email)
+    let exists = state
+        .store
+        .user_by_email(&email)
         .await
         .map_err(|e| StartError::Bootstrap(e.to_string()))?;
     if exists.is_some() {

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::app::{shutdown_signal, Application};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::store::CommandExecutor;
+use crate::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -108,10 +108,11 @@ async fn rotate_keys(config: &Config) -> Result<(), String> {
     let pool = crate::db::prepare(&config.database_url, 2, config.database_acquire_timeout)
         .await
         .map_err(|e| e.to_string())?;
-    let total = rotate(&pool, &config.master_keys)
+    let store = Store::new(pool);
+    let total = rotate(&store, &config.master_keys)
         .await
         .map_err(|e| format!("rotation stopped (re-run to continue): {e}"))?;
-    pool.close().await;
+    store.close().await;
     println!(
         "re-wrapped {total} data keys under master key {}",
         config.master_keys.active().id()
@@ -122,7 +123,7 @@ async fn rotate_keys(config: &Config) -> Result<(), String> {
 /// Re-wrap every live data key under the active master key, batch by
 /// batch; returns how many were re-wrapped.
 pub async fn rotate(
-    pool: &sqlx::PgPool,
+    store: &crate::store::Store,
     keys: &crate::vault::MasterKeys,
 ) -> Result<u64, crate::store::vault::RotateError<crate::vault::VaultError>> {
     let active = keys.active();
@@ -132,7 +133,7 @@ pub async fn rotate(
     };
     let mut total = 0;
     loop {
-        let done = crate::store::vault::rewrap_batch(pool, active.id(), 100, rewrap).await?;
+        let done = store.vault().rewrap_batch(active.id(), 100, rewrap).await?;
         if done == 0 {
             return Ok(total);
         }
@@ -184,7 +185,7 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
     let pool = crate::db::prepare(&config.database_url, 2, config.database_acquire_timeout)
         .await
         .map_err(|e| e.to_string())?;
-    let store = CommandExecutor::new(pool.clone());
+    let store = Store::new(pool);
     let meta = EventMetadata::new(
         PLATFORM_TENANT,
         Actor::system("cli"),
@@ -193,7 +194,7 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
     );
     let result =
         crate::service::users::register_user(&store, email, name, password, true, &meta).await;
-    pool.close().await;
+    store.close().await;
     match result {
         Ok((id, _)) => {
             println!("created platform admin {id}");

@@ -23,7 +23,6 @@ use uuid::Uuid;
 use crate::credentials::{bearer, token_hash, Caller, API_KEY_PREFIX};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store;
 use tenantry_store::sessions::TenantAccess;
 
 /// What a route demands of its caller.
@@ -109,7 +108,7 @@ impl TenantScope {
         use tenantry_domain::tenant::Authority;
         match &self.principal {
             Principal::User(c) if c.is_platform_admin => Authority::Platform,
-            Principal::User(c) => Authority::Member(c.user_id),
+            Principal::User(c) => Authority::Member(c.user_id.into()),
             Principal::ApiKey(k) => Authority::ApiKey(k.permissions),
         }
     }
@@ -275,7 +274,10 @@ async fn authenticate_in(
         return Ok((Principal::ApiKey(key), standing));
     }
     let claims = app.jwt.verify(token).ok_or_else(invalid_token)?;
-    let session = store::sessions::live_session(&app.pool, claims.sid, claims.sub, tenant_id)
+    let session = app
+        .store
+        .sessions()
+        .live_session(claims.sid, claims.sub, tenant_id)
         .await?
         .ok_or_else(invalid_token)?;
     let caller = Caller {
@@ -295,7 +297,10 @@ async fn authenticate_key(
     app: &AppState,
     token: &str,
 ) -> Result<(KeyCaller, Option<String>), ApiError> {
-    let key = store::api_keys::find_by_secret(&app.pool, &token_hash(token))
+    let key = app
+        .store
+        .api_keys()
+        .find_by_secret(&token_hash(token))
         .await?
         .filter(|k| k.usable)
         .ok_or_else(invalid_token)?;
@@ -304,7 +309,10 @@ async fn authenticate_key(
             > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default()
     });
     if stale {
-        store::api_keys::touch(&app.pool, key.id, LAST_USED_RESOLUTION).await?;
+        app.store
+            .api_keys()
+            .touch(key.id, LAST_USED_RESOLUTION)
+            .await?;
     }
     let caller = KeyCaller {
         key_id: key.id,

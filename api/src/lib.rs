@@ -1,10 +1,9 @@
 //! Tenantry's HTTP API and the `tenantry` binary's commands.
 //!
-//! Architecture invariant: this is the only crate that knows HTTP. Handlers
-//! extract, dispatch a command through [`store::CommandExecutor`] (the
-//! `tenantry-store` crate) or read a projection, and respond. The SQL of the
-//! write side lives in `tenantry-store`; this crate holds SQL only for the
-//! readiness probe, the outage probe and the email worker's outbox rows.
+//! Architecture invariant: this is the only crate that knows HTTP, and it
+//! holds no SQL and no database connection. Handlers extract, call the
+//! write side through [`store::Store`] (commands and side-table reads) or
+//! the read side through `tenantry_projections::ReadModels`, and respond.
 
 pub mod app;
 pub mod cli;

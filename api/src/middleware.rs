@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::error::{ApiError, DatabaseUnavailable};
 use crate::request_id::{self, RequestId};
 use crate::state::AppState;
-use crate::store::idempotency::{self, Reservation};
+use crate::store::idempotency::Reservation;
 
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -265,7 +265,12 @@ pub async fn idempotency(
     hasher.update(&bytes);
     let request_hash = hasher.finalize().to_vec();
 
-    match idempotency::reserve(&state.pool, &caller, &key, &request_hash).await? {
+    match state
+        .store
+        .idempotency()
+        .reserve(&caller, &key, &request_hash)
+        .await?
+    {
         Reservation::Mismatch => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
@@ -296,7 +301,7 @@ pub async fn idempotency(
             let status = response.status();
             // Server errors and auth failures may succeed on retry: forget the key.
             if status.is_server_error() || status == StatusCode::UNAUTHORIZED {
-                idempotency::release(&state.pool, &caller, &key).await?;
+                state.store.idempotency().release(&caller, &key).await?;
                 return Ok(response);
             }
             // A response carrying a secret is shown once: a replay gets a
@@ -308,15 +313,17 @@ pub async fn idempotency(
                 )
                 .with_details(serde_json::json!({ "original_status": status.as_u16() }));
                 let stand_in_body = stand_in.body(None).to_string();
-                idempotency::complete(
-                    &state.pool,
-                    &caller,
-                    &key,
-                    stand_in.status.as_u16(),
-                    stand_in_body.as_bytes(),
-                    Some("application/json"),
-                )
-                .await?;
+                state
+                    .store
+                    .idempotency()
+                    .complete(
+                        &caller,
+                        &key,
+                        stand_in.status.as_u16(),
+                        stand_in_body.as_bytes(),
+                        Some("application/json"),
+                    )
+                    .await?;
                 return Ok(response);
             }
             let (parts, body) = response.into_parts();
@@ -329,15 +336,11 @@ pub async fn idempotency(
                 .headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            idempotency::complete(
-                &state.pool,
-                &caller,
-                &key,
-                status.as_u16(),
-                &body,
-                content_type,
-            )
-            .await?;
+            state
+                .store
+                .idempotency()
+                .complete(&caller, &key, status.as_u16(), &body, content_type)
+                .await?;
             Ok(Response::from_parts(parts, Body::from(body)))
         }
     }

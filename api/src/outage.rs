@@ -8,7 +8,6 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 
 /// What a client is told to wait before retrying, in seconds.
@@ -77,14 +76,14 @@ impl Outages {
 
     /// Wait for outages and, during each, probe the database until it
     /// answers; then log the outage's end and forget it.
-    pub async fn watch(&self, pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+    pub async fn watch(&self, store: crate::store::Store, mut shutdown: watch::Receiver<bool>) {
         loop {
             tokio::select! {
                 _ = self.started.notified() => {}
                 _ = shutdown.changed() => return,
             }
             loop {
-                if sqlx::query("SELECT 1").execute(&pool).await.is_ok() {
+                if store.ping().await.is_ok() {
                     if let Some(outage) = self.current().take() {
                         tracing::warn!(
                             lasted_ms = outage.since.elapsed().as_millis() as u64,

@@ -3,18 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
-use tenantry_projections::{ProjectorRuntime, Written};
+use tenantry_projections::{ProjectorRuntime, ReadModels, Written};
 
 use crate::config::Config;
 use crate::credentials::{EmailHasher, JwtKeys};
-use crate::store::CommandExecutor;
+use crate::store::Store;
 use crate::throttle::{AddressLimiter, SignInThrottle};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
-    pub store: CommandExecutor,
+    /// The write side: commands and the side tables' reads.
+    pub store: Store,
+    /// The read models' queries.
+    pub reads: ReadModels,
     pub projector: ProjectorRuntime,
     pub jwt: Arc<JwtKeys>,
     pub config: Arc<Config>,

@@ -8,6 +8,7 @@ pub mod access;
 pub mod api_key;
 pub mod claims;
 pub mod codec;
+pub mod ids;
 pub mod llm_key;
 pub mod metadata;
 pub mod session;
@@ -17,6 +18,7 @@ pub mod values;
 
 pub use claims::{ClaimChange, ClaimScope, UniqueClaims};
 pub use codec::{CodecError, EventCodec};
+pub use ids::{AggregateRoot, ApiKeyId, InvitationId, LlmKeyId, SessionId, TenantId, UserId};
 pub use metadata::{Actor, EventMetadata, PLATFORM_TENANT};
 pub mod error;
 pub use error::{DomainError, ErrorKind};
@@ -35,10 +37,15 @@ pub async fn emit<A: cqrs_es::Aggregate>(
 
 /// Implement cqrs-es's `Aggregate` for a type with an inherent pure
 /// `decide(&self, command) -> Result<Vec<Event>, Error>` and
-/// `evolve(&mut self, event)`: every aggregate here is exactly that.
+/// `evolve(&mut self, event)`: every aggregate here is exactly that. `$id`
+/// is the typed id that addresses the aggregate's stream.
 #[macro_export]
 macro_rules! aggregate {
-    ($ty:ty, $name:literal, $command:ty, $event:ty, $error:ty) => {
+    ($ty:ty, $name:literal, $id:ty, $command:ty, $event:ty, $error:ty) => {
+        impl $crate::ids::AggregateRoot for $ty {
+            type Id = $id;
+        }
+
         impl cqrs_es::Aggregate for $ty {
             const TYPE: &'static str = $name;
             type Command = $command;

@@ -96,58 +96,12 @@ pub struct MemberRow {
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.joined_at \
        FROM members_view m JOIN users_view u ON u.id = m.user_id";
 
-/// A tenant's members in user-id order, optionally of one role.
-pub async fn members(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    role: Option<&str>,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Page<MemberRow>, sqlx::Error> {
-    let rows: Vec<MemberRow> = sqlx::query_as(&format!(
-        "{MEMBER_SELECT} WHERE m.tenant_id = $1 AND ($2::text IS NULL OR m.role = $2) \
-            AND ($3::uuid IS NULL OR m.user_id > $3) ORDER BY m.user_id LIMIT $4"
-    ))
-    .bind(tenant_id)
-    .bind(role)
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
-    Ok(Page::from_rows(rows, limit, |r| r.user_id))
-}
-
-pub async fn member(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<MemberRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "{MEMBER_SELECT} WHERE m.tenant_id = $1 AND m.user_id = $2"
-    ))
-    .bind(tenant_id)
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await
-}
-
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct RoleRow {
     pub name: String,
     pub permissions: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// A tenant's custom roles by name.
-pub async fn custom_roles(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<RoleRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT name, permissions, created_at, updated_at FROM roles_view \
-          WHERE tenant_id = $1 ORDER BY name",
-    )
-    .bind(tenant_id)
-    .fetch_all(pool)
-    .await
 }
 
 /// One membership of a user, with its tenant.
@@ -163,34 +117,88 @@ pub struct MembershipRow {
     pub joined_at: DateTime<Utc>,
 }
 
-/// The tenants a user belongs to, archived ones left out, by name.
-pub async fn memberships(pool: &PgPool, user_id: Uuid) -> Result<Vec<MembershipRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT t.id AS tenant_id, t.name AS tenant_name, t.slug AS tenant_slug, \
-                t.status AS tenant_status, m.role, r.permissions AS custom_permissions, m.joined_at \
-           FROM members_view m \
-           JOIN tenants_view t ON t.id = m.tenant_id AND t.status <> 'archived' \
-           LEFT JOIN roles_view r ON r.tenant_id = m.tenant_id AND r.name = m.role \
-          WHERE m.user_id = $1 ORDER BY t.name, t.id",
-    )
-    .bind(user_id)
-    .fetch_all(pool)
-    .await
+/// Members, roles and memberships: [`crate::ReadModels::access`].
+#[derive(Clone, Copy)]
+pub struct Access<'a> {
+    pub(crate) pool: &'a PgPool,
 }
 
-/// Tenants where `user_id` is an owner and no other active user is: the
-/// tenants a deactivation of this user would leave without an owner.
-pub async fn sole_owner_of(pool: &PgPool, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT m.tenant_id FROM members_view m \
-           JOIN tenants_view t ON t.id = m.tenant_id AND t.status <> 'archived' \
-          WHERE m.user_id = $1 AND m.role = 'owner' \
-            AND NOT EXISTS ( \
-                SELECT 1 FROM members_view o JOIN users_view u ON u.id = o.user_id \
-                 WHERE o.tenant_id = m.tenant_id AND o.role = 'owner' \
-                   AND o.user_id <> $1 AND u.status = 'active')",
-    )
-    .bind(user_id)
-    .fetch_all(pool)
-    .await
+impl Access<'_> {
+    /// A tenant's members in user-id order, optionally of one role.
+    pub async fn members(
+        &self,
+        tenant_id: Uuid,
+        role: Option<&str>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Page<MemberRow>, sqlx::Error> {
+        let rows: Vec<MemberRow> = sqlx::query_as(&format!(
+            "{MEMBER_SELECT} WHERE m.tenant_id = $1 AND ($2::text IS NULL OR m.role = $2) \
+                AND ($3::uuid IS NULL OR m.user_id > $3) ORDER BY m.user_id LIMIT $4"
+        ))
+        .bind(tenant_id)
+        .bind(role)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(self.pool)
+        .await?;
+        Ok(Page::from_rows(rows, limit, |r| r.user_id))
+    }
+
+    pub async fn member(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<MemberRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "{MEMBER_SELECT} WHERE m.tenant_id = $1 AND m.user_id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_optional(self.pool)
+        .await
+    }
+
+    /// A tenant's custom roles by name.
+    pub async fn custom_roles(&self, tenant_id: Uuid) -> Result<Vec<RoleRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT name, permissions, created_at, updated_at FROM roles_view \
+              WHERE tenant_id = $1 ORDER BY name",
+        )
+        .bind(tenant_id)
+        .fetch_all(self.pool)
+        .await
+    }
+
+    /// The tenants a user belongs to, archived ones left out, by name.
+    pub async fn memberships(&self, user_id: Uuid) -> Result<Vec<MembershipRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT t.id AS tenant_id, t.name AS tenant_name, t.slug AS tenant_slug, \
+                    t.status AS tenant_status, m.role, r.permissions AS custom_permissions, m.joined_at \
+               FROM members_view m \
+               JOIN tenants_view t ON t.id = m.tenant_id AND t.status <> 'archived' \
+               LEFT JOIN roles_view r ON r.tenant_id = m.tenant_id AND r.name = m.role \
+              WHERE m.user_id = $1 ORDER BY t.name, t.id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool)
+        .await
+    }
+
+    /// Tenants where `user_id` is an owner and no other active user is: the
+    /// tenants a deactivation of this user would leave without an owner.
+    pub async fn sole_owner_of(&self, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT m.tenant_id FROM members_view m \
+               JOIN tenants_view t ON t.id = m.tenant_id AND t.status <> 'archived' \
+              WHERE m.user_id = $1 AND m.role = 'owner' \
+                AND NOT EXISTS ( \
+                    SELECT 1 FROM members_view o JOIN users_view u ON u.id = o.user_id \
+                     WHERE o.tenant_id = m.tenant_id AND o.role = 'owner' \
+                       AND o.user_id <> $1 AND u.status = 'active')",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool)
+        .await
+    }
 }

@@ -171,58 +171,66 @@ fn select(now: &str) -> String {
     )
 }
 
-pub async fn list(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    status: Option<&str>,
-    after: Option<Uuid>,
-    limit: i64,
-    now: DateTime<Utc>,
-) -> Result<Page<InvitationRow>, sqlx::Error> {
-    let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
-        "{} WHERE v.tenant_id = $1 AND ($2::text IS NULL OR v.status = $2) \
-            AND ($3::uuid IS NULL OR v.id > $3) ORDER BY v.id LIMIT $4",
-        select("$5")
-    ))
-    .bind(tenant_id)
-    .bind(status)
-    .bind(after)
-    .bind(limit + 1)
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    Ok(Page::from_rows(rows, limit, |r| r.id))
+/// Invitations: [`crate::ReadModels::invitations`].
+#[derive(Clone, Copy)]
+pub struct Invitations<'a> {
+    pub(crate) pool: &'a PgPool,
 }
 
-pub async fn get(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Option<InvitationRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "{} WHERE v.tenant_id = $1 AND v.id = $2",
-        select("$3")
-    ))
-    .bind(tenant_id)
-    .bind(id)
-    .bind(now)
-    .fetch_optional(pool)
-    .await
-}
+impl Invitations<'_> {
+    pub async fn list(
+        &self,
+        tenant_id: Uuid,
+        status: Option<&str>,
+        after: Option<Uuid>,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Page<InvitationRow>, sqlx::Error> {
+        let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
+            "{} WHERE v.tenant_id = $1 AND ($2::text IS NULL OR v.status = $2) \
+                AND ($3::uuid IS NULL OR v.id > $3) ORDER BY v.id LIMIT $4",
+            select("$5")
+        ))
+        .bind(tenant_id)
+        .bind(status)
+        .bind(after)
+        .bind(limit + 1)
+        .bind(now)
+        .fetch_all(self.pool)
+        .await?;
+        Ok(Page::from_rows(rows, limit, |r| r.id))
+    }
 
-/// Pending invitations past their expiry, for the expiry job.
-pub async fn due_for_expiry(
-    pool: &PgPool,
-    limit: i64,
-    now: DateTime<Utc>,
-) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT tenant_id, id FROM invitations_view \
-          WHERE status = 'pending' AND expires_at <= $2 ORDER BY expires_at LIMIT $1",
-    )
-    .bind(limit)
-    .bind(now)
-    .fetch_all(pool)
-    .await
+    pub async fn get(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InvitationRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "{} WHERE v.tenant_id = $1 AND v.id = $2",
+            select("$3")
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(self.pool)
+        .await
+    }
+
+    /// Pending invitations past their expiry, for the expiry job.
+    pub async fn due_for_expiry(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT tenant_id, id FROM invitations_view \
+              WHERE status = 'pending' AND expires_at <= $2 ORDER BY expires_at LIMIT $1",
+        )
+        .bind(limit)
+        .bind(now)
+        .fetch_all(self.pool)
+        .await
+    }
 }

@@ -1,6 +1,7 @@
 //! Tenantry's read side.
 //!
 //! - [`log`]: reading the event log in its global order (from `tenantry-store`).
+//! - [`ReadModels`]: the queries the application asks, one handle per read model.
 //! - [`runtime`]: the catch-up projector runtime (checkpoints, leadership, wake-ups).
 //! - [`tenants`], [`users`], [`access`] (members and custom roles), [`llm_keys`] (provider keys, redacted), [`invitations`] (and the email outbox it feeds): read models, their projections and their queries.
 //!
@@ -24,6 +25,43 @@ pub use tenantry_store::log::{Checkpoint, StoredEvent, Written};
 pub use tenantry_store::{log, page};
 
 use std::sync::Arc;
+
+use sqlx::PgPool;
+
+/// The read models as the application queries them, behind one value: the
+/// same seam as `tenantry_store::Store` (a second backend becomes a private
+/// enum here), so no handler holds a pool.
+#[derive(Clone)]
+pub struct ReadModels {
+    pool: PgPool,
+}
+
+impl ReadModels {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn tenants(&self) -> tenants::Tenants<'_> {
+        tenants::Tenants { pool: &self.pool }
+    }
+
+    pub fn users(&self) -> users::Users<'_> {
+        users::Users { pool: &self.pool }
+    }
+
+    /// Members, custom roles and memberships.
+    pub fn access(&self) -> access::Access<'_> {
+        access::Access { pool: &self.pool }
+    }
+
+    pub fn invitations(&self) -> invitations::Invitations<'_> {
+        invitations::Invitations { pool: &self.pool }
+    }
+
+    pub fn llm_keys(&self) -> llm_keys::LlmKeys<'_> {
+        llm_keys::LlmKeys { pool: &self.pool }
+    }
+}
 
 /// Every projection this build maintains, by name.
 pub fn all() -> Vec<Arc<dyn Projection>> {

@@ -76,37 +76,41 @@ const SELECT: &str = "SELECT k.id, k.provider, k.label, k.key_hint, k.created_by
             k.rotated_at, (SELECT max(a.accessed_at) FROM llm_key_accesses a WHERE a.key_id = k.id) AS last_used_at \
        FROM llm_keys_view k";
 
-/// A tenant's keys by provider.
-pub async fn list(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<LlmKeyRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "{SELECT} WHERE k.tenant_id = $1 ORDER BY k.provider"
-    ))
-    .bind(tenant_id)
-    .fetch_all(pool)
-    .await
+/// Provider keys' metadata: [`crate::ReadModels::llm_keys`].
+#[derive(Clone, Copy)]
+pub struct LlmKeys<'a> {
+    pub(crate) pool: &'a PgPool,
 }
 
-pub async fn get(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> Result<Option<LlmKeyRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE k.tenant_id = $1 AND k.id = $2"))
+impl LlmKeys<'_> {
+    /// A tenant's keys by provider.
+    pub async fn list(&self, tenant_id: Uuid) -> Result<Vec<LlmKeyRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "{SELECT} WHERE k.tenant_id = $1 ORDER BY k.provider"
+        ))
         .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(pool)
+        .fetch_all(self.pool)
         .await
-}
+    }
 
-/// The id of a tenant's key for a provider.
-pub async fn id_for_provider(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    provider: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM llm_keys_view WHERE tenant_id = $1 AND provider = $2")
-        .bind(tenant_id)
-        .bind(provider)
-        .fetch_optional(pool)
-        .await
+    pub async fn get(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<LlmKeyRow>, sqlx::Error> {
+        sqlx::query_as(&format!("{SELECT} WHERE k.tenant_id = $1 AND k.id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(self.pool)
+            .await
+    }
+
+    /// The id of a tenant's key for a provider.
+    pub async fn id_for_provider(
+        &self,
+        tenant_id: Uuid,
+        provider: &str,
+    ) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM llm_keys_view WHERE tenant_id = $1 AND provider = $2")
+            .bind(tenant_id)
+            .bind(provider)
+            .fetch_optional(self.pool)
+            .await
+    }
 }

@@ -184,43 +184,12 @@ struct Columns {
 
 const COLUMNS: &str = "id, name, slug, status, settings, suspended_reason, created_at, updated_at";
 
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<TenantRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants_view WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct TenantFilter {
     /// `None`: every status but archived.
     pub status: Option<TenantStatus>,
     /// Case-insensitive substring of the name or the slug.
     pub q: Option<String>,
-}
-
-/// Tenants in id (creation) order, after the cursor id.
-pub async fn list(
-    pool: &PgPool,
-    filter: &TenantFilter,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Page<TenantRow>, sqlx::Error> {
-    let pattern = filter.q.as_deref().map(like_pattern);
-    let rows: Vec<TenantRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM tenants_view \
-          WHERE ($1::text IS NULL AND status <> 'archived' OR status = $1) \
-            AND ($2::text IS NULL OR name ILIKE $2 OR slug ILIKE $2) \
-            AND ($3::uuid IS NULL OR id > $3) \
-          ORDER BY id LIMIT $4"
-    ))
-    .bind(filter.status.map(TenantStatus::as_str))
-    .bind(pattern)
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
-    Ok(Page::from_rows(rows, limit, |r| r.id))
 }
 
 /// `%q%` with LIKE's wildcards in `q` taken literally.
@@ -329,5 +298,44 @@ mod tests {
         };
         assert_eq!(fold(&mut empty, &stored(ACME, 0), renamed), None);
         assert!(empty.is_empty());
+    }
+}
+
+/// Tenants: [`crate::ReadModels::tenants`].
+#[derive(Clone, Copy)]
+pub struct Tenants<'a> {
+    pub(crate) pool: &'a PgPool,
+}
+
+impl Tenants<'_> {
+    pub async fn get(&self, id: Uuid) -> Result<Option<TenantRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants_view WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool)
+            .await
+    }
+
+    /// Tenants in id (creation) order, after the cursor id.
+    pub async fn list(
+        &self,
+        filter: &TenantFilter,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Page<TenantRow>, sqlx::Error> {
+        let pattern = filter.q.as_deref().map(like_pattern);
+        let rows: Vec<TenantRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM tenants_view \
+              WHERE ($1::text IS NULL AND status <> 'archived' OR status = $1) \
+                AND ($2::text IS NULL OR name ILIKE $2 OR slug ILIKE $2) \
+                AND ($3::uuid IS NULL OR id > $3) \
+              ORDER BY id LIMIT $4"
+        ))
+        .bind(filter.status.map(TenantStatus::as_str))
+        .bind(pattern)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(self.pool)
+        .await?;
+        Ok(Page::from_rows(rows, limit, |r| r.id))
     }
 }

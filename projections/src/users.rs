@@ -81,13 +81,6 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
 
 const COLUMNS: &str = "id, email, name, status, is_platform_admin, created_at, updated_at";
 
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users_view WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
     pub status: Option<UserStatus>,
@@ -99,30 +92,45 @@ pub struct UserFilter {
     pub role: Option<String>,
 }
 
-pub async fn list(
-    pool: &PgPool,
-    filter: &UserFilter,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Page<UserRow>, sqlx::Error> {
-    let rows: Vec<UserRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM users_view \
-          WHERE ($1::text IS NULL OR status = $1) \
-            AND ($2::text IS NULL OR email ILIKE $2 OR name ILIKE $2) \
-            AND ($3::uuid IS NULL OR id > $3) \
-            AND ($5::uuid IS NULL AND $6::text IS NULL OR EXISTS ( \
-                SELECT 1 FROM members_view m WHERE m.user_id = users_view.id \
-                   AND ($5::uuid IS NULL OR m.tenant_id = $5) \
-                   AND ($6::text IS NULL OR m.role = $6))) \
-          ORDER BY id LIMIT $4"
-    ))
-    .bind(filter.status.map(UserStatus::as_str))
-    .bind(filter.q.as_deref().map(like_pattern))
-    .bind(after)
-    .bind(limit + 1)
-    .bind(filter.tenant_id)
-    .bind(filter.role.as_deref())
-    .fetch_all(pool)
-    .await?;
-    Ok(Page::from_rows(rows, limit, |r| r.id))
+/// Users: [`crate::ReadModels::users`].
+#[derive(Clone, Copy)]
+pub struct Users<'a> {
+    pub(crate) pool: &'a PgPool,
+}
+
+impl Users<'_> {
+    pub async fn get(&self, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users_view WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool)
+            .await
+    }
+
+    pub async fn list(
+        &self,
+        filter: &UserFilter,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Page<UserRow>, sqlx::Error> {
+        let rows: Vec<UserRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM users_view \
+              WHERE ($1::text IS NULL OR status = $1) \
+                AND ($2::text IS NULL OR email ILIKE $2 OR name ILIKE $2) \
+                AND ($3::uuid IS NULL OR id > $3) \
+                AND ($5::uuid IS NULL AND $6::text IS NULL OR EXISTS ( \
+                    SELECT 1 FROM members_view m WHERE m.user_id = users_view.id \
+                       AND ($5::uuid IS NULL OR m.tenant_id = $5) \
+                       AND ($6::text IS NULL OR m.role = $6))) \
+              ORDER BY id LIMIT $4"
+        ))
+        .bind(filter.status.map(UserStatus::as_str))
+        .bind(filter.q.as_deref().map(like_pattern))
+        .bind(after)
+        .bind(limit + 1)
+        .bind(filter.tenant_id)
+        .bind(filter.role.as_deref())
+        .fetch_all(self.pool)
+        .await?;
+        Ok(Page::from_rows(rows, limit, |r| r.id))
+    }
 }

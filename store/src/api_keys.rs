@@ -60,31 +60,6 @@ pub struct KeyAuth {
     pub tenant_status: Option<String>,
 }
 
-pub async fn find_by_secret(pool: &PgPool, hash: &[u8]) -> Result<Option<KeyAuth>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT k.id, k.tenant_id, k.permissions, k.last_used_at, t.status AS tenant_status, \
-                k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) AS usable \
-           FROM api_keys k LEFT JOIN tenants_view t ON t.id = k.tenant_id \
-          WHERE k.secret_hash = $1",
-    )
-    .bind(hash)
-    .fetch_optional(pool)
-    .await
-}
-
-/// Record a use, at most once per `resolution`: no write on most requests.
-pub async fn touch(pool: &PgPool, id: Uuid, resolution: Duration) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE api_keys SET last_used_at = now() \
-          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - $2::interval)",
-    )
-    .bind(id)
-    .bind(format!("{} seconds", resolution.as_secs()))
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
 #[derive(Debug, FromRow)]
 pub struct KeyRow {
     pub id: Uuid,
@@ -100,33 +75,66 @@ pub struct KeyRow {
 const COLUMNS: &str =
     "id, name, prefix, permissions, created_by, created_at, expires_at, last_used_at";
 
-/// A tenant's live (unrevoked) keys in id order, after the cursor.
-pub async fn list(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<crate::page::Page<KeyRow>, sqlx::Error> {
-    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_keys \
-          WHERE tenant_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id > $2) \
-          ORDER BY id LIMIT $3"
-    ))
-    .bind(tenant_id)
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
-    Ok(crate::page::Page::from_rows(rows, limit, |r| r.id))
+/// Reading and touching API-key credentials: [`crate::Store::api_keys`].
+#[derive(Clone, Copy)]
+pub struct ApiKeys<'a> {
+    pub(crate) pool: &'a PgPool,
 }
 
-/// A live key of this tenant (another tenant's id is simply not found).
-pub async fn get(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<Option<KeyRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
-    ))
-    .bind(tenant_id)
-    .bind(id)
-    .fetch_optional(pool)
-    .await
+impl ApiKeys<'_> {
+    pub async fn find_by_secret(&self, hash: &[u8]) -> Result<Option<KeyAuth>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT k.id, k.tenant_id, k.permissions, k.last_used_at, t.status AS tenant_status, \
+                    k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) AS usable \
+               FROM api_keys k LEFT JOIN tenants_view t ON t.id = k.tenant_id \
+              WHERE k.secret_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(self.pool)
+        .await
+    }
+
+    /// Record a use, at most once per `resolution`: no write on most requests.
+    pub async fn touch(&self, id: Uuid, resolution: Duration) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = now() \
+              WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - $2::interval)",
+        )
+        .bind(id)
+        .bind(format!("{} seconds", resolution.as_secs()))
+        .execute(self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A tenant's live (unrevoked) keys in id order, after the cursor.
+    pub async fn list(
+        &self,
+        tenant_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<crate::page::Page<KeyRow>, sqlx::Error> {
+        let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM api_keys \
+              WHERE tenant_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id > $2) \
+              ORDER BY id LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(self.pool)
+        .await?;
+        Ok(crate::page::Page::from_rows(rows, limit, |r| r.id))
+    }
+
+    /// A live key of this tenant (another tenant's id is simply not found).
+    pub async fn get(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<KeyRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(self.pool)
+        .await
+    }
 }

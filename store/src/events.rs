@@ -10,7 +10,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
 use tenantry_domain::{
-    ClaimChange, ClaimScope, CodecError, EventCodec, EventMetadata, UniqueClaims,
+    AggregateRoot, ClaimChange, ClaimScope, CodecError, EventCodec, EventMetadata, UniqueClaims,
 };
 use uuid::Uuid;
 
@@ -180,7 +180,7 @@ pub struct Committed<A: Aggregate> {
 }
 
 #[derive(Clone)]
-pub struct CommandExecutor {
+pub(crate) struct CommandExecutor {
     pool: PgPool,
     slots: std::sync::Arc<AggregateSlots>,
 }
@@ -285,17 +285,18 @@ impl CommandExecutor {
         }
     }
 
-    pub fn pool(&self) -> &PgPool {
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
 
     /// Load an aggregate and the sequence of its last event. Starts from
     /// this process's cached state when no command holds the aggregate.
-    pub async fn load<A>(&self, aggregate_id: &str) -> Result<(A, i64), CommandError<A::Error>>
+    pub async fn load<A>(&self, id: A::Id) -> Result<(A, i64), CommandError<A::Error>>
     where
-        A: Aggregate + Clone + 'static,
+        A: AggregateRoot + Clone + 'static,
         A::Event: EventCodec,
     {
+        let aggregate_id = &id.to_string();
         let slot = self.slots.get(A::TYPE, aggregate_id);
         let Ok(mut slot) = slot.try_lock() else {
             return self.catch_up::<A>(aggregate_id, None).await;
@@ -337,33 +338,33 @@ impl CommandExecutor {
 
     pub async fn execute<A>(
         &self,
-        aggregate_id: &str,
+        id: A::Id,
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()> + 'static,
+        A: AggregateRoot<Services = ()> + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
-        self.run(aggregate_id, command, metadata, &[]).await
+        self.run(&id.to_string(), command, metadata, &[]).await
     }
 
     /// Run a command; `side` is written inside the same transaction as the
     /// append, only when the command produced events.
     pub async fn execute_with<A>(
         &self,
-        aggregate_id: &str,
+        id: A::Id,
         command: A::Command,
         metadata: &EventMetadata,
         side: &[SideWrite],
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()> + 'static,
+        A: AggregateRoot<Services = ()> + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
-        self.run(aggregate_id, command, metadata, side).await
+        self.run(&id.to_string(), command, metadata, side).await
     }
 
     /// The command loop. The state comes from this process's cache when it
@@ -581,7 +582,7 @@ async fn apply_claim<E>(
 }
 
 /// Who holds a unique value, if anyone (for example the user id of an email).
-pub async fn claim_owner(
+pub(crate) async fn claim_owner(
     pool: &PgPool,
     scope: ClaimScope,
     value: &str,

@@ -28,75 +28,83 @@ struct Existing {
     content_type: Option<String>,
 }
 
-pub async fn reserve(
-    pool: &PgPool,
-    caller: &str,
-    key: &str,
-    request_hash: &[u8],
-) -> Result<Reservation, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (caller, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(caller)
-    .bind(key)
-    .bind(request_hash)
-    .execute(pool)
-    .await?;
-    if inserted.rows_affected() == 1 {
-        return Ok(Reservation::New);
-    }
-    let existing: Option<Existing> = sqlx::query_as(
-        "SELECT request_hash, status, response_body, content_type FROM idempotency_keys WHERE caller = $1 AND key = $2",
-    )
-    .bind(caller)
-    .bind(key)
-    .fetch_optional(pool)
-    .await?;
-    Ok(match existing {
-        // Released between our insert and select: treat as in progress; a retry will run it.
-        None => Reservation::InProgress,
-        Some(e) if e.request_hash != request_hash => Reservation::Mismatch,
-        Some(Existing {
-            status: Some(status),
-            response_body: Some(response_body),
-            content_type,
-            ..
-        }) => Reservation::Replay(StoredResponse {
-            status,
-            response_body,
-            content_type,
-        }),
-        Some(_) => Reservation::InProgress,
-    })
+/// `Idempotency-Key` records: [`crate::Store::idempotency`].
+#[derive(Clone, Copy)]
+pub struct Idempotency<'a> {
+    pub(crate) pool: &'a PgPool,
 }
 
-pub async fn complete(
-    pool: &PgPool,
-    caller: &str,
-    key: &str,
-    status: u16,
-    body: &[u8],
-    content_type: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET status = $3, response_body = $4, content_type = $5 WHERE caller = $1 AND key = $2",
-    )
-    .bind(caller)
-    .bind(key)
-    .bind(status as i16)
-    .bind(body)
-    .bind(content_type)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Forget a reservation whose request failed in a way a retry may fix.
-pub async fn release(pool: &PgPool, caller: &str, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2")
+impl Idempotency<'_> {
+    pub async fn reserve(
+        &self,
+        caller: &str,
+        key: &str,
+        request_hash: &[u8],
+    ) -> Result<Reservation, sqlx::Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (caller, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
         .bind(caller)
         .bind(key)
-        .execute(pool)
+        .bind(request_hash)
+        .execute(self.pool)
         .await?;
-    Ok(())
+        if inserted.rows_affected() == 1 {
+            return Ok(Reservation::New);
+        }
+        let existing: Option<Existing> = sqlx::query_as(
+            "SELECT request_hash, status, response_body, content_type FROM idempotency_keys WHERE caller = $1 AND key = $2",
+        )
+        .bind(caller)
+        .bind(key)
+        .fetch_optional(self.pool)
+        .await?;
+        Ok(match existing {
+            // Released between our insert and select: treat as in progress; a retry will run it.
+            None => Reservation::InProgress,
+            Some(e) if e.request_hash != request_hash => Reservation::Mismatch,
+            Some(Existing {
+                status: Some(status),
+                response_body: Some(response_body),
+                content_type,
+                ..
+            }) => Reservation::Replay(StoredResponse {
+                status,
+                response_body,
+                content_type,
+            }),
+            Some(_) => Reservation::InProgress,
+        })
+    }
+
+    pub async fn complete(
+        &self,
+        caller: &str,
+        key: &str,
+        status: u16,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = $3, response_body = $4, content_type = $5 WHERE caller = $1 AND key = $2",
+        )
+        .bind(caller)
+        .bind(key)
+        .bind(status as i16)
+        .bind(body)
+        .bind(content_type)
+        .execute(self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forget a reservation whose request failed in a way a retry may fix.
+    pub async fn release(&self, caller: &str, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2")
+            .bind(caller)
+            .bind(key)
+            .execute(self.pool)
+            .await?;
+        Ok(())
+    }
 }

@@ -22,10 +22,20 @@ pub(crate) async fn set_token(
     Ok(())
 }
 
-/// The invitation and tenant a live token belongs to.
-pub async fn find(pool: &PgPool, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
-    sqlx::query_as("SELECT invitation_id, tenant_id FROM invitation_tokens WHERE token_hash = $1")
+/// Invitation tokens: [`crate::Store::invitation_tokens`].
+#[derive(Clone, Copy)]
+pub struct InvitationTokens<'a> {
+    pub(crate) pool: &'a PgPool,
+}
+
+impl InvitationTokens<'_> {
+    /// The invitation and tenant a live token belongs to.
+    pub async fn find(&self, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT invitation_id, tenant_id FROM invitation_tokens WHERE token_hash = $1",
+        )
         .bind(token_hash)
-        .fetch_optional(pool)
+        .fetch_optional(self.pool)
         .await
+    }
 }

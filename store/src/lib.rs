@@ -20,22 +20,154 @@ pub mod events;
 pub mod idempotency;
 pub mod invitations;
 pub mod log;
+pub mod outbox;
 pub mod page;
 pub mod sessions;
 pub mod vault;
 
-pub use events::{CommandError, CommandExecutor, Committed, Refusal, SideWrite};
+pub use events::{CommandError, Committed, Refusal, SideWrite};
 pub use log::{Checkpoint, StoredEvent, Written};
 
-/// The user id holding an email, if any.
-pub async fn claim_owner_email(
-    pool: &sqlx::PgPool,
-    email: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    events::claim_owner(
-        pool,
-        tenantry_domain::ClaimScope::UserEmail,
-        &email.trim().to_lowercase(),
-    )
-    .await
+use events::CommandExecutor;
+use sqlx::PgPool;
+use tenantry_domain::{AggregateRoot, ClaimScope, EventCodec, EventMetadata, UniqueClaims, UserId};
+
+/// The write side's storage as the application sees it: the command
+/// executor and each side table's reads, behind one value. No caller holds
+/// a pool or a connection; writes go through commands and their
+/// [`SideWrite`]s.
+///
+/// Backends: this is the seam a second storage backend plugs into. Today
+/// the one implementation is Postgres; an embedded backend becomes a
+/// private enum inside `Store` (and each handle), chosen at run time from
+/// the database URL, so nothing above this crate changes (see
+/// docs/adr/0003-store-boundary.md for why a concrete type and not a trait).
+#[derive(Clone)]
+pub struct Store {
+    commands: CommandExecutor,
+}
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            commands: CommandExecutor::new(pool),
+        }
+    }
+
+    fn pool(&self) -> &PgPool {
+        self.commands.pool()
+    }
+
+    /// An aggregate's current state and the sequence of its last event.
+    pub async fn load<A>(&self, id: A::Id) -> Result<(A, i64), CommandError<A::Error>>
+    where
+        A: AggregateRoot + Clone + 'static,
+        A::Event: EventCodec,
+    {
+        self.commands.load::<A>(id).await
+    }
+
+    /// Run a command on the aggregate `id` and append what it decides.
+    pub async fn execute<A>(
+        &self,
+        id: A::Id,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed<A>, CommandError<A::Error>>
+    where
+        A: AggregateRoot<Services = ()> + 'static,
+        A::Command: Clone,
+        A::Event: EventCodec + UniqueClaims,
+    {
+        self.commands.execute::<A>(id, command, metadata).await
+    }
+
+    /// As [`Store::execute`], with side writes committed in the same
+    /// transaction as the events (only when the command appended some).
+    pub async fn execute_with<A>(
+        &self,
+        id: A::Id,
+        command: A::Command,
+        metadata: &EventMetadata,
+        side: &[SideWrite],
+    ) -> Result<Committed<A>, CommandError<A::Error>>
+    where
+        A: AggregateRoot<Services = ()> + 'static,
+        A::Command: Clone,
+        A::Event: EventCodec + UniqueClaims,
+    {
+        self.commands
+            .execute_with::<A>(id, command, metadata, side)
+            .await
+    }
+
+    /// The user holding an email, if any.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, sqlx::Error> {
+        let owner = events::claim_owner(
+            self.pool(),
+            ClaimScope::UserEmail,
+            &email.trim().to_lowercase(),
+        )
+        .await?;
+        owner
+            .map(|id| {
+                id.parse::<uuid::Uuid>()
+                    .map(UserId::from)
+                    .map_err(|e| sqlx::Error::Decode(format!("claim owner {id:?}: {e}").into()))
+            })
+            .transpose()
+    }
+
+    pub fn sessions(&self) -> sessions::Sessions<'_> {
+        sessions::Sessions { pool: self.pool() }
+    }
+
+    pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
+        api_keys::ApiKeys { pool: self.pool() }
+    }
+
+    pub fn invitation_tokens(&self) -> invitations::InvitationTokens<'_> {
+        invitations::InvitationTokens { pool: self.pool() }
+    }
+
+    pub fn vault(&self) -> vault::Vault<'_> {
+        vault::Vault { pool: self.pool() }
+    }
+
+    pub fn idempotency(&self) -> idempotency::Idempotency<'_> {
+        idempotency::Idempotency { pool: self.pool() }
+    }
+
+    pub fn outbox(&self) -> outbox::Outbox<'_> {
+        outbox::Outbox { pool: self.pool() }
+    }
+
+    /// A tenant's events in per-tenant order, after `after_sequence`.
+    pub async fn tenant_events(
+        &self,
+        tenant_id: tenantry_domain::TenantId,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let mut conn = self.pool().acquire().await?;
+        log::tenant_events(&mut conn, tenant_id.as_uuid(), after_sequence, limit).await
+    }
+
+    /// Close the connections (at shutdown): the read models share them.
+    pub async fn close(&self) {
+        self.pool().close().await
+    }
+
+    /// The database answers: one round trip.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// How many of this build's migrations the database has applied.
+    pub async fn applied_migrations(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(self.pool())
+            .await
+    }
 }

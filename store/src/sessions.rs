@@ -21,13 +21,6 @@ pub(crate) async fn set_password(
     Ok(())
 }
 
-pub async fn password_hash(pool: &PgPool, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT password_hash FROM credentials WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
-}
-
 pub(crate) async fn start_session(
     tx: &mut PgConnection,
     session_id: Uuid,
@@ -131,21 +124,6 @@ pub struct RefreshLookup {
     pub expired: bool,
 }
 
-pub async fn find_refresh_token(
-    pool: &PgPool,
-    hash: &[u8],
-) -> Result<Option<RefreshLookup>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT s.id AS session_id, s.user_id, rt.rotated_at IS NOT NULL AS rotated, \
-                s.revoked_at IS NOT NULL AS revoked, s.expires_at <= now() AS expired \
-           FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
-          WHERE rt.token_hash = $1",
-    )
-    .bind(hash)
-    .fetch_optional(pool)
-    .await
-}
-
 /// What each authenticated request checks: the session is live, and
 /// whether its user is a platform admin; on a tenant route, also the
 /// caller's standing in that tenant, from the same query.
@@ -155,31 +133,6 @@ pub struct SessionAuth {
     pub impersonator_id: Option<Uuid>,
     #[sqlx(flatten)]
     pub tenant: TenantAccess,
-}
-
-/// The session's live state and, when `tenant_id` is given, the user's
-/// standing in that tenant: one round trip for the guard.
-pub async fn live_session(
-    pool: &PgPool,
-    session_id: Uuid,
-    user_id: Uuid,
-    tenant_id: Option<Uuid>,
-) -> Result<Option<SessionAuth>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT COALESCE(u.is_platform_admin, false) AS is_platform_admin, s.impersonator_id, \
-                t.status AS tenant_status, m.role, r.permissions AS custom_permissions \
-           FROM sessions s \
-           LEFT JOIN users_view u ON u.id = s.user_id \
-           LEFT JOIN tenants_view t ON t.id = $3 \
-           LEFT JOIN members_view m ON m.tenant_id = t.id AND m.user_id = s.user_id \
-           LEFT JOIN roles_view r ON r.tenant_id = t.id AND r.name = m.role \
-          WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
-    )
-    .bind(session_id)
-    .bind(user_id)
-    .bind(tenant_id)
-    .fetch_optional(pool)
-    .await
 }
 
 /// What the guard needs to authorize a caller in the tenant a path names.
@@ -193,4 +146,59 @@ pub struct TenantAccess {
     pub role: Option<String>,
     /// The role's permissions when it is a custom role.
     pub custom_permissions: Option<Vec<String>>,
+}
+
+/// Reading credentials and sessions: [`crate::Store::sessions`].
+#[derive(Clone, Copy)]
+pub struct Sessions<'a> {
+    pub(crate) pool: &'a PgPool,
+}
+
+impl Sessions<'_> {
+    pub async fn password_hash(&self, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT password_hash FROM credentials WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(self.pool)
+            .await
+    }
+
+    pub async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<RefreshLookup>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT s.id AS session_id, s.user_id, rt.rotated_at IS NOT NULL AS rotated, \
+                    s.revoked_at IS NOT NULL AS revoked, s.expires_at <= now() AS expired \
+               FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
+              WHERE rt.token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(self.pool)
+        .await
+    }
+
+    /// The session's live state and, when `tenant_id` is given, the user's
+    /// standing in that tenant: one round trip for the guard.
+    pub async fn live_session(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+        tenant_id: Option<Uuid>,
+    ) -> Result<Option<SessionAuth>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT COALESCE(u.is_platform_admin, false) AS is_platform_admin, s.impersonator_id, \
+                    t.status AS tenant_status, m.role, r.permissions AS custom_permissions \
+               FROM sessions s \
+               LEFT JOIN users_view u ON u.id = s.user_id \
+               LEFT JOIN tenants_view t ON t.id = $3 \
+               LEFT JOIN members_view m ON m.tenant_id = t.id AND m.user_id = s.user_id \
+               LEFT JOIN roles_view r ON r.tenant_id = t.id AND r.name = m.role \
+              WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
+        )
+        .bind(session_id)
+        .bind(user_id)
+        .bind(tenant_id)
+        .fetch_optional(self.pool)
+        .await
+    }
 }

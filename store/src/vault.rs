@@ -37,94 +37,12 @@ pub(crate) async fn destroy_data_key(tx: &mut PgConnection, id: Uuid) -> Result<
     Ok(())
 }
 
-/// A live data key's wrapped material; `None` when destroyed or unknown.
-pub async fn wrapped_data_key(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    let wrapped: Option<Option<Vec<u8>>> =
-        sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(wrapped.flatten())
-}
-
-/// Master key ids that still wrap a live data key.
-pub async fn master_key_ids_in_use(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT master_key_id FROM data_keys WHERE wrapped IS NOT NULL ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError<E: std::error::Error + 'static> {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error("data key {id}: {source}")]
     Rewrap { id: Uuid, source: E },
-}
-
-/// Re-wrap up to `batch` live data keys not yet under the master key
-/// `active_id`, in one transaction, with `rewrap` (the vault's crypto: the
-/// wrapped key in, the key wrapped under the active master out). Rows are
-/// locked with SKIP LOCKED, so two rotations can run at once; an
-/// interrupted one leaves every key wrapped by one master key or the other,
-/// and a re-run carries on.
-pub async fn rewrap_batch<E: std::error::Error + 'static>(
-    pool: &PgPool,
-    active_id: &str,
-    batch: i64,
-    rewrap: impl Fn(Uuid, &[u8]) -> Result<Vec<u8>, E>,
-) -> Result<u64, RotateError<E>> {
-    let mut tx = pool.begin().await?;
-    let rows = sqlx::query(
-        "SELECT id, wrapped FROM data_keys \
-          WHERE wrapped IS NOT NULL AND master_key_id <> $1 \
-          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(active_id)
-    .bind(batch)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut done = 0;
-    for row in rows {
-        let id: Uuid = row.get("id");
-        let wrapped: Vec<u8> = row.get("wrapped");
-        let rewrapped =
-            rewrap(id, &wrapped).map_err(|source| RotateError::Rewrap { id, source })?;
-        sqlx::query(
-            "UPDATE data_keys SET wrapped = $2, master_key_id = $3, rewrapped_at = now() WHERE id = $1",
-        )
-        .bind(id)
-        .bind(&rewrapped)
-        .bind(active_id)
-        .execute(&mut *tx)
-        .await?;
-        done += 1;
-    }
-    tx.commit().await?;
-    Ok(done)
-}
-
-pub async fn record_access(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    key_id: Uuid,
-    actor: &Value,
-    request_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO llm_key_accesses (id, tenant_id, key_id, actor, request_id) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(tenant_id)
-    .bind(key_id)
-    .bind(actor)
-    .bind(request_id)
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 #[derive(Debug, FromRow)]
@@ -135,24 +53,114 @@ pub struct AccessRow {
     pub accessed_at: DateTime<Utc>,
 }
 
-/// A key's resolves, oldest first, after the cursor.
-pub async fn accesses(
-    pool: &PgPool,
-    tenant_id: Uuid,
-    key_id: Uuid,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<crate::page::Page<AccessRow>, sqlx::Error> {
-    let rows: Vec<AccessRow> = sqlx::query_as(
-        "SELECT id, actor, request_id, accessed_at FROM llm_key_accesses \
-          WHERE tenant_id = $1 AND key_id = $2 AND ($3::uuid IS NULL OR id > $3) \
-          ORDER BY id LIMIT $4",
-    )
-    .bind(tenant_id)
-    .bind(key_id)
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
-    Ok(crate::page::Page::from_rows(rows, limit, |r| r.id))
+/// The vault's tables: [`crate::Store::vault`].
+#[derive(Clone, Copy)]
+pub struct Vault<'a> {
+    pub(crate) pool: &'a PgPool,
+}
+
+impl Vault<'_> {
+    /// A live data key's wrapped material; `None` when destroyed or unknown.
+    pub async fn wrapped_data_key(&self, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        let wrapped: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool)
+                .await?;
+        Ok(wrapped.flatten())
+    }
+
+    /// Master key ids that still wrap a live data key.
+    pub async fn master_key_ids_in_use(&self) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT master_key_id FROM data_keys WHERE wrapped IS NOT NULL ORDER BY 1",
+        )
+        .fetch_all(self.pool)
+        .await
+    }
+
+    /// Re-wrap up to `batch` live data keys not yet under the master key
+    /// `active_id`, in one transaction, with `rewrap` (the vault's crypto: the
+    /// wrapped key in, the key wrapped under the active master out). Rows are
+    /// locked with SKIP LOCKED, so two rotations can run at once; an
+    /// interrupted one leaves every key wrapped by one master key or the other,
+    /// and a re-run carries on.
+    pub async fn rewrap_batch<E: std::error::Error + 'static>(
+        &self,
+        active_id: &str,
+        batch: i64,
+        rewrap: impl Fn(Uuid, &[u8]) -> Result<Vec<u8>, E>,
+    ) -> Result<u64, RotateError<E>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, wrapped FROM data_keys \
+              WHERE wrapped IS NOT NULL AND master_key_id <> $1 \
+              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(active_id)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut done = 0;
+        for row in rows {
+            let id: Uuid = row.get("id");
+            let wrapped: Vec<u8> = row.get("wrapped");
+            let rewrapped =
+                rewrap(id, &wrapped).map_err(|source| RotateError::Rewrap { id, source })?;
+            sqlx::query(
+                "UPDATE data_keys SET wrapped = $2, master_key_id = $3, rewrapped_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&rewrapped)
+            .bind(active_id)
+            .execute(&mut *tx)
+            .await?;
+            done += 1;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    pub async fn record_access(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+        actor: &Value,
+        request_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO llm_key_accesses (id, tenant_id, key_id, actor, request_id) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant_id)
+        .bind(key_id)
+        .bind(actor)
+        .bind(request_id)
+        .execute(self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A key's resolves, oldest first, after the cursor.
+    pub async fn accesses(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<crate::page::Page<AccessRow>, sqlx::Error> {
+        let rows: Vec<AccessRow> = sqlx::query_as(
+            "SELECT id, actor, request_id, accessed_at FROM llm_key_accesses \
+              WHERE tenant_id = $1 AND key_id = $2 AND ($3::uuid IS NULL OR id > $3) \
+              ORDER BY id LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(key_id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(self.pool)
+        .await?;
+        Ok(crate::page::Page::from_rows(rows, limit, |r| r.id))
+    }
 }

@@ -127,6 +127,7 @@ pub fn test_config(db_url: &str, extra: &[(&str, &str)]) -> Config {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// The test's own pool on the server's database.
     pub pool: PgPool,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -157,7 +158,13 @@ impl TestApp {
             .await
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
-        let pool = app.state().pool.clone();
+        // The test's own connections, for asserting on tables directly; the
+        // server keeps its pool behind its store.
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&db.url)
+            .await
+            .expect("connect to test database");
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;

@@ -18,7 +18,7 @@ use crate::guard::{Access, TenantScope};
 use crate::middleware::SecretResponse;
 use crate::routes::Route;
 use crate::state::AppState;
-use crate::store::api_keys::{self, KeyRow, NewKey};
+use crate::store::api_keys::{KeyRow, NewKey};
 use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
@@ -106,7 +106,7 @@ async fn post_api_key(
     let actor = scope.principal.actor();
     let meta = ctx.metadata(scope.tenant_id, actor.clone());
     let command = ApiKeyCommand::Create {
-        key_id,
+        key_id: key_id.into(),
         name: name.clone(),
         prefix: prefix.clone(),
         permissions,
@@ -129,7 +129,7 @@ async fn post_api_key(
     state
         .store
         .execute_with::<ApiKey>(
-            &key_id.to_string(),
+            key_id.into(),
             command,
             &meta,
             &[SideWrite::InsertApiKey(row)],
@@ -163,13 +163,11 @@ async fn list_api_keys(
     Query(params): Query<KeyListParams>,
 ) -> Result<axum::Json<ListOut<ApiKeyOut>>, ApiError> {
     let paging = PageParams::new(params.limit, params.cursor);
-    let page = api_keys::list(
-        &state.pool,
-        scope.tenant_id,
-        paging.after()?,
-        paging.limit()?,
-    )
-    .await?;
+    let page = state
+        .store
+        .api_keys()
+        .list(scope.tenant_id, paging.after()?, paging.limit()?)
+        .await?;
     Ok(axum::Json(ListOut::from_page(page, ApiKeyOut::from)))
 }
 
@@ -182,14 +180,17 @@ async fn delete_api_key(
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::not_found("api_key_not_found", "API key not found");
     // Another tenant's key under this tenant's path is not found.
-    api_keys::get(&state.pool, scope.tenant_id, key_id)
+    state
+        .store
+        .api_keys()
+        .get(scope.tenant_id, key_id)
         .await?
         .ok_or_else(not_found)?;
     let meta = ctx.metadata(scope.tenant_id, scope.principal.actor());
     state
         .store
         .execute_with::<ApiKey>(
-            &key_id.to_string(),
+            key_id.into(),
             ApiKeyCommand::Revoke,
             &meta,
             &[SideWrite::RevokeApiKey { key_id }],

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use tenantry_domain::session::{RevokeReason, Session, SessionCommand, SignInFailure};
 use tenantry_domain::user::User;
 use tenantry_domain::values::{check_password_not_too_long, Email};
-use tenantry_domain::{Actor, ClaimScope, PLATFORM_TENANT};
+use tenantry_domain::{Actor, SessionId, PLATFORM_TENANT};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -19,7 +19,7 @@ use crate::responses::TokenPairOut;
 use crate::routes::Route;
 use crate::service::sessions::{open_session, token_pair};
 use crate::state::AppState;
-use crate::store::{self, events::claim_owner};
+use crate::store;
 use crate::throttle::check_address;
 use tenantry_store::SideWrite;
 
@@ -60,11 +60,9 @@ async fn post_login(
     check_password_not_too_long(&body.password)
         .map_err(|e| ApiError::invalid_field("password", e))?;
     throttle.per_account.check(&email)?;
-    let user_id = claim_owner(&state.pool, ClaimScope::UserEmail, &email)
-        .await?
-        .and_then(|id| Uuid::parse_str(&id).ok());
+    let user_id = state.store.user_by_email(&email).await?.map(Uuid::from);
     let stored = match user_id {
-        Some(id) => store::sessions::password_hash(&state.pool, id).await?,
+        Some(id) => state.store.sessions().password_hash(id).await?,
         None => None,
     };
     let password_ok = verify_password(body.password, stored).await?;
@@ -72,7 +70,7 @@ async fn post_login(
         Some(id) => Some(
             state
                 .store
-                .load::<User>(&id.to_string())
+                .load::<User>(id.into())
                 .await
                 .map_err(ApiError::from)?
                 .0,
@@ -94,7 +92,7 @@ async fn post_login(
         state
             .store
             .execute::<Session>(
-                &attempt_id.to_string(),
+                attempt_id.into(),
                 SessionCommand::RecordFailedSignIn { reason, email_hash },
                 &meta,
             )
@@ -130,16 +128,19 @@ async fn post_refresh(
             "the refresh token is invalid, expired or revoked",
         )
     };
-    let found = store::sessions::find_refresh_token(&state.pool, &presented)
+    let found = state
+        .store
+        .sessions()
+        .find_refresh_token(&presented)
         .await?
         .ok_or_else(invalid)?;
     let meta = ctx.metadata(PLATFORM_TENANT, Actor::User { id: found.user_id });
-    let session_key = found.session_id.to_string();
+    let session_key = SessionId::from(found.session_id);
     if found.revoked || found.expired {
         return Err(invalid());
     }
     if found.rotated {
-        revoke_for_reuse(&state, &session_key, found.session_id, &meta).await?;
+        revoke_for_reuse(&state, session_key, &meta).await?;
         return Err(ApiError::unauthorized(
             "refresh_token_reused",
             "this refresh token was already used; the session is revoked",
@@ -151,7 +152,7 @@ async fn post_refresh(
     let result = state
         .store
         .execute_with::<Session>(
-            &session_key,
+            session_key,
             SessionCommand::Refresh,
             &meta,
             &[SideWrite::RotateRefreshToken {
@@ -168,7 +169,7 @@ async fn post_refresh(
         )),
         // Lost a race with another refresh of the same token: that is reuse too.
         Err(e @ store::CommandError::Refused(store::Refusal::RefreshTokenReused)) => {
-            revoke_for_reuse(&state, &session_key, session_id, &meta).await?;
+            revoke_for_reuse(&state, session_key, &meta).await?;
             Err(e.into())
         }
         Err(e) => Err(e.into()),
@@ -177,25 +178,16 @@ async fn post_refresh(
 
 async fn revoke_for_reuse(
     state: &AppState,
-    session_key: &str,
-    session_id: Uuid,
+    session_id: SessionId,
     meta: &tenantry_domain::EventMetadata,
 ) -> Result<(), ApiError> {
     tracing::warn!(%session_id, "refresh token reuse; revoking the session");
-    revoke(
-        state,
-        session_key,
-        session_id,
-        RevokeReason::RefreshTokenReuse,
-        meta,
-    )
-    .await
+    revoke(state, session_id, RevokeReason::RefreshTokenReuse, meta).await
 }
 
 async fn revoke(
     state: &AppState,
-    session_key: &str,
-    session_id: Uuid,
+    session_id: SessionId,
     reason: RevokeReason,
     meta: &tenantry_domain::EventMetadata,
 ) -> Result<(), ApiError> {
@@ -207,11 +199,11 @@ async fn revoke(
     let result = state
         .store
         .execute_with::<Session>(
-            session_key,
+            session_id,
             SessionCommand::Revoke { reason },
             meta,
             &[SideWrite::RevokeSession {
-                session_id,
+                session_id: session_id.as_uuid(),
                 reason: label,
             }],
         )
@@ -233,8 +225,7 @@ async fn post_logout(
     let meta = ctx.metadata(PLATFORM_TENANT, caller.actor());
     revoke(
         &state,
-        &caller.session_id.to_string(),
-        caller.session_id,
+        caller.session_id.into(),
         RevokeReason::Logout,
         &meta,
     )

@@ -28,8 +28,9 @@ async fn get_ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             format!("not ready: {why}"),
         )
     };
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&state.pool)
+    let applied = state
+        .store
+        .applied_migrations()
         .await
         .map_err(|_| unavailable("the database does not answer"))?;
     let known = crate::db::MIGRATOR.iter().count() as i64;

@@ -63,7 +63,7 @@ async fn post_impersonate(
 ) -> Result<(SecretResponse, axum::Json<ImpersonationOut>), ApiError> {
     let (user, _) = state
         .store
-        .load::<User>(&body.user_id.to_string())
+        .load::<User>(body.user_id.into())
         .await
         .map_err(ApiError::from)?;
     if user.id.is_none() {
@@ -86,8 +86,8 @@ async fn post_impersonate(
         Utc::now() + chrono::Duration::from_std(IMPERSONATION_TTL).map_err(ApiError::internal)?;
     let (user_id, admin_id) = (body.user_id, admin.user_id);
     let command = SessionCommand::StartImpersonation {
-        admin_id,
-        user_id,
+        admin_id: admin_id.into(),
+        user_id: user_id.into(),
         reason: body.reason,
         expires_at,
     };
@@ -95,7 +95,7 @@ async fn post_impersonate(
     state
         .store
         .execute_with::<Session>(
-            &session_id.to_string(),
+            session_id.into(),
             command,
             &meta,
             &[SideWrite::StartImpersonation {
@@ -137,7 +137,7 @@ async fn post_stop_impersonation(
     state
         .store
         .execute_with::<Session>(
-            &session_id.to_string(),
+            session_id.into(),
             SessionCommand::EndImpersonation,
             &meta,
             &[SideWrite::RevokeSession {

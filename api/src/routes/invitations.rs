@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use tenantry_domain::access::{Permission, RoleName};
 use tenantry_domain::tenant::{InvitationStatus, Tenant, TenantCommand};
 use tenantry_domain::values::Email;
-use tenantry_projections::invitations::{self};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -25,7 +24,6 @@ use crate::routes::Route;
 use crate::service::invitations::{accept, accept_url, by_token, AcceptedOut, SignUp};
 use crate::service::tenants::run_tenant_command;
 use crate::state::AppState;
-use crate::store::claim_owner_email;
 use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
@@ -70,7 +68,10 @@ async fn invitation_out(
     tenant_id: Uuid,
     id: Uuid,
 ) -> Result<InvitationOut, ApiError> {
-    invitations::get(&state.pool, tenant_id, id, state.now())
+    state
+        .reads
+        .invitations()
+        .get(tenant_id, id, state.now())
         .await?
         .map(InvitationOut::from)
         .ok_or_else(not_found)
@@ -98,7 +99,7 @@ async fn issue(
     let committed = state
         .store
         .execute_with::<Tenant>(
-            &tenant_id.to_string(),
+            tenant_id.into(),
             command,
             &meta,
             &[SideWrite::SetInvitationToken {
@@ -136,16 +137,14 @@ async fn post_invitation(
     let (Some(email), Some(role)) = (email, role) else {
         return Err(ApiError::internal("validation passed without values"));
     };
-    let existing_user = claim_owner_email(&state.pool, email.as_str())
-        .await?
-        .and_then(|id| Uuid::parse_str(&id).ok());
+    let existing_user = state.store.user_by_email(email.as_str()).await?;
     let invitation_id = Uuid::now_v7();
     let command = TenantCommand::Invite {
-        invitation_id,
+        invitation_id: invitation_id.into(),
         email,
         role,
         by: scope.authority(),
-        invited_by: scope.user_id(),
+        invited_by: scope.user_id().map(Into::into),
         existing_user,
         expires_at: expiry(&state)?,
         now: state.now(),
@@ -173,15 +172,17 @@ async fn list_invitations(
         InvitationStatus::as_str,
     )?;
     let paging = PageParams::new(params.limit, params.cursor);
-    let page = invitations::list(
-        &state.pool,
-        scope.tenant_id,
-        status.map(InvitationStatus::as_str),
-        paging.after()?,
-        paging.limit()?,
-        state.now(),
-    )
-    .await?;
+    let page = state
+        .reads
+        .invitations()
+        .list(
+            scope.tenant_id,
+            status.map(InvitationStatus::as_str),
+            paging.after()?,
+            paging.limit()?,
+            state.now(),
+        )
+        .await?;
     Ok(axum::Json(ListOut::from_page(page, InvitationOut::from)))
 }
 
@@ -204,7 +205,7 @@ async fn delete_invitation(
     InvitationPath(invitation_id): InvitationPath,
 ) -> Result<StatusCode, ApiError> {
     let command = TenantCommand::RevokeInvitation {
-        invitation_id,
+        invitation_id: invitation_id.into(),
         now: state.now(),
     };
     let actor = scope.principal.actor();
@@ -221,7 +222,7 @@ async fn resend_invitation(
 ) -> Result<(SecretResponse, axum::Json<IssuedOut>), ApiError> {
     let (tenant, _) = state
         .store
-        .load::<Tenant>(&scope.tenant_id.to_string())
+        .load::<Tenant>(scope.tenant_id.into())
         .await
         .map_err(ApiError::from)?;
     let version = tenant
@@ -230,7 +231,7 @@ async fn resend_invitation(
         .map(|i| i.token_version + 1)
         .ok_or_else(not_found)?;
     let command = TenantCommand::ResendInvitation {
-        invitation_id,
+        invitation_id: invitation_id.into(),
         token_version: version,
         expires_at: expiry(&state)?,
         now: state.now(),
@@ -261,7 +262,11 @@ async fn get_public(
 ) -> Result<axum::Json<PublicInvitationOut>, ApiError> {
     let (invitation_id, tenant, invitation) = by_token(&state, &token).await?;
     let tenant_id = tenant.id.ok_or_else(not_found)?;
-    let row = invitations::get(&state.pool, tenant_id, invitation_id, state.now()).await?;
+    let row = state
+        .reads
+        .invitations()
+        .get(tenant_id, invitation_id, state.now())
+        .await?;
     Ok(axum::Json(PublicInvitationOut {
         tenant: PublicTenant {
             id: tenant_id,

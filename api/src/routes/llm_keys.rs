@@ -11,7 +11,7 @@ use serde_json::Value;
 use tenantry_domain::access::Permission;
 use tenantry_domain::llm_key::{key_hint, LlmKey, LlmKeyCommand, Provider};
 use tenantry_domain::values::Label;
-use tenantry_projections::llm_keys::{self, LlmKeyRow};
+use tenantry_projections::llm_keys::LlmKeyRow;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -21,7 +21,6 @@ use crate::guard::{Access, TenantScope};
 use crate::middleware::SecretResponse;
 use crate::routes::Route;
 use crate::state::AppState;
-use crate::store::vault as store;
 use crate::vault::{self, Binding, DataKey};
 use tenantry_store::SideWrite;
 
@@ -79,7 +78,10 @@ fn not_found() -> ApiError {
 }
 
 async fn key_out(state: &AppState, tenant_id: Uuid, id: Uuid) -> Result<LlmKeyOut, ApiError> {
-    llm_keys::get(&state.pool, tenant_id, id)
+    state
+        .reads
+        .llm_keys()
+        .get(tenant_id, id)
         .await?
         .map(LlmKeyOut::from)
         .ok_or_else(not_found)
@@ -133,7 +135,7 @@ async fn run_key_command(
     let side: Vec<SideWrite> = inserts.into_iter().chain(destroys).collect();
     let committed = state
         .store
-        .execute_with::<LlmKey>(&key_id.to_string(), command, &meta, &side)
+        .execute_with::<LlmKey>(key_id.into(), command, &meta, &side)
         .await?;
     state.settle(committed.written.as_ref()).await;
     Ok(())
@@ -144,7 +146,7 @@ async fn list_llm_keys(
     State(state): State<AppState>,
     scope: TenantScope,
 ) -> Result<axum::Json<ListOut<LlmKeyOut>>, ApiError> {
-    let rows = llm_keys::list(&state.pool, scope.tenant_id).await?;
+    let rows = state.reads.llm_keys().list(scope.tenant_id).await?;
     Ok(axum::Json(ListOut {
         data: rows.into_iter().map(LlmKeyOut::from).collect(),
         next_cursor: None,
@@ -185,8 +187,8 @@ async fn post_llm_key(
     };
     let sealed = seal(&state, binding, &body.api_key)?;
     let command = LlmKeyCommand::Add {
-        key_id,
-        tenant_id: scope.tenant_id,
+        key_id: key_id.into(),
+        tenant_id: scope.tenant_id.into(),
         provider,
         label,
         key_hint: key_hint(&body.api_key),
@@ -204,7 +206,7 @@ async fn post_llm_key(
 async fn tenant_key(state: &AppState, scope: &TenantScope, id: Uuid) -> Result<LlmKey, ApiError> {
     let (key, _) = state
         .store
-        .load::<LlmKey>(&id.to_string())
+        .load::<LlmKey>(id.into())
         .await
         .map_err(ApiError::from)?;
     if key.is_live() && key.tenant_id == Some(scope.tenant_id) {
@@ -279,7 +281,10 @@ async fn resolve_llm_key(
 ) -> Result<(SecretResponse, axum::Json<ResolvedOut>), ApiError> {
     let provider =
         Provider::parse(&provider).map_err(|e| ApiError::invalid_field("provider", e))?;
-    let id = llm_keys::id_for_provider(&state.pool, scope.tenant_id, provider.as_str())
+    let id = state
+        .reads
+        .llm_keys()
+        .id_for_provider(scope.tenant_id, provider.as_str())
         .await?
         .ok_or_else(not_found)?;
     let key = tenant_key(&state, &scope, id).await?;
@@ -287,7 +292,10 @@ async fn resolve_llm_key(
         return Err(not_found());
     };
     // Deleted between the lookup and now: the data key is gone.
-    let wrapped = store::wrapped_data_key(&state.pool, data_key_id)
+    let wrapped = state
+        .store
+        .vault()
+        .wrapped_data_key(data_key_id)
         .await?
         .ok_or_else(not_found)?;
     let sealed = base64::engine::general_purpose::STANDARD
@@ -303,7 +311,11 @@ async fn resolve_llm_key(
     let api_key = vault::open(&data_key, binding, &sealed)
         .map_err(|e| ApiError::internal(format!("provider key {id}: {e}")))?;
     let actor = serde_json::to_value(scope.principal.actor()).map_err(ApiError::internal)?;
-    store::record_access(&state.pool, scope.tenant_id, id, &actor, &ctx.request_id).await?;
+    state
+        .store
+        .vault()
+        .record_access(scope.tenant_id, id, &actor, &ctx.request_id)
+        .await?;
     Ok((
         SecretResponse,
         axum::Json(ResolvedOut {
@@ -337,21 +349,18 @@ async fn list_accesses(
 ) -> Result<axum::Json<ListOut<AccessOut>>, ApiError> {
     let (key, _) = state
         .store
-        .load::<LlmKey>(&id.to_string())
+        .load::<LlmKey>(id.into())
         .await
         .map_err(ApiError::from)?;
     if key.tenant_id != Some(scope.tenant_id) {
         return Err(not_found());
     }
     let paging = PageParams::new(params.limit, params.cursor);
-    let page = store::accesses(
-        &state.pool,
-        scope.tenant_id,
-        id,
-        paging.after()?,
-        paging.limit()?,
-    )
-    .await?;
+    let page = state
+        .store
+        .vault()
+        .accesses(scope.tenant_id, id, paging.after()?, paging.limit()?)
+        .await?;
     Ok(axum::Json(ListOut::from_page(page, |r| AccessOut {
         id: r.id,
         actor: r.actor,

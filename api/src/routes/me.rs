@@ -17,7 +17,6 @@ use crate::routes::Route;
 use crate::service::memberships::memberships_of;
 use crate::service::users::user_out;
 use crate::state::AppState;
-use crate::store;
 use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
@@ -88,7 +87,7 @@ async fn patch_me(
     let committed = state
         .store
         .execute::<User>(
-            &caller.user_id.to_string(),
+            caller.user_id.into(),
             UserCommand::ChangeName { name },
             &meta,
         )
@@ -124,7 +123,7 @@ async fn post_password(
     let failures = &state.sign_in_throttle.per_account;
     let account = format!("user:{}", caller.user_id);
     failures.check(&account)?;
-    let stored = store::sessions::password_hash(&state.pool, caller.user_id).await?;
+    let stored = state.store.sessions().password_hash(caller.user_id).await?;
     if !verify_password(body.current_password, stored).await? {
         failures.record_failure(&account);
         return Err(ApiError::new(
@@ -139,7 +138,7 @@ async fn post_password(
     state
         .store
         .execute_with::<User>(
-            &user_id.to_string(),
+            user_id.into(),
             UserCommand::ChangePassword,
             &meta,
             &[SideWrite::SetPassword { user_id, hash }],

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::access::{Permission, RoleName};
 use tenantry_domain::tenant::{Authority, TenantCommand};
-use tenantry_projections::access::{self, MemberRow};
+use tenantry_projections::access::MemberRow;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -66,7 +66,10 @@ async fn member_out(
     tenant_id: Uuid,
     user_id: Uuid,
 ) -> Result<MemberOut, ApiError> {
-    access::member(&state.pool, tenant_id, user_id)
+    state
+        .reads
+        .access()
+        .member(tenant_id, user_id)
         .await?
         .map(MemberOut::from)
         .ok_or_else(|| ApiError::not_found("member_not_found", "member not found"))
@@ -105,15 +108,17 @@ async fn list_members(
                     Permission::InvitationsManage,
                 ));
             }
-            let page = tenantry_projections::invitations::list(
-                &state.pool,
-                scope.tenant_id,
-                Some("pending"),
-                None,
-                crate::extract::MAX_LIMIT,
-                state.now(),
-            )
-            .await?;
+            let page = state
+                .reads
+                .invitations()
+                .list(
+                    scope.tenant_id,
+                    Some("pending"),
+                    None,
+                    crate::extract::MAX_LIMIT,
+                    state.now(),
+                )
+                .await?;
             Some(page.items.into_iter().map(InvitationOut::from).collect())
         }
         Some(_) => {
@@ -125,14 +130,16 @@ async fn list_members(
         }
     };
     let paging = PageParams::new(params.limit, params.cursor);
-    let page = access::members(
-        &state.pool,
-        scope.tenant_id,
-        params.role.as_deref(),
-        paging.after()?,
-        paging.limit()?,
-    )
-    .await?;
+    let page = state
+        .reads
+        .access()
+        .members(
+            scope.tenant_id,
+            params.role.as_deref(),
+            paging.after()?,
+            paging.limit()?,
+        )
+        .await?;
     Ok(axum::Json(MembersOut {
         members: ListOut::from_page(page, MemberOut::from),
         invitations,
@@ -156,7 +163,7 @@ async fn post_member(
     let role = parse_role(&body.role)?;
     check_active_user(&state, "user_id", body.user_id).await?;
     let command = TenantCommand::AddMember {
-        user_id: body.user_id,
+        user_id: body.user_id.into(),
         role,
         by: Authority::Platform,
         now: state.now(),
@@ -182,7 +189,7 @@ async fn put_member(
     Json(body): Json<RoleIn>,
 ) -> Result<axum::Json<MemberOut>, ApiError> {
     let command = TenantCommand::ChangeMemberRole {
-        user_id,
+        user_id: user_id.into(),
         role: parse_role(&body.role)?,
         by: scope.authority(),
     };
@@ -201,7 +208,7 @@ async fn delete_member(
     MemberPath(user_id): MemberPath,
 ) -> Result<StatusCode, ApiError> {
     let command = TenantCommand::RemoveMember {
-        user_id,
+        user_id: user_id.into(),
         by: scope.authority(),
     };
     let actor = scope.principal.actor();

@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::access::{BuiltinRole, Permission, PermissionSet, RoleName};
 use tenantry_domain::tenant::TenantCommand;
-use tenantry_projections::access;
 
 use crate::error::{ApiError, Validation};
 use crate::extract::{Context, Json, ListOut, RolePath};
@@ -63,7 +62,7 @@ async fn list_roles(
     scope: TenantScope,
 ) -> Result<axum::Json<ListOut<RoleOut>>, ApiError> {
     let mut data: Vec<RoleOut> = BuiltinRole::ALL.into_iter().map(builtin_out).collect();
-    for r in access::custom_roles(&state.pool, scope.tenant_id).await? {
+    for r in state.reads.access().custom_roles(scope.tenant_id).await? {
         let permissions = PermissionSet::parse(&r.permissions)
             .map_err(|e| ApiError::internal(format!("role {}: {e}", r.name)))?;
         data.push(custom_out(&r.name, permissions));

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tenantry_domain::access::Permission;
 use tenantry_domain::tenant::{Tenant, TenantCommand, TenantStatus};
 use tenantry_domain::values::{Slug, TenantName, TenantSettings, ValueError};
-use tenantry_projections::tenants::{self, TenantFilter, TenantRow};
+use tenantry_projections::tenants::{TenantFilter, TenantRow};
 use tenantry_projections::StoredEvent;
 use uuid::Uuid;
 
@@ -70,7 +70,10 @@ impl From<TenantRow> for TenantOut {
 }
 
 async fn tenant_out(state: &AppState, id: Uuid) -> Result<TenantOut, ApiError> {
-    tenants::get(&state.pool, id)
+    state
+        .reads
+        .tenants()
+        .get(id)
         .await?
         .map(TenantOut::from)
         .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))
@@ -120,15 +123,15 @@ async fn post_tenant(
     record_tenant(tenant_id);
     let meta = ctx.metadata(tenant_id, admin.actor());
     let command = TenantCommand::CreateTenant {
-        tenant_id,
+        tenant_id: tenant_id.into(),
         name,
         slug,
         settings,
-        owner: body.owner_user_id,
+        owner: body.owner_user_id.map(Into::into),
     };
     let committed = state
         .store
-        .execute::<Tenant>(&tenant_id.to_string(), command, &meta)
+        .execute::<Tenant>(tenant_id.into(), command, &meta)
         .await?;
     state.settle(committed.written.as_ref()).await;
     Ok((
@@ -161,7 +164,11 @@ async fn list_tenants(
         q: params.q.filter(|q| !q.is_empty()),
     };
     let paging = PageParams::new(params.limit, params.cursor);
-    let page = tenants::list(&state.pool, &filter, paging.after()?, paging.limit()?).await?;
+    let page = state
+        .reads
+        .tenants()
+        .list(&filter, paging.after()?, paging.limit()?)
+        .await?;
     Ok(axum::Json(ListOut::from_page(page, TenantOut::from)))
 }
 
@@ -311,9 +318,10 @@ async fn list_tenant_events(
         ));
     }
     // The guard has found the tenant already.
-    let mut conn = state.pool.acquire().await?;
-    let mut events =
-        tenantry_projections::log::tenant_events(&mut conn, id, after, limit + 1).await?;
+    let mut events = state
+        .store
+        .tenant_events(id.into(), after, limit + 1)
+        .await?;
     let more = events.len() as i64 > limit;
     events.truncate(limit as usize);
     let next_cursor = more

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::user::{User, UserCommand, UserStatus};
 use tenantry_domain::PLATFORM_TENANT;
-use tenantry_projections::users::{self, UserFilter};
+use tenantry_projections::users::UserFilter;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -96,7 +96,11 @@ async fn list_users(
         role: params.role.filter(|r| !r.is_empty()),
     };
     let paging = PageParams::new(params.limit, params.cursor);
-    let page = users::list(&state.pool, &filter, paging.after()?, paging.limit()?).await?;
+    let page = state
+        .reads
+        .users()
+        .list(&filter, paging.after()?, paging.limit()?)
+        .await?;
     Ok(axum::Json(ListOut::from_page(page, UserOut::from)))
 }
 
@@ -138,7 +142,7 @@ async fn run_user_command(
     };
     let committed = state
         .store
-        .execute_with::<User>(&id.to_string(), command, &meta, &side)
+        .execute_with::<User>(id.into(), command, &meta, &side)
         .await?;
     state.settle(committed.written.as_ref()).await;
     Ok(axum::Json(user_out(state, id).await?))
@@ -152,7 +156,7 @@ async fn deactivate_user(
     admin: PlatformAdmin,
     UserPath(id): UserPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
-    let sole = tenantry_projections::access::sole_owner_of(&state.pool, id).await?;
+    let sole = state.reads.access().sole_owner_of(id).await?;
     if !sole.is_empty() {
         return Err(ApiError::conflict(
             "last_owner",

@@ -18,7 +18,6 @@ use crate::service::sessions::open_session;
 use crate::service::tenants::run_tenant_command;
 use crate::service::users::{register_user, RegisterError};
 use crate::state::AppState;
-use crate::store::{self, claim_owner_email};
 
 /// The link an invitee follows.
 pub fn accept_url(state: &AppState, token: &str) -> String {
@@ -38,12 +37,15 @@ pub async fn by_token(
     state: &AppState,
     token: &str,
 ) -> Result<(Uuid, Tenant, tenantry_domain::tenant::Invitation), ApiError> {
-    let (invitation_id, tenant_id) = store::invitations::find(&state.pool, &token_hash(token))
+    let (invitation_id, tenant_id) = state
+        .store
+        .invitation_tokens()
+        .find(&token_hash(token))
         .await?
         .ok_or_else(not_found)?;
     let (tenant, _) = state
         .store
-        .load::<Tenant>(&tenant_id.to_string())
+        .load::<Tenant>(tenant_id.into())
         .await
         .map_err(ApiError::from)?;
     let invitation = tenant
@@ -106,8 +108,8 @@ pub async fn accept(
     let role = invitation.role.as_str().to_string();
     let accept = |user_id: Uuid, actor: Actor| async move {
         let command = TenantCommand::AcceptInvitation {
-            invitation_id,
-            user_id,
+            invitation_id: invitation_id.into(),
+            user_id: user_id.into(),
             now: ctx.now,
         };
         run_tenant_command(state, ctx, actor, tenant_id, command).await
@@ -115,7 +117,7 @@ pub async fn accept(
     if let Some(caller) = signed_in {
         let (user, _) = state
             .store
-            .load::<User>(&caller.user_id.to_string())
+            .load::<User>(caller.user_id.into())
             .await
             .map_err(ApiError::from)?;
         let email = user.email.map(|e| e.normalized()).unwrap_or_default();
@@ -132,7 +134,9 @@ pub async fn accept(
             session: None,
         });
     }
-    if claim_owner_email(&state.pool, &invitation.email)
+    if state
+        .store
+        .user_by_email(&invitation.email)
         .await?
         .is_some()
     {

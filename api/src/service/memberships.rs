@@ -1,6 +1,5 @@
 //! A user's memberships across tenants.
 
-use tenantry_projections::access;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -12,7 +11,10 @@ pub async fn memberships_of(
     state: &AppState,
     user_id: Uuid,
 ) -> Result<Vec<MembershipOut>, ApiError> {
-    Ok(access::memberships(&state.pool, user_id)
+    Ok(state
+        .reads
+        .access()
+        .memberships(user_id)
         .await?
         .into_iter()
         .map(MembershipOut::from)

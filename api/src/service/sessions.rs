@@ -24,8 +24,10 @@ pub async fn open_session(
     state
         .store
         .execute_with::<Session>(
-            &session_id.to_string(),
-            SessionCommand::SignIn { user_id },
+            session_id.into(),
+            SessionCommand::SignIn {
+                user_id: user_id.into(),
+            },
             meta,
             &[SideWrite::StartSession {
                 session_id,

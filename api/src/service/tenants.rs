@@ -20,7 +20,7 @@ pub fn record_tenant(id: Uuid) {
 pub async fn check_active_user(state: &AppState, field: &str, id: Uuid) -> Result<(), ApiError> {
     let (user, _) = state
         .store
-        .load::<User>(&id.to_string())
+        .load::<User>(id.into())
         .await
         .map_err(ApiError::from)?;
     let problem = if user.id.is_none() {
@@ -51,7 +51,7 @@ pub async fn run_tenant_command(
     let meta = ctx.metadata(id, actor);
     let committed = state
         .store
-        .execute::<Tenant>(&id.to_string(), command, &meta)
+        .execute::<Tenant>(id.into(), command, &meta)
         .await?;
     state.settle(committed.written.as_ref()).await;
     Ok(committed)

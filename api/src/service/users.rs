@@ -3,7 +3,6 @@
 use tenantry_domain::user::{User, UserCommand, UserError};
 use tenantry_domain::values::{check_password_policy, Email, PersonName};
 use tenantry_domain::EventMetadata;
-use tenantry_projections::users;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -11,7 +10,7 @@ use crate::credentials::hash_password;
 use crate::error::{ApiError, Validation};
 use crate::responses::UserOut;
 use crate::state::AppState;
-use crate::store::CommandExecutor;
+use crate::store::Store;
 use tenantry_domain::ClaimScope;
 use tenantry_store::{CommandError, SideWrite};
 
@@ -51,7 +50,7 @@ impl From<crate::credentials::CredentialError> for RegisterError {
 /// Validate, hash the password and register a user. Shared by the API,
 /// the bootstrap admin and `tenantry admin create-platform-admin`.
 pub async fn register_user(
-    store: &CommandExecutor,
+    store: &Store,
     email: &str,
     name: &str,
     password: Zeroizing<String>,
@@ -69,14 +68,14 @@ pub async fn register_user(
     let hash = hash_password(password).await?;
     let user_id = Uuid::now_v7();
     let command = UserCommand::RegisterUser {
-        user_id,
+        user_id: user_id.into(),
         email,
         name,
         platform_admin,
     };
     let committed = store
         .execute_with::<User>(
-            &user_id.to_string(),
+            user_id.into(),
             command,
             meta,
             &[SideWrite::SetPassword { user_id, hash }],
@@ -91,7 +90,10 @@ pub async fn register_user(
 
 /// A user as the API shows it.
 pub async fn user_out(state: &AppState, id: Uuid) -> Result<UserOut, ApiError> {
-    users::get(&state.pool, id)
+    state
+        .reads
+        .users()
+        .get(id)
         .await?
         .map(UserOut::from)
         .ok_or_else(|| ApiError::not_found("user_not_found", "user not found"))

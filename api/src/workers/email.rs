@@ -16,7 +16,6 @@ use chrono::Utc;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
-use sqlx::Row;
 use tenantry_domain::tenant::{InvitationStatus, Tenant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -25,6 +24,7 @@ use uuid::Uuid;
 use crate::credentials::invitation_token;
 use crate::service::invitations::accept_url;
 use crate::state::AppState;
+use crate::store::outbox::{OutboxRow, Outcome};
 
 /// Where emails go.
 pub enum Sender {
@@ -161,61 +161,36 @@ pub fn start(
 
 /// Work off due outbox rows; returns how many were handled.
 pub async fn drain(state: &AppState, sender: &Sender) -> Result<usize, sqlx::Error> {
-    let mut tx = state.pool.begin().await?;
-    let rows = sqlx::query(
-        "SELECT id, tenant_id, invitation_id, token_version, recipient, attempts FROM email_outbox \
-          WHERE status = 'pending' AND next_attempt_at <= now() \
-          ORDER BY next_attempt_at LIMIT 10 FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let handled = rows.len();
-    for row in rows {
-        let id: Uuid = row.get("id");
-        let attempts: i32 = row.get::<i32, _>("attempts") + 1;
-        let outcome = deliver(
-            state,
-            sender,
-            row.get("tenant_id"),
-            row.get("invitation_id"),
-            row.get::<i32, _>("token_version"),
-            row.get("recipient"),
-        )
-        .await;
-        let (status, error, delay) = match outcome {
-            Delivery::Sent => ("sent", None, None),
-            Delivery::Superseded => ("superseded", None, None),
+    let mut batch = state.store.outbox().claim_due(10).await?;
+    let rows = std::mem::take(&mut batch.rows);
+    for row in &rows {
+        let attempts = row.attempts + 1;
+        let outcome = match deliver(state, sender, row).await {
+            Delivery::Sent => Outcome::Sent,
+            Delivery::Superseded => Outcome::Superseded,
             Delivery::Failed(e) if attempts as u32 >= state.config.email_max_attempts => {
-                ("failed", Some(e), None)
+                Outcome::Failed(e)
             }
-            Delivery::Failed(e) => {
+            Delivery::Failed(error) => {
                 let factor = 2u32.saturating_pow((attempts - 1).max(0) as u32);
-                (
-                    "pending",
-                    Some(e),
-                    Some(state.config.email_retry_base * factor),
-                )
+                Outcome::Retry {
+                    error,
+                    after: state.config.email_retry_base * factor,
+                }
             }
         };
-        if let Some(e) = &error {
-            tracing::warn!(outbox_id = %id, attempts, status, error = %e, "sending an email failed");
+        if let Outcome::Failed(e) | Outcome::Retry { error: e, .. } = &outcome {
+            let status = if matches!(outcome, Outcome::Failed(_)) {
+                "failed"
+            } else {
+                "pending"
+            };
+            tracing::warn!(outbox_id = %row.id, attempts, status, error = %e, "sending an email failed");
         }
-        sqlx::query(
-            "UPDATE email_outbox SET status = $2, attempts = $3, last_error = $4, \
-                    sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END, \
-                    next_attempt_at = now() + COALESCE($5::bigint, 0) * interval '1 millisecond' \
-              WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(attempts)
-        .bind(error)
-        .bind(delay.map(|d| d.as_millis() as i64))
-        .execute(&mut *tx)
-        .await?;
+        batch.record(row, &outcome).await?;
     }
-    tx.commit().await?;
-    Ok(handled)
+    batch.finish().await?;
+    Ok(rows.len())
 }
 
 enum Delivery {
@@ -225,15 +200,9 @@ enum Delivery {
     Failed(String),
 }
 
-async fn deliver(
-    state: &AppState,
-    sender: &Sender,
-    tenant_id: Uuid,
-    invitation_id: Uuid,
-    token_version: i32,
-    recipient: String,
-) -> Delivery {
-    let tenant = match state.store.load::<Tenant>(&tenant_id.to_string()).await {
+async fn deliver(state: &AppState, sender: &Sender, row: &OutboxRow) -> Delivery {
+    let (tenant_id, invitation_id) = (row.tenant_id, row.invitation_id);
+    let tenant = match state.store.load::<Tenant>(tenant_id.into()).await {
         Ok((tenant, _)) => tenant,
         Err(e) => return Delivery::Failed(format!("loading the tenant: {e:?}")),
     };
@@ -241,7 +210,7 @@ async fn deliver(
         return Delivery::Superseded;
     };
     if invitation.status_at(state.now()) != InvitationStatus::Pending
-        || invitation.token_version as i32 != token_version
+        || invitation.token_version as i32 != row.token_version
     {
         return Delivery::Superseded;
     }
@@ -259,7 +228,7 @@ async fn deliver(
     };
     let tenant_name = tenant.name.as_ref().map_or("", |n| n.as_str());
     let email = invitation_email(
-        &recipient,
+        &row.recipient,
         tenant_name,
         inviter.as_deref(),
         invitation.role.as_str(),
@@ -281,9 +250,10 @@ async fn invitation_inviter(
     tenant_id: Uuid,
     invitation_id: Uuid,
 ) -> Result<Option<String>, sqlx::Error> {
-    Ok(
-        tenantry_projections::invitations::get(&state.pool, tenant_id, invitation_id, state.now())
-            .await?
-            .and_then(|r| r.invited_by_name),
-    )
+    Ok(state
+        .reads
+        .invitations()
+        .get(tenant_id, invitation_id, state.now())
+        .await?
+        .and_then(|r| r.invited_by_name))
 }

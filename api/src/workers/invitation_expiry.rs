@@ -27,8 +27,11 @@ pub fn start(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle
 }
 
 async fn expire_due(state: &AppState) -> Result<(), crate::error::ApiError> {
-    let due =
-        tenantry_projections::invitations::due_for_expiry(&state.pool, 100, state.now()).await?;
+    let due = state
+        .reads
+        .invitations()
+        .due_for_expiry(100, state.now())
+        .await?;
     for (tenant_id, invitation_id) in due {
         let meta = tenantry_domain::EventMetadata::new(
             tenant_id,
@@ -37,12 +40,12 @@ async fn expire_due(state: &AppState) -> Result<(), crate::error::ApiError> {
             state.now(),
         );
         let command = tenantry_domain::tenant::TenantCommand::ExpireInvitation {
-            invitation_id,
+            invitation_id: invitation_id.into(),
             now: state.now(),
         };
         let committed = state
             .store
-            .execute::<Tenant>(&tenant_id.to_string(), command, &meta)
+            .execute::<Tenant>(tenant_id.into(), command, &meta)
             .await?;
         state.settle(committed.written.as_ref()).await;
     }

@@ -45,7 +45,7 @@ impl ApiKey {
                     return Err(ApiKeyError::ExpiryInPast);
                 }
                 Ok(vec![ApiKeyEvent::ApiKeyCreated {
-                    key_id,
+                    key_id: key_id.as_uuid(),
                     name,
                     prefix,
                     permissions,
@@ -62,7 +62,14 @@ impl ApiKey {
     }
 }
 
-crate::aggregate!(ApiKey, "api_key", ApiKeyCommand, ApiKeyEvent, ApiKeyError);
+crate::aggregate!(
+    ApiKey,
+    "api_key",
+    crate::ApiKeyId,
+    ApiKeyCommand,
+    ApiKeyEvent,
+    ApiKeyError
+);
 
 impl ApiKey {
     /// Fold one event into the state (the aggregate's `apply`).

@@ -1,12 +1,12 @@
 use crate::access::PermissionSet;
 use crate::values::Label;
+use crate::ApiKeyId;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiKeyCommand {
     Create {
-        key_id: Uuid,
+        key_id: ApiKeyId,
         name: Label,
         /// The first characters of the secret, shown in lists to tell keys apart.
         prefix: String,

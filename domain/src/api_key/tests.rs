@@ -15,7 +15,7 @@ fn now() -> DateTime<Utc> {
 
 fn create(permissions: &[Permission], creator: PermissionSet) -> ApiKeyCommand {
     ApiKeyCommand::Create {
-        key_id: Uuid::from_u128(9),
+        key_id: Uuid::from_u128(9).into(),
         name: Label::parse("runtime").unwrap(),
         prefix: "tnt_abcd".into(),
         permissions: PermissionSet::of(permissions),

@@ -35,8 +35,8 @@ impl LlmKey {
                     return Err(LlmKeyError::AlreadyExists);
                 }
                 Ok(vec![LlmKeyEvent::LlmKeyAdded {
-                    key_id,
-                    tenant_id,
+                    key_id: key_id.as_uuid(),
+                    tenant_id: tenant_id.as_uuid(),
                     provider,
                     label,
                     key_hint,
@@ -76,7 +76,14 @@ impl LlmKey {
     }
 }
 
-crate::aggregate!(LlmKey, "llm_key", LlmKeyCommand, LlmKeyEvent, LlmKeyError);
+crate::aggregate!(
+    LlmKey,
+    "llm_key",
+    crate::LlmKeyId,
+    LlmKeyCommand,
+    LlmKeyEvent,
+    LlmKeyError
+);
 
 impl LlmKey {
     /// Fold one event into the state (the aggregate's `apply`).

@@ -1,4 +1,5 @@
 use crate::values::Label;
+use crate::{LlmKeyId, TenantId};
 use uuid::Uuid;
 
 use super::Provider;
@@ -6,8 +7,8 @@ use super::Provider;
 #[derive(Debug, Clone, PartialEq)]
 pub enum LlmKeyCommand {
     Add {
-        key_id: Uuid,
-        tenant_id: Uuid,
+        key_id: LlmKeyId,
+        tenant_id: TenantId,
         provider: Provider,
         label: Option<Label>,
         key_hint: String,

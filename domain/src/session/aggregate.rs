@@ -37,8 +37,8 @@ impl Session {
                     .map_err(|_| SessionError::InvalidReason)?
                     .into_string();
                 Ok(vec![SessionEvent::ImpersonationStarted {
-                    admin_id,
-                    user_id,
+                    admin_id: admin_id.as_uuid(),
+                    user_id: user_id.as_uuid(),
                     reason,
                     expires_at,
                 }])
@@ -54,9 +54,9 @@ impl Session {
             (SessionState::Active, Refresh) if self.impersonator.is_some() => {
                 Err(SessionError::ImpersonationCannotRefresh)
             }
-            (SessionState::Empty, SignIn { user_id }) => {
-                Ok(vec![SessionEvent::SignInSucceeded { user_id }])
-            }
+            (SessionState::Empty, SignIn { user_id }) => Ok(vec![SessionEvent::SignInSucceeded {
+                user_id: user_id.as_uuid(),
+            }]),
             (SessionState::Empty, RecordFailedSignIn { reason, email_hash }) => {
                 Ok(vec![SessionEvent::SignInFailed { reason, email_hash }])
             }
@@ -78,6 +78,7 @@ impl Session {
 crate::aggregate!(
     Session,
     "session",
+    crate::SessionId,
     SessionCommand,
     SessionEvent,
     SessionError

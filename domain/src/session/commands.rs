@@ -1,5 +1,5 @@
+use crate::UserId;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -20,7 +20,7 @@ pub enum RevokeReason {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionCommand {
     SignIn {
-        user_id: Uuid,
+        user_id: UserId,
     },
     /// `email_hash`: the keyed hash of an address no user has (the API
     /// computes it); `None` when the attempt named a known user, who is
@@ -35,8 +35,8 @@ pub enum SessionCommand {
     },
     /// A platform admin starts a support session as `user_id`.
     StartImpersonation {
-        admin_id: Uuid,
-        user_id: Uuid,
+        admin_id: UserId,
+        user_id: UserId,
         reason: String,
         expires_at: chrono::DateTime<chrono::Utc>,
     },

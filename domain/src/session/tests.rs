@@ -83,8 +83,8 @@ fn an_impersonation_needs_a_reason() {
     Given::with(())
         .given_no_previous_events()
         .when(SessionCommand::StartImpersonation {
-            admin_id: Uuid::from_u128(1),
-            user_id: Uuid::from_u128(3),
+            admin_id: Uuid::from_u128(1).into(),
+            user_id: Uuid::from_u128(3).into(),
             reason: "  ".into(),
             expires_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
         })

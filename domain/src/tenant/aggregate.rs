@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::{TenantCommand, TenantError, TenantEvent};
 use crate::access::{PermissionSet, RoleName};
 use crate::values::{Slug, TenantName, TenantSettings};
+use crate::UserId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -131,14 +132,14 @@ impl Tenant {
                     return Err(TenantError::AlreadyExists);
                 }
                 let mut events = vec![TenantEvent::TenantCreated {
-                    tenant_id,
+                    tenant_id: tenant_id.as_uuid(),
                     name,
                     slug,
                     settings,
                 }];
                 if let Some(user_id) = owner {
                     events.push(TenantEvent::MemberAdded {
-                        user_id,
+                        user_id: user_id.as_uuid(),
                         role: RoleName::owner(),
                     });
                 }
@@ -169,9 +170,11 @@ impl Tenant {
                 role,
                 by,
                 now,
-            } => self.add_member(user_id, role, &by, now),
-            ChangeMemberRole { user_id, role, by } => self.change_member_role(user_id, role, &by),
-            RemoveMember { user_id, by } => self.remove_member(user_id, &by),
+            } => self.add_member(user_id.as_uuid(), role, &by, now),
+            ChangeMemberRole { user_id, role, by } => {
+                self.change_member_role(user_id.as_uuid(), role, &by)
+            }
+            RemoveMember { user_id, by } => self.remove_member(user_id.as_uuid(), &by),
             DefineRole {
                 name,
                 permissions,
@@ -193,12 +196,12 @@ impl Tenant {
                 expires_at,
                 now,
             } => self.invite(
-                invitation_id,
+                invitation_id.as_uuid(),
                 email,
                 role,
                 &by,
-                invited_by,
-                existing_user,
+                invited_by.map(UserId::as_uuid),
+                existing_user.map(UserId::as_uuid),
                 expires_at,
                 now,
             ),
@@ -207,14 +210,18 @@ impl Tenant {
                 token_version,
                 expires_at,
                 now,
-            } => self.resend_invitation(invitation_id, token_version, expires_at, now),
-            RevokeInvitation { invitation_id, now } => self.revoke_invitation(invitation_id, now),
+            } => self.resend_invitation(invitation_id.as_uuid(), token_version, expires_at, now),
+            RevokeInvitation { invitation_id, now } => {
+                self.revoke_invitation(invitation_id.as_uuid(), now)
+            }
             AcceptInvitation {
                 invitation_id,
                 user_id,
                 now,
-            } => self.accept_invitation(invitation_id, user_id, now),
-            ExpireInvitation { invitation_id, now } => self.expire_invitation(invitation_id, now),
+            } => self.accept_invitation(invitation_id.as_uuid(), user_id.as_uuid(), now),
+            ExpireInvitation { invitation_id, now } => {
+                self.expire_invitation(invitation_id.as_uuid(), now)
+            }
         }
     }
 
@@ -245,7 +252,14 @@ impl Tenant {
     }
 }
 
-crate::aggregate!(Tenant, "tenant", TenantCommand, TenantEvent, TenantError);
+crate::aggregate!(
+    Tenant,
+    "tenant",
+    crate::TenantId,
+    TenantCommand,
+    TenantEvent,
+    TenantError
+);
 
 impl Tenant {
     /// Fold one event into the state (the aggregate's `apply`).

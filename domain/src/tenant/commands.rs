@@ -1,5 +1,5 @@
+use crate::{InvitationId, TenantId, UserId};
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::access::{PermissionSet, RoleName};
 use crate::values::{Email, Slug, TenantName, TenantSettings};
@@ -12,7 +12,7 @@ pub enum Authority {
     /// or revoke the owner role.
     Platform,
     /// A member of this tenant acting under their current role.
-    Member(Uuid),
+    Member(UserId),
     /// A tenant API key, with the permissions it carries.
     ApiKey(PermissionSet),
 }
@@ -21,11 +21,11 @@ pub enum Authority {
 pub enum TenantCommand {
     /// Create the tenant, seating `owner` as its first owner when given.
     CreateTenant {
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         name: TenantName,
         slug: Slug,
         settings: TenantSettings,
-        owner: Option<Uuid>,
+        owner: Option<UserId>,
     },
     /// Change the name and/or merge-patch the settings; absent parts stay.
     UpdateTenant {
@@ -38,19 +38,19 @@ pub enum TenantCommand {
     ReactivateTenant,
     ArchiveTenant,
     AddMember {
-        user_id: Uuid,
+        user_id: UserId,
         role: RoleName,
         by: Authority,
         now: DateTime<Utc>,
     },
     ChangeMemberRole {
-        user_id: Uuid,
+        user_id: UserId,
         role: RoleName,
         by: Authority,
     },
     /// Remove a member; when `by` is the member themselves, they leave.
     RemoveMember {
-        user_id: Uuid,
+        user_id: UserId,
         by: Authority,
     },
     DefineRole {
@@ -69,18 +69,18 @@ pub enum TenantCommand {
     /// Invite an email to a role. `existing_user` is the user holding that
     /// email, if any (the aggregate refuses one who is already a member).
     Invite {
-        invitation_id: Uuid,
+        invitation_id: InvitationId,
         email: Email,
         role: RoleName,
         by: Authority,
-        invited_by: Option<Uuid>,
-        existing_user: Option<Uuid>,
+        invited_by: Option<UserId>,
+        existing_user: Option<UserId>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     },
     /// A new token and a new expiry; the old token dies.
     ResendInvitation {
-        invitation_id: Uuid,
+        invitation_id: InvitationId,
         /// The token version the caller derived the new token from: the
         /// current one plus one, or the resend lost a race.
         token_version: u32,
@@ -88,18 +88,18 @@ pub enum TenantCommand {
         now: DateTime<Utc>,
     },
     RevokeInvitation {
-        invitation_id: Uuid,
+        invitation_id: InvitationId,
         now: DateTime<Utc>,
     },
     /// The invitee joins with the invitation's role.
     AcceptInvitation {
-        invitation_id: Uuid,
-        user_id: Uuid,
+        invitation_id: InvitationId,
+        user_id: UserId,
         now: DateTime<Utc>,
     },
     /// Record that a pending invitation ran out (the expiry job).
     ExpireInvitation {
-        invitation_id: Uuid,
+        invitation_id: InvitationId,
         now: DateTime<Utc>,
     },
 }

@@ -63,12 +63,12 @@ fn created() -> TenantEvent {
 
 fn invite(by: Authority, role_name: &str, existing_user: Option<Uuid>) -> TenantCommand {
     TenantCommand::Invite {
-        invitation_id: INVITE,
+        invitation_id: INVITE.into(),
         email: email(),
         role: role(role_name),
         by,
-        invited_by: Some(OWNER),
-        existing_user,
+        invited_by: Some(OWNER.into()),
+        existing_user: existing_user.map(Into::into),
         expires_at: expiry(),
         now: now(),
     }
@@ -82,7 +82,7 @@ fn with_invitation() -> Vec<TenantEvent> {
 fn an_owner_invites_an_email_to_a_role() {
     Given::with(())
         .given(acme(json!({})))
-        .when(invite(Authority::Member(OWNER), "operator", None))
+        .when(invite(Authority::Member(OWNER.into()), "operator", None))
         .then_expect_events(vec![created()]);
 }
 
@@ -90,20 +90,24 @@ fn an_owner_invites_an_email_to_a_role() {
 fn a_member_cannot_be_invited() {
     Given::with(())
         .given(acme(json!({})))
-        .when(invite(Authority::Member(OWNER), "operator", Some(VIEWER)))
+        .when(invite(
+            Authority::Member(OWNER.into()),
+            "operator",
+            Some(VIEWER),
+        ))
         .then_expect_error(TenantError::AlreadyMember);
 }
 
 #[test]
 fn a_second_pending_invitation_for_the_same_email_is_refused() {
-    let mut again = invite(Authority::Member(OWNER), "viewer", None);
+    let mut again = invite(Authority::Member(OWNER.into()), "viewer", None);
     if let TenantCommand::Invite {
         invitation_id,
         email,
         ..
     } = &mut again
     {
-        *invitation_id = Uuid::from_u128(12);
+        *invitation_id = Uuid::from_u128(12).into();
         *email = Email::parse("new@ACME.io").unwrap();
     }
     Given::with(())
@@ -133,7 +137,7 @@ fn pending_invitations_hold_seats() {
     Given::with(())
         .given([acme(json!({"max_seats": 3})), vec![created()]].concat())
         .when(TenantCommand::AddMember {
-            user_id: NEWCOMER,
+            user_id: NEWCOMER.into(),
             role: role("viewer"),
             by: Authority::Platform,
             now: now(),
@@ -146,7 +150,7 @@ fn an_expired_invitation_frees_its_seat() {
     Given::with(())
         .given([acme(json!({"max_seats": 3})), vec![created()]].concat())
         .when(TenantCommand::AddMember {
-            user_id: NEWCOMER,
+            user_id: NEWCOMER.into(),
             role: role("viewer"),
             by: Authority::Platform,
             now: expiry(),
@@ -162,8 +166,8 @@ fn accepting_seats_the_invitee_in_the_same_commit() {
     Given::with(())
         .given(with_invitation())
         .when(TenantCommand::AcceptInvitation {
-            invitation_id: INVITE,
-            user_id: NEWCOMER,
+            invitation_id: INVITE.into(),
+            user_id: NEWCOMER.into(),
             now: now(),
         })
         .then_expect_events(vec![
@@ -192,8 +196,8 @@ fn an_invitation_is_used_once() {
             .concat(),
         )
         .when(TenantCommand::AcceptInvitation {
-            invitation_id: INVITE,
-            user_id: Uuid::from_u128(99),
+            invitation_id: INVITE.into(),
+            user_id: Uuid::from_u128(99).into(),
             now: now(),
         })
         .then_expect_error(TenantError::InvitationUsed);
@@ -204,8 +208,8 @@ fn a_pending_invitation_past_its_expiry_is_expired_at_once() {
     Given::with(())
         .given(with_invitation())
         .when(TenantCommand::AcceptInvitation {
-            invitation_id: INVITE,
-            user_id: NEWCOMER,
+            invitation_id: INVITE.into(),
+            user_id: NEWCOMER.into(),
             now: expiry(),
         })
         .then_expect_error(TenantError::InvitationExpired);
@@ -223,15 +227,15 @@ fn a_revoked_invitation_cannot_be_accepted_or_revoked_again() {
     Given::with(())
         .given(revoked.clone())
         .when(TenantCommand::AcceptInvitation {
-            invitation_id: INVITE,
-            user_id: NEWCOMER,
+            invitation_id: INVITE.into(),
+            user_id: NEWCOMER.into(),
             now: now(),
         })
         .then_expect_error(TenantError::InvitationRevoked);
     Given::with(())
         .given(revoked)
         .when(TenantCommand::RevokeInvitation {
-            invitation_id: INVITE,
+            invitation_id: INVITE.into(),
             now: now(),
         })
         .then_expect_error(TenantError::InvitationNotPending);
@@ -243,7 +247,7 @@ fn resending_moves_to_the_next_token_and_a_new_expiry() {
     Given::with(())
         .given(with_invitation())
         .when(TenantCommand::ResendInvitation {
-            invitation_id: INVITE,
+            invitation_id: INVITE.into(),
             token_version: 2,
             expires_at: later,
             now: now() + Duration::days(1),
@@ -260,7 +264,7 @@ fn an_expired_invitation_cannot_be_resent_or_revoked() {
     Given::with(())
         .given(with_invitation())
         .when(TenantCommand::RevokeInvitation {
-            invitation_id: INVITE,
+            invitation_id: INVITE.into(),
             now: expiry(),
         })
         .then_expect_error(TenantError::InvitationNotPending);
@@ -271,14 +275,14 @@ fn the_expiry_job_records_only_what_ran_out() {
     Given::with(())
         .given(with_invitation())
         .when(TenantCommand::ExpireInvitation {
-            invitation_id: INVITE,
+            invitation_id: INVITE.into(),
             now: now(),
         })
         .then_expect_events(vec![]);
     Given::with(())
         .given(with_invitation())
         .when(TenantCommand::ExpireInvitation {
-            invitation_id: INVITE,
+            invitation_id: INVITE.into(),
             now: expiry(),
         })
         .then_expect_events(vec![TenantEvent::InvitationExpired {

@@ -28,7 +28,7 @@ impl Tenant {
         match by {
             Authority::Platform => platform_admin_permissions(),
             Authority::Member(id) => self
-                .role_of(*id)
+                .role_of(id.as_uuid())
                 .and_then(|r| self.role_permissions(r))
                 .unwrap_or(PermissionSet::EMPTY),
             Authority::ApiKey(permissions) => *permissions,
@@ -38,7 +38,7 @@ impl Tenant {
     fn is_owner(&self, by: &Authority) -> bool {
         match by {
             Authority::Platform => true,
-            Authority::Member(id) => self.role_of(*id).is_some_and(RoleName::is_owner),
+            Authority::Member(id) => self.role_of(id.as_uuid()).is_some_and(RoleName::is_owner),
             Authority::ApiKey(_) => false,
         }
     }
@@ -108,7 +108,7 @@ impl Tenant {
             .role_of(user_id)
             .cloned()
             .ok_or(TenantError::MemberNotFound)?;
-        let leaving = *by == Authority::Member(user_id);
+        let leaving = *by == Authority::Member(user_id.into());
         if role.is_owner() {
             if !leaving && !self.is_owner(by) {
                 return Err(TenantError::OwnerRequired);

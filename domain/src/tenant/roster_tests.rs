@@ -62,11 +62,11 @@ fn creating_a_tenant_with_an_owner_seats_them_in_the_same_commit() {
     Given::with(())
         .given_no_previous_events()
         .when(TenantCommand::CreateTenant {
-            tenant_id: Uuid::from_u128(7),
+            tenant_id: Uuid::from_u128(7).into(),
             name: TenantName::parse("Acme").unwrap(),
             slug: Slug::parse("acme").unwrap(),
             settings: TenantSettings::default(),
-            owner: Some(OWNER),
+            owner: Some(OWNER.into()),
         })
         .then_expect_events(vec![created(json!({})), added(OWNER, "owner")]);
 }
@@ -76,9 +76,9 @@ fn an_admin_adds_a_member_with_a_role_they_hold() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::AddMember {
-            user_id: NEWCOMER,
+            user_id: NEWCOMER.into(),
             role: role("operator"),
-            by: Authority::Member(ADMIN),
+            by: Authority::Member(ADMIN.into()),
             now: now(),
         })
         .then_expect_events(vec![added(NEWCOMER, "operator")]);
@@ -89,7 +89,7 @@ fn adding_someone_twice_is_already_member() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::AddMember {
-            user_id: VIEWER,
+            user_id: VIEWER.into(),
             role: role("viewer"),
             by: Authority::Platform,
             now: now(),
@@ -102,9 +102,9 @@ fn only_owners_grant_the_owner_role() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::ChangeMemberRole {
-            user_id: VIEWER,
+            user_id: VIEWER.into(),
             role: role("owner"),
-            by: Authority::Member(ADMIN),
+            by: Authority::Member(ADMIN.into()),
         })
         .then_expect_error(TenantError::OwnerRequired);
 }
@@ -114,9 +114,9 @@ fn only_owners_revoke_the_owner_role() {
     Given::with(())
         .given([acme(), vec![added(OWNER_2, "owner")]].concat())
         .when(TenantCommand::ChangeMemberRole {
-            user_id: OWNER_2,
+            user_id: OWNER_2.into(),
             role: role("viewer"),
-            by: Authority::Member(ADMIN),
+            by: Authority::Member(ADMIN.into()),
         })
         .then_expect_error(TenantError::OwnerRequired);
 }
@@ -126,9 +126,9 @@ fn an_owner_promotes_a_member_to_owner() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::ChangeMemberRole {
-            user_id: ADMIN,
+            user_id: ADMIN.into(),
             role: role("owner"),
-            by: Authority::Member(OWNER),
+            by: Authority::Member(OWNER.into()),
         })
         .then_expect_events(vec![TenantEvent::MemberRoleChanged {
             user_id: ADMIN,
@@ -142,9 +142,9 @@ fn demoting_the_last_owner_is_refused() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::ChangeMemberRole {
-            user_id: OWNER,
+            user_id: OWNER.into(),
             role: role("admin"),
-            by: Authority::Member(OWNER),
+            by: Authority::Member(OWNER.into()),
         })
         .then_expect_error(TenantError::LastOwner);
 }
@@ -154,7 +154,7 @@ fn removing_the_last_owner_is_refused_even_for_the_platform() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::RemoveMember {
-            user_id: OWNER,
+            user_id: OWNER.into(),
             by: Authority::Platform,
         })
         .then_expect_error(TenantError::LastOwner);
@@ -165,8 +165,8 @@ fn the_last_owner_cannot_leave() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::RemoveMember {
-            user_id: OWNER,
-            by: Authority::Member(OWNER),
+            user_id: OWNER.into(),
+            by: Authority::Member(OWNER.into()),
         })
         .then_expect_error(TenantError::LastOwner);
 }
@@ -176,8 +176,8 @@ fn one_of_two_owners_may_leave() {
     Given::with(())
         .given([acme(), vec![added(OWNER_2, "owner")]].concat())
         .when(TenantCommand::RemoveMember {
-            user_id: OWNER_2,
-            by: Authority::Member(OWNER_2),
+            user_id: OWNER_2.into(),
+            by: Authority::Member(OWNER_2.into()),
         })
         .then_expect_events(vec![TenantEvent::MemberRemoved {
             user_id: OWNER_2,
@@ -191,8 +191,8 @@ fn a_member_leaves_and_an_admin_removes_a_viewer() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::RemoveMember {
-            user_id: VIEWER,
-            by: Authority::Member(ADMIN),
+            user_id: VIEWER.into(),
+            by: Authority::Member(ADMIN.into()),
         })
         .then_expect_events(vec![TenantEvent::MemberRemoved {
             user_id: VIEWER,
@@ -210,9 +210,9 @@ fn a_custom_role_cannot_grant_a_role_above_it() {
     Given::with(())
         .given([acme(), vec![manager, added(NEWCOMER, "manager")]].concat())
         .when(TenantCommand::ChangeMemberRole {
-            user_id: VIEWER,
+            user_id: VIEWER.into(),
             role: role("operator"),
-            by: Authority::Member(NEWCOMER),
+            by: Authority::Member(NEWCOMER.into()),
         })
         .then_expect_error(TenantError::RoleEscalation {
             missing: crate::access::BuiltinRole::Operator
@@ -226,7 +226,7 @@ fn an_api_key_grants_only_what_it_carries() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::AddMember {
-            user_id: NEWCOMER,
+            user_id: NEWCOMER.into(),
             role: role("viewer"),
             by: Authority::ApiKey(PermissionSet::of(&[
                 Permission::MembersManage,
@@ -250,7 +250,7 @@ fn the_seat_limit_refuses_one_member_too_many() {
             added(ADMIN, "admin"),
         ])
         .when(TenantCommand::AddMember {
-            user_id: NEWCOMER,
+            user_id: NEWCOMER.into(),
             role: role("viewer"),
             by: Authority::Platform,
             now: now(),
@@ -263,7 +263,7 @@ fn unknown_roles_cannot_be_granted() {
     Given::with(())
         .given(acme())
         .when(TenantCommand::AddMember {
-            user_id: NEWCOMER,
+            user_id: NEWCOMER.into(),
             role: role("ghost"),
             by: Authority::Platform,
             now: now(),
@@ -276,9 +276,9 @@ fn a_custom_role_is_defined_and_granted() {
     Given::with(())
         .given([acme(), vec![support_role()]].concat())
         .when(TenantCommand::AddMember {
-            user_id: NEWCOMER,
+            user_id: NEWCOMER.into(),
             role: role("support"),
-            by: Authority::Member(ADMIN),
+            by: Authority::Member(ADMIN.into()),
             now: now(),
         })
         .then_expect_events(vec![added(NEWCOMER, "support")]);
@@ -291,7 +291,7 @@ fn a_role_cannot_take_a_builtin_name_or_carry_llm_keys_use() {
         .when(TenantCommand::DefineRole {
             name: role("viewer"),
             permissions: PermissionSet::EMPTY,
-            by: Authority::Member(OWNER),
+            by: Authority::Member(OWNER.into()),
         })
         .then_expect_error(TenantError::RoleExists);
     Given::with(())
@@ -311,7 +311,7 @@ fn a_viewer_cannot_define_a_role_holding_more_than_viewing() {
         .when(TenantCommand::DefineRole {
             name: role("sneaky"),
             permissions: PermissionSet::of(&[Permission::TenantRead, Permission::BillingManage]),
-            by: Authority::Member(VIEWER),
+            by: Authority::Member(VIEWER.into()),
         })
         .then_expect_error(TenantError::RoleEscalation {
             missing: PermissionSet::of(&[Permission::BillingManage]),
@@ -354,7 +354,7 @@ fn an_unused_custom_role_is_updated_then_deleted() {
         .when(TenantCommand::UpdateRole {
             name: role("support"),
             permissions,
-            by: Authority::Member(ADMIN),
+            by: Authority::Member(ADMIN.into()),
         })
         .then_expect_events(vec![TenantEvent::RoleUpdated {
             name: role("support"),

@@ -35,7 +35,7 @@ fn creating_a_tenant_records_its_name_slug_and_settings() {
     Given::with(())
         .given_no_previous_events()
         .when(TenantCommand::CreateTenant {
-            tenant_id: id(),
+            tenant_id: id().into(),
             name: TenantName::parse("Acme").unwrap(),
             slug: Slug::parse("acme").unwrap(),
             settings: TenantSettings::default(),
@@ -49,7 +49,7 @@ fn creating_a_tenant_twice_is_refused() {
     Given::with(())
         .given(vec![created()])
         .when(TenantCommand::CreateTenant {
-            tenant_id: id(),
+            tenant_id: id().into(),
             name: TenantName::parse("Acme").unwrap(),
             slug: Slug::parse("acme").unwrap(),
             settings: TenantSettings::default(),

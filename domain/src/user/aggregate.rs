@@ -48,7 +48,7 @@ impl User {
                 name,
                 platform_admin,
             } => Ok(vec![UserEvent::UserRegistered {
-                user_id,
+                user_id: user_id.as_uuid(),
                 email,
                 name,
                 platform_admin,
@@ -75,7 +75,14 @@ impl User {
     }
 }
 
-crate::aggregate!(User, "user", UserCommand, UserEvent, UserError);
+crate::aggregate!(
+    User,
+    "user",
+    crate::UserId,
+    UserCommand,
+    UserEvent,
+    UserError
+);
 
 impl User {
     /// Fold one event into the state (the aggregate's `apply`).

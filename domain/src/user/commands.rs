@@ -1,4 +1,4 @@
-use uuid::Uuid;
+use crate::UserId;
 
 use crate::values::{Email, PersonName};
 
@@ -7,7 +7,7 @@ use crate::values::{Email, PersonName};
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserCommand {
     RegisterUser {
-        user_id: Uuid,
+        user_id: UserId,
         email: Email,
         name: PersonName,
         platform_admin: bool,

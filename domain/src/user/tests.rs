@@ -21,7 +21,7 @@ fn registering_a_user_records_email_name_and_admin_flag() {
     Given::with(())
         .given_no_previous_events()
         .when(UserCommand::RegisterUser {
-            user_id: Uuid::from_u128(1),
+            user_id: Uuid::from_u128(1).into(),
             email: Email::parse("Ada@Example.com").unwrap(),
             name: PersonName::parse("Ada").unwrap(),
             platform_admin: false,
@@ -45,7 +45,7 @@ fn registering_an_existing_user_is_refused() {
     Given::with(())
         .given(vec![registered()])
         .when(UserCommand::RegisterUser {
-            user_id: Uuid::from_u128(1),
+            user_id: Uuid::from_u128(1).into(),
             email: Email::parse("other@example.com").unwrap(),
             name: PersonName::parse("Other").unwrap(),
             platform_admin: false,

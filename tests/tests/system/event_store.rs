@@ -542,28 +542,25 @@ async fn the_per_tenant_sequence_is_gapless_and_the_hash_chain_verifies() {
 /// command must still see what another process appended meanwhile.
 #[tokio::test]
 async fn cached_aggregate_state_catches_up_with_another_process() {
-    use tenantry_api::store::CommandExecutor;
+    use tenantry_api::store::Store;
     use tenantry_domain::tenant::{Tenant, TenantCommand, TenantEvent};
     use tenantry_domain::values::{Slug, TenantName, TenantSettings};
     use tenantry_domain::{Actor, EventMetadata};
 
     let db = TestDb::create().await;
     let pool = db.migrated_pool().await;
-    let (here, there) = (
-        CommandExecutor::new(pool.clone()),
-        CommandExecutor::new(pool.clone()),
-    );
+    let (here, there) = (Store::new(pool.clone()), Store::new(pool.clone()));
     let id = Uuid::now_v7();
     let meta = EventMetadata::new(id, Actor::system("test"), None, chrono::Utc::now());
     let rename = |name: &str| TenantCommand::UpdateTenant {
         name: Some(TenantName::parse(name).unwrap()),
         settings_patch: None,
     };
-    let run = |store: &CommandExecutor, command: TenantCommand| {
+    let run = |store: &Store, command: TenantCommand| {
         let (store, meta) = (store.clone(), meta.clone());
         async move {
             store
-                .execute::<Tenant>(&id.to_string(), command, &meta)
+                .execute::<Tenant>(id.into(), command, &meta)
                 .await
                 .map_err(|e| format!("{e:?}"))
                 .unwrap()
@@ -572,16 +569,16 @@ async fn cached_aggregate_state_catches_up_with_another_process() {
         }
     };
     let create = TenantCommand::CreateTenant {
-        tenant_id: id,
+        tenant_id: id.into(),
         name: TenantName::parse("One").unwrap(),
         slug: Slug::parse("one").unwrap(),
         settings: TenantSettings::parse(json!({})).unwrap(),
         owner: None,
     };
-    let name_seen_by = |store: &CommandExecutor| {
+    let name_seen_by = |store: &Store| {
         let store = store.clone();
         async move {
-            let (tenant, version) = store.load::<Tenant>(&id.to_string()).await.unwrap();
+            let (tenant, version) = store.load::<Tenant>(id.into()).await.unwrap();
             (tenant.name.unwrap().as_str().to_string(), version)
         }
     };
@@ -595,7 +592,7 @@ async fn cached_aggregate_state_catches_up_with_another_process() {
     assert_eq!(name_seen_by(&there).await, ("Three".to_string(), 3));
     // A refused command leaves the cached state usable.
     assert!(here
-        .execute::<Tenant>(&id.to_string(), TenantCommand::ReactivateTenant, &meta)
+        .execute::<Tenant>(id.into(), TenantCommand::ReactivateTenant, &meta)
         .await
         .is_err());
     assert_eq!(run(&here, rename("Four")).await, 1);
@@ -615,7 +612,7 @@ async fn cached_aggregate_state_catches_up_with_another_process() {
     // An append on a stale state loses the race and is decided again.
     assert_eq!(run(&there, rename("Six")).await, 1);
     let committed = here
-        .execute::<Tenant>(&id.to_string(), rename("Seven"), &meta)
+        .execute::<Tenant>(id.into(), rename("Seven"), &meta)
         .await
         .map_err(|e| format!("{e:?}"))
         .unwrap();

@@ -325,8 +325,18 @@ async fn rotation_lets_the_old_master_key_go() {
 
     let both = MasterKeys::parse(&format!("{},{k1}", master("k2", 2))).unwrap();
     let pool = db.migrated_pool().await;
-    assert_eq!(tenantry_api::cli::rotate(&pool, &both).await.unwrap(), 2);
-    assert_eq!(tenantry_api::cli::rotate(&pool, &both).await.unwrap(), 0);
+    assert_eq!(
+        tenantry_api::cli::rotate(&tenantry_api::store::Store::new(pool.clone()), &both)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        tenantry_api::cli::rotate(&tenantry_api::store::Store::new(pool.clone()), &both)
+            .await
+            .unwrap(),
+        0
+    );
     pool.close().await;
 
     // Without k1, every secret still resolves.
