@@ -22,28 +22,30 @@ pub struct NewKey {
 }
 
 pub(crate) async fn insert(tx: &mut PgConnection, key: &NewKey) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, secret_hash, prefix, name, permissions, created_by, expires_at) \
+    sqlx::query!(
+"INSERT INTO api_keys (id, tenant_id, secret_hash, prefix, name, permissions, created_by, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(key.id)
-    .bind(key.tenant_id)
-    .bind(&key.secret_hash)
-    .bind(&key.prefix)
-    .bind(&key.name)
-    .bind(&key.permissions)
-    .bind(&key.created_by)
-    .bind(key.expires_at)
+key.id,
+key.tenant_id,
+&key.secret_hash,
+&key.prefix,
+&key.name,
+&key.permissions as &[&str],
+&key.created_by,
+key.expires_at
+)
     .execute(tx)
     .await?;
     Ok(())
 }
 
 pub(crate) async fn revoke(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-        .bind(id)
-        .execute(tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        id
+    )
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -72,9 +74,6 @@ pub struct KeyRow {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str =
-    "id, name, prefix, permissions, created_by, created_at, expires_at, last_used_at";
-
 /// Reading and touching API-key credentials: [`crate::Store::api_keys`].
 #[derive(Clone, Copy)]
 pub struct ApiKeys<'a> {
@@ -83,25 +82,26 @@ pub struct ApiKeys<'a> {
 
 impl ApiKeys<'_> {
     pub async fn find_by_secret(&self, hash: &[u8]) -> Result<Option<KeyAuth>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT k.id, k.tenant_id, k.permissions, k.last_used_at, t.status AS tenant_status, \
-                    k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) AS usable \
+        sqlx::query_as!(
+            KeyAuth,
+            "SELECT k.id, k.tenant_id, k.permissions, k.last_used_at, t.status AS \"tenant_status?\", \
+                    k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) AS \"usable!\" \
                FROM api_keys k LEFT JOIN tenants_view t ON t.id = k.tenant_id \
               WHERE k.secret_hash = $1",
+            hash
         )
-        .bind(hash)
         .fetch_optional(self.pool)
         .await
     }
 
     /// Record a use, at most once per `resolution`: no write on most requests.
     pub async fn touch(&self, id: Uuid, resolution: Duration) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE api_keys SET last_used_at = now() \
-              WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - $2::interval)",
+              WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - $2::float8 * interval '1 second')",
+            id,
+            resolution.as_secs_f64()
         )
-        .bind(id)
-        .bind(format!("{} seconds", resolution.as_secs()))
         .execute(self.pool)
         .await?;
         Ok(())
@@ -114,14 +114,16 @@ impl ApiKeys<'_> {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<crate::page::Page<KeyRow>, sqlx::Error> {
-        let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM api_keys \
+        let rows = sqlx::query_as!(
+            KeyRow,
+            "SELECT id, name, prefix, permissions, created_by, created_at, expires_at, last_used_at \
+               FROM api_keys \
               WHERE tenant_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id > $2) \
-              ORDER BY id LIMIT $3"
-        ))
-        .bind(tenant_id)
-        .bind(after)
-        .bind(limit + 1)
+              ORDER BY id LIMIT $3",
+            tenant_id,
+            after,
+            limit + 1
+        )
         .fetch_all(self.pool)
         .await?;
         Ok(crate::page::Page::from_rows(rows, limit, |r| r.id))
@@ -129,11 +131,13 @@ impl ApiKeys<'_> {
 
     /// A live key of this tenant (another tenant's id is simply not found).
     pub async fn get(&self, tenant_id: Uuid, id: Uuid) -> Result<Option<KeyRow>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
-        ))
-        .bind(tenant_id)
-        .bind(id)
+        sqlx::query_as!(
+            KeyRow,
+            "SELECT id, name, prefix, permissions, created_by, created_at, expires_at, last_used_at \
+               FROM api_keys WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+            tenant_id,
+            id
+        )
         .fetch_optional(self.pool)
         .await
     }

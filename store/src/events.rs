@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use tenantry_domain::{
     AggregateRoot, ClaimChange, ClaimScope, CodecError, EventCodec, EventMetadata, UniqueClaims,
 };
@@ -317,21 +317,20 @@ impl CommandExecutor {
         A::Event: EventCodec,
     {
         let (mut aggregate, mut version) = from.unwrap_or_default();
-        let rows = sqlx::query(
+        let rows = sqlx::query!(
             "SELECT sequence, event_type, event_version, payload FROM events \
               WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
+            A::TYPE,
+            aggregate_id,
+            version
         )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(version)
         .fetch_all(&self.pool)
         .await?;
         for row in rows {
-            let event_type: String = row.get("event_type");
-            let event = A::Event::decode(&event_type, row.get("event_version"), row.get("payload"))
+            let event = A::Event::decode(&row.event_type, row.event_version, row.payload)
                 .map_err(CommandError::Codec)?;
             aggregate.apply(event);
-            version = row.get("sequence");
+            version = row.sequence;
         }
         Ok((aggregate, version))
     }
@@ -489,23 +488,24 @@ impl CommandExecutor {
             rows.payload.push(payload);
             claims.extend(event.claim_changes());
         }
-        let insert = sqlx::query(
+        let insert = sqlx::query_as!(
+            Appended,
             "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, \
                                  event_version, payload, metadata) \
              SELECT $1, $2, $3, e.sequence, e.event_type, e.event_version, e.payload, $8 \
                FROM UNNEST($4::bigint[], $5::text[], $6::int[], $7::jsonb[]) \
                     WITH ORDINALITY AS e(sequence, event_type, event_version, payload, n) \
               ORDER BY e.n \
-             RETURNING tx_id::text AS tx_id, position",
-        )
-        .bind(tenant_id)
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(rows.sequence)
-        .bind(rows.event_type)
-        .bind(rows.event_version)
-        .bind(rows.payload)
-        .bind(metadata);
+             RETURNING tx_id::text AS \"tx_id!\", position",
+            tenant_id,
+            A::TYPE,
+            aggregate_id,
+            &rows.sequence,
+            &rows.event_type,
+            &rows.event_version,
+            &rows.payload,
+            metadata
+        );
         if claims.is_empty() && side.is_empty() {
             let appended = insert.fetch_all(&self.pool).await?;
             return last_checkpoint(&appended);
@@ -532,14 +532,17 @@ struct NewEvents {
     payload: Vec<Value>,
 }
 
+/// Where an appended event landed.
+struct Appended {
+    tx_id: String,
+    position: i64,
+}
+
 /// The global position of the last of the appended rows.
-fn last_checkpoint<E>(rows: &[sqlx::postgres::PgRow]) -> Result<Checkpoint, CommandError<E>> {
+fn last_checkpoint<E>(rows: &[Appended]) -> Result<Checkpoint, CommandError<E>> {
     let mut last = Checkpoint::ZERO;
     for row in rows {
-        last = last.max(Checkpoint::from_parts(
-            row.get("tx_id"),
-            row.get("position"),
-        )?);
+        last = last.max(Checkpoint::from_parts(&row.tx_id, row.position)?);
     }
     Ok(last)
 }
@@ -551,12 +554,12 @@ async fn apply_claim<E>(
 ) -> Result<(), CommandError<E>> {
     match change {
         ClaimChange::Claim { scope, value } => {
-            let result = sqlx::query(
+            let result = sqlx::query!(
                 "INSERT INTO unique_claims (scope, value, owner_id) VALUES ($1, $2, $3)",
+                scope.as_str(),
+                &value,
+                owner
             )
-            .bind(scope.as_str())
-            .bind(&value)
-            .bind(owner)
             .execute(&mut *tx)
             .await;
             match result {
@@ -568,12 +571,12 @@ async fn apply_claim<E>(
             }
         }
         ClaimChange::Release { scope, value } => {
-            sqlx::query(
+            sqlx::query!(
                 "DELETE FROM unique_claims WHERE scope = $1 AND value = $2 AND owner_id = $3",
+                scope.as_str(),
+                &value,
+                owner
             )
-            .bind(scope.as_str())
-            .bind(&value)
-            .bind(owner)
             .execute(&mut *tx)
             .await?;
             Ok(())
@@ -587,9 +590,11 @@ pub(crate) async fn claim_owner(
     scope: ClaimScope,
     value: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT owner_id FROM unique_claims WHERE scope = $1 AND value = $2")
-        .bind(scope.as_str())
-        .bind(value)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_scalar!(
+        "SELECT owner_id FROM unique_claims WHERE scope = $1 AND value = $2",
+        scope.as_str(),
+        value
+    )
+    .fetch_optional(pool)
+    .await
 }

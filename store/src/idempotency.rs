@@ -41,22 +41,23 @@ impl Idempotency<'_> {
         key: &str,
         request_hash: &[u8],
     ) -> Result<Reservation, sqlx::Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (caller, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(caller)
-        .bind(key)
-        .bind(request_hash)
+        let inserted = sqlx::query!(
+"INSERT INTO idempotency_keys (caller, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+caller,
+key,
+request_hash
+)
         .execute(self.pool)
         .await?;
         if inserted.rows_affected() == 1 {
             return Ok(Reservation::New);
         }
-        let existing: Option<Existing> = sqlx::query_as(
+        let existing = sqlx::query_as!(
+            Existing,
             "SELECT request_hash, status, response_body, content_type FROM idempotency_keys WHERE caller = $1 AND key = $2",
+            caller,
+            key
         )
-        .bind(caller)
-        .bind(key)
         .fetch_optional(self.pool)
         .await?;
         Ok(match existing {
@@ -85,14 +86,14 @@ impl Idempotency<'_> {
         body: &[u8],
         content_type: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $3, response_body = $4, content_type = $5 WHERE caller = $1 AND key = $2",
-        )
-        .bind(caller)
-        .bind(key)
-        .bind(status as i16)
-        .bind(body)
-        .bind(content_type)
+        sqlx::query!(
+"UPDATE idempotency_keys SET status = $3, response_body = $4, content_type = $5 WHERE caller = $1 AND key = $2",
+caller,
+key,
+status as i16,
+body,
+content_type
+)
         .execute(self.pool)
         .await?;
         Ok(())
@@ -100,11 +101,13 @@ impl Idempotency<'_> {
 
     /// Forget a reservation whose request failed in a way a retry may fix.
     pub async fn release(&self, caller: &str, key: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2")
-            .bind(caller)
-            .bind(key)
-            .execute(self.pool)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2",
+            caller,
+            key
+        )
+        .execute(self.pool)
+        .await?;
         Ok(())
     }
 }

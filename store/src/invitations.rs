@@ -10,13 +10,13 @@ pub(crate) async fn set_token(
     tenant_id: Uuid,
     token_hash: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO invitation_tokens (token_hash, invitation_id, tenant_id) VALUES ($1, $2, $3) \
+    sqlx::query!(
+"INSERT INTO invitation_tokens (token_hash, invitation_id, tenant_id) VALUES ($1, $2, $3) \
          ON CONFLICT (invitation_id) DO UPDATE SET token_hash = EXCLUDED.token_hash, created_at = now()",
-    )
-    .bind(token_hash)
-    .bind(invitation_id)
-    .bind(tenant_id)
+token_hash,
+invitation_id,
+tenant_id
+)
     .execute(tx)
     .await?;
     Ok(())
@@ -31,11 +31,12 @@ pub struct InvitationTokens<'a> {
 impl InvitationTokens<'_> {
     /// The invitation and tenant a live token belongs to.
     pub async fn find(&self, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
-        sqlx::query_as(
+        let row = sqlx::query!(
             "SELECT invitation_id, tenant_id FROM invitation_tokens WHERE token_hash = $1",
+            token_hash
         )
-        .bind(token_hash)
         .fetch_optional(self.pool)
-        .await
+        .await?;
+        Ok(row.map(|r| (r.invitation_id, r.tenant_id)))
     }
 }

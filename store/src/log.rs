@@ -55,32 +55,26 @@ impl StoredEvent {
     }
 }
 
-pub const EVENT_COLUMNS: &str = "position, tx_id::text AS tx_id, tenant_id, tenant_sequence, \
-     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
-
-/// The rows after checkpoint `($1, $2)` in global order, from finished
-/// transactions only, at most `$3`: the tail of every log-reading query.
-///
-/// The `ORDER BY` names `events.tx_id`: a bare `tx_id` would mean the
-/// `tx_id::text` output column, sort transaction 10 before 9, and let a
-/// batch's checkpoint jump past events it never read. Ordered by the
-/// `xid8` column, the query also walks the `(tx_id, position)` index and
-/// stops after `limit` rows instead of sorting everything after `after`.
-const AFTER_CHECKPOINT: &str = "FROM events \
-      WHERE (tx_id, position) > ($1::text::xid8, $2) \
-        AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-      ORDER BY events.tx_id, events.position LIMIT $3";
+// Reading after a checkpoint: the rows after `($1, $2)` in global order,
+// from finished transactions only, at most `$3`.
+//
+// The `ORDER BY` names `events.tx_id`: a bare `tx_id` would mean the
+// `tx_id::text` output column, sort transaction 10 before 9, and let a
+// batch's checkpoint jump past events it never read. Ordered by the `xid8`
+// column, the query also walks the `(tx_id, position)` index and stops
+// after `limit` rows instead of sorting everything after `after`.
 
 /// The newest committed event's place in the global order, `None` for an
 /// empty log. It may still be behind the read horizon (`pg_snapshot_xmin`)
 /// while an older transaction runs.
 pub async fn head(pool: &sqlx::PgPool) -> Result<Option<Checkpoint>, sqlx::Error> {
-    let row: Option<(String, i64)> = sqlx::query_as(
-        "SELECT tx_id::text, position FROM events ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
+    let row = sqlx::query!(
+        "SELECT tx_id::text AS \"tx_id!\", position FROM events \
+          ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
     )
     .fetch_optional(pool)
     .await?;
-    row.map(|(tx_id, position)| Checkpoint::from_parts(&tx_id, position))
+    row.map(|row| Checkpoint::from_parts(&row.tx_id, row.position))
         .transpose()
 }
 
@@ -90,13 +84,20 @@ pub async fn read_after(
     after: Checkpoint,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let sql = format!("SELECT {EVENT_COLUMNS} {AFTER_CHECKPOINT}");
-    sqlx::query_as(&sql)
-        .bind(after.tx_id.to_string())
-        .bind(after.position)
-        .bind(limit)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as!(
+        StoredEvent,
+        "SELECT position, tx_id::text AS \"tx_id!\", tenant_id, tenant_sequence, aggregate_type, \
+                aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
+           FROM events \
+          WHERE (tx_id, position) > ($1::text::xid8, $2) \
+            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+          ORDER BY events.tx_id, events.position LIMIT $3",
+        after.tx_id.to_string(),
+        after.position,
+        limit
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// Where an event is in the log and what it is, without its contents.
@@ -121,15 +122,19 @@ pub async fn headers_after(
     after: Checkpoint,
     limit: i64,
 ) -> Result<Vec<EventHeader>, sqlx::Error> {
-    let sql = format!(
-        "SELECT tx_id::text AS tx_id, position, aggregate_type, event_type {AFTER_CHECKPOINT}"
-    );
-    sqlx::query_as(&sql)
-        .bind(after.tx_id.to_string())
-        .bind(after.position)
-        .bind(limit)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as!(
+        EventHeader,
+        "SELECT tx_id::text AS \"tx_id!\", position, aggregate_type, event_type \
+           FROM events \
+          WHERE (tx_id, position) > ($1::text::xid8, $2) \
+            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+          ORDER BY events.tx_id, events.position LIMIT $3",
+        after.tx_id.to_string(),
+        after.position,
+        limit
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// A tenant's events in per-tenant order, after `after_sequence`.
@@ -139,17 +144,19 @@ pub async fn tenant_events(
     after_sequence: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events \
+    sqlx::query_as!(
+        StoredEvent,
+        "SELECT position, tx_id::text AS \"tx_id!\", tenant_id, tenant_sequence, aggregate_type, \
+                aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
+           FROM events \
           WHERE tenant_id = $1 AND tenant_sequence > $2 \
-          ORDER BY tenant_sequence LIMIT $3"
-    );
-    sqlx::query_as(&sql)
-        .bind(tenant_id)
-        .bind(after_sequence)
-        .bind(limit)
-        .fetch_all(conn)
-        .await
+          ORDER BY tenant_sequence LIMIT $3",
+        tenant_id,
+        after_sequence,
+        limit
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// What a command appended, for read-your-writes: the position of its

@@ -50,17 +50,17 @@ impl OutboxBatch {
             Outcome::Failed(e) => ("failed", Some(e.as_str()), None),
             Outcome::Retry { error, after } => ("pending", Some(error.as_str()), Some(*after)),
         };
-        sqlx::query(
+        sqlx::query!(
             "UPDATE email_outbox SET status = $2, attempts = $3, last_error = $4, \
                     sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END, \
                     next_attempt_at = now() + COALESCE($5::bigint, 0) * interval '1 millisecond' \
               WHERE id = $1",
+            row.id,
+            status,
+            row.attempts + 1,
+            error,
+            delay.map(|d| d.as_millis() as i64)
         )
-        .bind(row.id)
-        .bind(status)
-        .bind(row.attempts + 1)
-        .bind(error)
-        .bind(delay.map(|d| d.as_millis() as i64))
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -81,12 +81,13 @@ impl Outbox<'_> {
     /// Claim up to `limit` due rows, oldest due first.
     pub async fn claim_due(&self, limit: i64) -> Result<OutboxBatch, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            OutboxRow,
             "SELECT id, tenant_id, invitation_id, token_version, recipient, attempts FROM email_outbox \
               WHERE status = 'pending' AND next_attempt_at <= now() \
               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            limit
         )
-        .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
         Ok(OutboxBatch { tx, rows })

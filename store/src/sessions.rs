@@ -10,12 +10,12 @@ pub(crate) async fn set_password(
     user_id: Uuid,
     hash: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO credentials (user_id, password_hash) VALUES ($1, $2) \
          ON CONFLICT (user_id) DO UPDATE SET password_hash = $2, updated_at = now()",
+        user_id,
+        hash
     )
-    .bind(user_id)
-    .bind(hash)
     .execute(tx)
     .await?;
     Ok(())
@@ -28,12 +28,14 @@ pub(crate) async fn start_session(
     expires_at: DateTime<Utc>,
     refresh_hash: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
-        .bind(session_id)
-        .bind(user_id)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)",
+        session_id,
+        user_id,
+        expires_at
+    )
+    .execute(&mut *tx)
+    .await?;
     add_refresh_token(tx, session_id, refresh_hash).await
 }
 
@@ -45,13 +47,13 @@ pub(crate) async fn start_impersonation(
     admin_id: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO sessions (id, user_id, expires_at, impersonator_id) VALUES ($1, $2, $3, $4)",
+        session_id,
+        user_id,
+        expires_at,
+        admin_id
     )
-    .bind(session_id)
-    .bind(user_id)
-    .bind(expires_at)
-    .bind(admin_id)
     .execute(tx)
     .await?;
     Ok(())
@@ -62,11 +64,13 @@ pub(crate) async fn add_refresh_token(
     session_id: Uuid,
     hash: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
-        .bind(hash)
-        .bind(session_id)
-        .execute(tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+        hash,
+        session_id
+    )
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -76,10 +80,10 @@ pub(crate) async fn rotate_refresh_token(
     tx: &mut PgConnection,
     hash: &[u8],
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1 AND rotated_at IS NULL",
+        hash
     )
-    .bind(hash)
     .execute(tx)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -90,11 +94,11 @@ pub(crate) async fn revoke_session(
     session_id: Uuid,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
-    )
-    .bind(session_id)
-    .bind(reason)
+    sqlx::query!(
+"UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+session_id,
+reason
+)
     .execute(tx)
     .await?;
     Ok(())
@@ -105,11 +109,11 @@ pub(crate) async fn revoke_user_sessions(
     user_id: Uuid,
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(user_id)
-    .bind(reason)
+    let done = sqlx::query!(
+"UPDATE sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+user_id,
+reason
+)
     .execute(tx)
     .await?;
     Ok(done.rows_affected())
@@ -156,23 +160,26 @@ pub struct Sessions<'a> {
 
 impl Sessions<'_> {
     pub async fn password_hash(&self, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT password_hash FROM credentials WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(self.pool)
-            .await
+        sqlx::query_scalar!(
+            "SELECT password_hash FROM credentials WHERE user_id = $1",
+            user_id
+        )
+        .fetch_optional(self.pool)
+        .await
     }
 
     pub async fn find_refresh_token(
         &self,
         hash: &[u8],
     ) -> Result<Option<RefreshLookup>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT s.id AS session_id, s.user_id, rt.rotated_at IS NOT NULL AS rotated, \
-                    s.revoked_at IS NOT NULL AS revoked, s.expires_at <= now() AS expired \
+        sqlx::query_as!(
+            RefreshLookup,
+            "SELECT s.id AS session_id, s.user_id, rt.rotated_at IS NOT NULL AS \"rotated!\", \
+                    s.revoked_at IS NOT NULL AS \"revoked!\", s.expires_at <= now() AS \"expired!\" \
                FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id \
               WHERE rt.token_hash = $1",
+            hash
         )
-        .bind(hash)
         .fetch_optional(self.pool)
         .await
     }
@@ -185,20 +192,29 @@ impl Sessions<'_> {
         user_id: Uuid,
         tenant_id: Option<Uuid>,
     ) -> Result<Option<SessionAuth>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT COALESCE(u.is_platform_admin, false) AS is_platform_admin, s.impersonator_id, \
-                    t.status AS tenant_status, m.role, r.permissions AS custom_permissions \
+        let row = sqlx::query!(
+            "SELECT COALESCE(u.is_platform_admin, false) AS \"is_platform_admin!\", s.impersonator_id, \
+                    t.status AS \"tenant_status?\", m.role AS \"role?\", r.permissions AS \"custom_permissions?\" \
                FROM sessions s \
                LEFT JOIN users_view u ON u.id = s.user_id \
                LEFT JOIN tenants_view t ON t.id = $3 \
                LEFT JOIN members_view m ON m.tenant_id = t.id AND m.user_id = s.user_id \
                LEFT JOIN roles_view r ON r.tenant_id = t.id AND r.name = m.role \
               WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
+            session_id,
+            user_id,
+            tenant_id
         )
-        .bind(session_id)
-        .bind(user_id)
-        .bind(tenant_id)
         .fetch_optional(self.pool)
-        .await
+        .await?;
+        Ok(row.map(|row| SessionAuth {
+            is_platform_admin: row.is_platform_admin,
+            impersonator_id: row.impersonator_id,
+            tenant: TenantAccess {
+                tenant_status: row.tenant_status,
+                role: row.role,
+                custom_permissions: row.custom_permissions,
+            },
+        }))
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{FromRow, PgConnection, PgPool, Row};
+use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 pub(crate) async fn insert_data_key(
@@ -13,13 +13,13 @@ pub(crate) async fn insert_data_key(
     master_key_id: &str,
     wrapped: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO data_keys (id, tenant_id, master_key_id, wrapped) VALUES ($1, $2, $3, $4)",
+        id,
+        tenant_id,
+        master_key_id,
+        wrapped
     )
-    .bind(id)
-    .bind(tenant_id)
-    .bind(master_key_id)
-    .bind(wrapped)
     .execute(tx)
     .await?;
     Ok(())
@@ -27,11 +27,11 @@ pub(crate) async fn insert_data_key(
 
 /// Crypto-shred: drop the key material, keep the tombstone.
 pub(crate) async fn destroy_data_key(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE data_keys SET wrapped = NULL, master_key_id = NULL, destroyed_at = now() \
           WHERE id = $1 AND destroyed_at IS NULL",
+        id
     )
-    .bind(id)
     .execute(tx)
     .await?;
     Ok(())
@@ -63,8 +63,7 @@ impl Vault<'_> {
     /// A live data key's wrapped material; `None` when destroyed or unknown.
     pub async fn wrapped_data_key(&self, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
         let wrapped: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE id = $1")
-                .bind(id)
+            sqlx::query_scalar!("SELECT wrapped FROM data_keys WHERE id = $1", id)
                 .fetch_optional(self.pool)
                 .await?;
         Ok(wrapped.flatten())
@@ -72,8 +71,9 @@ impl Vault<'_> {
 
     /// Master key ids that still wrap a live data key.
     pub async fn master_key_ids_in_use(&self) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT DISTINCT master_key_id FROM data_keys WHERE wrapped IS NOT NULL ORDER BY 1",
+        sqlx::query_scalar!(
+            "SELECT DISTINCT master_key_id AS \"master_key_id!\" FROM data_keys \
+              WHERE wrapped IS NOT NULL AND master_key_id IS NOT NULL ORDER BY 1"
         )
         .fetch_all(self.pool)
         .await
@@ -92,27 +92,26 @@ impl Vault<'_> {
         rewrap: impl Fn(Uuid, &[u8]) -> Result<Vec<u8>, E>,
     ) -> Result<u64, RotateError<E>> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT id, wrapped FROM data_keys \
+        let rows = sqlx::query!(
+            "SELECT id, wrapped AS \"wrapped!\" FROM data_keys \
               WHERE wrapped IS NOT NULL AND master_key_id <> $1 \
               ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+            active_id,
+            batch
         )
-        .bind(active_id)
-        .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
         let mut done = 0;
         for row in rows {
-            let id: Uuid = row.get("id");
-            let wrapped: Vec<u8> = row.get("wrapped");
+            let (id, wrapped) = (row.id, row.wrapped);
             let rewrapped =
                 rewrap(id, &wrapped).map_err(|source| RotateError::Rewrap { id, source })?;
-            sqlx::query(
-                "UPDATE data_keys SET wrapped = $2, master_key_id = $3, rewrapped_at = now() WHERE id = $1",
-            )
-            .bind(id)
-            .bind(&rewrapped)
-            .bind(active_id)
+            sqlx::query!(
+"UPDATE data_keys SET wrapped = $2, master_key_id = $3, rewrapped_at = now() WHERE id = $1",
+id,
+&rewrapped,
+active_id
+)
             .execute(&mut *tx)
             .await?;
             done += 1;
@@ -128,15 +127,15 @@ impl Vault<'_> {
         actor: &Value,
         request_id: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO llm_key_accesses (id, tenant_id, key_id, actor, request_id) \
              VALUES ($1, $2, $3, $4, $5)",
+            Uuid::now_v7(),
+            tenant_id,
+            key_id,
+            actor,
+            request_id
         )
-        .bind(Uuid::now_v7())
-        .bind(tenant_id)
-        .bind(key_id)
-        .bind(actor)
-        .bind(request_id)
         .execute(self.pool)
         .await?;
         Ok(())
@@ -150,15 +149,16 @@ impl Vault<'_> {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<crate::page::Page<AccessRow>, sqlx::Error> {
-        let rows: Vec<AccessRow> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            AccessRow,
             "SELECT id, actor, request_id, accessed_at FROM llm_key_accesses \
               WHERE tenant_id = $1 AND key_id = $2 AND ($3::uuid IS NULL OR id > $3) \
               ORDER BY id LIMIT $4",
+            tenant_id,
+            key_id,
+            after,
+            limit + 1
         )
-        .bind(tenant_id)
-        .bind(key_id)
-        .bind(after)
-        .bind(limit + 1)
         .fetch_all(self.pool)
         .await?;
         Ok(crate::page::Page::from_rows(rows, limit, |r| r.id))
