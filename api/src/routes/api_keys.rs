@@ -7,19 +7,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tenantry_domain::access::{Permission, PermissionSet};
-use tenantry_domain::api_key::{ApiKey, ApiKeyCommand};
 use tenantry_domain::values::Label;
 use uuid::Uuid;
 
-use crate::credentials::{random_token, token_hash, API_KEY_PREFIX};
 use crate::error::{ApiError, Validation};
 use crate::extract::{ApiKeyPath, Context, Json, ListOut, PageParams, Query};
 use crate::guard::{Access, TenantScope};
 use crate::middleware::SecretResponse;
 use crate::routes::Route;
+use crate::service::api_keys;
 use crate::state::AppState;
-use crate::store::api_keys::{KeyRow, NewKey};
-use tenantry_store::SideWrite;
+use crate::store::api_keys::KeyRow;
 
 pub fn routes() -> Vec<Route> {
     use Access::Tenant as In;
@@ -34,9 +32,6 @@ pub fn routes() -> Vec<Route> {
         ),
     ]
 }
-
-/// How many characters of the key lists show, `tnt_` included.
-const PREFIX_LEN: usize = 12;
 
 #[derive(Deserialize)]
 struct ApiKeyIn {
@@ -99,52 +94,25 @@ async fn post_api_key(
     let (Some(name), Some(permissions)) = (name, permissions) else {
         return Err(ApiError::internal("validation passed without values"));
     };
-    let key_id = Uuid::now_v7();
-    let secret = zeroize::Zeroizing::new(format!("{API_KEY_PREFIX}{}", random_token()));
-    let prefix: String = secret.chars().take(PREFIX_LEN).collect();
-    let now = Utc::now();
-    let actor = scope.principal.actor();
-    let meta = ctx.metadata(scope.tenant_id, actor.clone());
-    let command = ApiKeyCommand::Create {
-        key_id: key_id.into(),
-        name: name.clone(),
-        prefix: prefix.clone(),
+    let issued = api_keys::issue(
+        &state,
+        &ctx,
+        &scope,
+        name.clone(),
         permissions,
-        expires_at: body.expires_at,
-        creator_holds: scope.permissions,
-        now,
-    };
-    let hash = token_hash(&secret);
-    let created_by = serde_json::to_value(&actor).map_err(ApiError::internal)?;
-    let row = NewKey {
-        id: key_id,
-        tenant_id: scope.tenant_id,
-        secret_hash: hash,
-        prefix: prefix.clone(),
-        name: name.as_str().to_string(),
-        permissions: permissions.names(),
-        created_by,
-        expires_at: body.expires_at,
-    };
-    state
-        .store
-        .execute_with::<ApiKey>(
-            key_id.into(),
-            command,
-            &meta,
-            &[SideWrite::InsertApiKey(row)],
-        )
-        .await?;
+        body.expires_at,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         SecretResponse,
         axum::Json(CreatedKeyOut {
-            id: key_id,
+            id: issued.id,
             name: name.as_str().to_string(),
-            key: secret.to_string(),
-            prefix,
+            key: issued.secret.to_string(),
+            prefix: issued.prefix,
             permissions,
-            created_at: now,
+            created_at: issued.created_at,
             expires_at: body.expires_at,
         }),
     ))
@@ -178,23 +146,6 @@ async fn delete_api_key(
     scope: TenantScope,
     ApiKeyPath(key_id): ApiKeyPath,
 ) -> Result<StatusCode, ApiError> {
-    let not_found = || ApiError::not_found("api_key_not_found", "API key not found");
-    // Another tenant's key under this tenant's path is not found.
-    state
-        .store
-        .api_keys()
-        .get(scope.tenant_id, key_id)
-        .await?
-        .ok_or_else(not_found)?;
-    let meta = ctx.metadata(scope.tenant_id, scope.principal.actor());
-    state
-        .store
-        .execute_with::<ApiKey>(
-            key_id.into(),
-            ApiKeyCommand::Revoke,
-            &meta,
-            &[SideWrite::RevokeApiKey { key_id }],
-        )
-        .await?;
+    api_keys::revoke(&state, &ctx, &scope, key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

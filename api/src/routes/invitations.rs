@@ -6,12 +6,11 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::access::{Permission, RoleName};
-use tenantry_domain::tenant::{InvitationStatus, Tenant, TenantCommand};
+use tenantry_domain::tenant::{InvitationStatus, TenantCommand};
 use tenantry_domain::values::Email;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::credentials::{invitation_token, token_hash};
 use crate::error::{ApiError, Validation};
 use crate::extract::{
     json_from_bytes, status_filter, Context, InvitationPath, Json, ListOut, PageParams, Query,
@@ -21,10 +20,11 @@ use crate::guard::{authenticate, Access, Principal, TenantScope};
 use crate::middleware::SecretResponse;
 use crate::responses::InvitationOut;
 use crate::routes::Route;
-use crate::service::invitations::{accept, accept_url, by_token, AcceptedOut, SignUp};
+use crate::service::invitations::{
+    self, accept, accept_url, by_token, not_found, AcceptedOut, SignUp,
+};
 use crate::service::tenants::run_tenant_command;
 use crate::state::AppState;
-use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     use Access::Tenant as In;
@@ -59,10 +59,6 @@ struct IssuedOut {
     token: Zeroizing<String>,
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("invitation_not_found", "invitation not found")
-}
-
 async fn invitation_out(
     state: &AppState,
     tenant_id: Uuid,
@@ -77,39 +73,13 @@ async fn invitation_out(
         .ok_or_else(not_found)
 }
 
-fn expiry(state: &AppState) -> Result<DateTime<Utc>, ApiError> {
-    Ok(state.now()
-        + chrono::Duration::from_std(state.config.invitation_ttl).map_err(ApiError::internal)?)
-}
-
-/// Run an invitation command that issues a token (create, resend): the
-/// token's hash is written in the command's transaction.
-async fn issue(
+/// The answer to a create or resend: the one place the token and link appear.
+async fn issued_out(
     state: &AppState,
-    ctx: &Context,
-    scope: &TenantScope,
+    tenant_id: Uuid,
     invitation_id: Uuid,
-    version: u32,
-    command: TenantCommand,
+    token: Zeroizing<String>,
 ) -> Result<IssuedOut, ApiError> {
-    let token = invitation_token(state.config.jwt_secret_bytes(), invitation_id, version)?;
-    let token_hash = token_hash(&token);
-    let tenant_id = scope.tenant_id;
-    let meta = ctx.metadata(tenant_id, scope.principal.actor());
-    let committed = state
-        .store
-        .execute_with::<Tenant>(
-            tenant_id.into(),
-            command,
-            &meta,
-            &[SideWrite::SetInvitationToken {
-                invitation_id,
-                tenant_id,
-                token_hash,
-            }],
-        )
-        .await?;
-    state.settle(committed.written.as_ref()).await;
     Ok(IssuedOut {
         invitation: invitation_out(state, tenant_id, invitation_id).await?,
         accept_url: accept_url(state, &token),
@@ -137,19 +107,8 @@ async fn post_invitation(
     let (Some(email), Some(role)) = (email, role) else {
         return Err(ApiError::internal("validation passed without values"));
     };
-    let existing_user = state.store.user_by_email(email.as_str()).await?;
-    let invitation_id = Uuid::now_v7();
-    let command = TenantCommand::Invite {
-        invitation_id: invitation_id.into(),
-        email,
-        role,
-        by: scope.authority(),
-        invited_by: scope.user_id().map(Into::into),
-        existing_user,
-        expires_at: expiry(&state)?,
-        now: state.now(),
-    };
-    let issued = issue(&state, &ctx, &scope, invitation_id, 1, command).await?;
+    let (invitation_id, token) = invitations::invite(&state, &ctx, &scope, email, role).await?;
+    let issued = issued_out(&state, scope.tenant_id, invitation_id, token).await?;
     Ok((StatusCode::CREATED, SecretResponse, axum::Json(issued)))
 }
 
@@ -220,23 +179,8 @@ async fn resend_invitation(
     scope: TenantScope,
     InvitationPath(invitation_id): InvitationPath,
 ) -> Result<(SecretResponse, axum::Json<IssuedOut>), ApiError> {
-    let (tenant, _) = state
-        .store
-        .load::<Tenant>(scope.tenant_id.into())
-        .await
-        .map_err(ApiError::from)?;
-    let version = tenant
-        .invitations
-        .get(&invitation_id)
-        .map(|i| i.token_version + 1)
-        .ok_or_else(not_found)?;
-    let command = TenantCommand::ResendInvitation {
-        invitation_id: invitation_id.into(),
-        token_version: version,
-        expires_at: expiry(&state)?,
-        now: state.now(),
-    };
-    let issued = issue(&state, &ctx, &scope, invitation_id, version, command).await?;
+    let token = invitations::resend(&state, &ctx, &scope, invitation_id).await?;
+    let issued = issued_out(&state, scope.tenant_id, invitation_id, token).await?;
     Ok((SecretResponse, axum::Json(issued)))
 }
 

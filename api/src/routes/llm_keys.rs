@@ -4,12 +4,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tenantry_domain::access::Permission;
-use tenantry_domain::llm_key::{key_hint, LlmKey, LlmKeyCommand, Provider};
+use tenantry_domain::llm_key::Provider;
 use tenantry_domain::values::Label;
 use tenantry_projections::llm_keys::LlmKeyRow;
 use uuid::Uuid;
@@ -20,9 +19,8 @@ use crate::extract::{Context, Json, ListOut, LlmKeyPath, PageParams, ProviderPat
 use crate::guard::{Access, TenantScope};
 use crate::middleware::SecretResponse;
 use crate::routes::Route;
+use crate::service::llm_keys::{self, not_found};
 use crate::state::AppState;
-use crate::vault::{self, Binding, DataKey};
-use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     use Access::Tenant as In;
@@ -73,10 +71,6 @@ impl From<LlmKeyRow> for LlmKeyOut {
     }
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("llm_key_not_found", "provider key not found")
-}
-
 async fn key_out(state: &AppState, tenant_id: Uuid, id: Uuid) -> Result<LlmKeyOut, ApiError> {
     state
         .reads
@@ -85,60 +79,6 @@ async fn key_out(state: &AppState, tenant_id: Uuid, id: Uuid) -> Result<LlmKeyOu
         .await?
         .map(LlmKeyOut::from)
         .ok_or_else(not_found)
-}
-
-/// A fresh data key, wrapped by the active master key, and the secret sealed
-/// under it: what a create or replace stores.
-#[derive(Clone)]
-struct Sealed {
-    data_key_id: Uuid,
-    master_key_id: String,
-    wrapped: Vec<u8>,
-    ciphertext: String,
-}
-
-fn seal(state: &AppState, binding: Binding<'_>, secret: &str) -> Result<Sealed, ApiError> {
-    let masters = &state.config.master_keys;
-    let data_key_id = Uuid::now_v7();
-    let data_key = DataKey::generate();
-    let wrapped =
-        vault::wrap(masters.active(), data_key_id, &data_key).map_err(ApiError::internal)?;
-    let sealed = vault::seal(&data_key, binding, secret.as_bytes()).map_err(ApiError::internal)?;
-    Ok(Sealed {
-        data_key_id,
-        master_key_id: masters.active().id().to_string(),
-        wrapped,
-        ciphertext: base64::engine::general_purpose::STANDARD.encode(sealed),
-    })
-}
-
-/// Run a command on a key; in the same transaction store the new data key
-/// and destroy the one it replaces, so log and key table never disagree.
-async fn run_key_command(
-    state: &AppState,
-    ctx: &Context,
-    scope: &TenantScope,
-    key_id: Uuid,
-    command: LlmKeyCommand,
-    insert: Option<Sealed>,
-    destroy: Option<Uuid>,
-) -> Result<(), ApiError> {
-    let meta = ctx.metadata(scope.tenant_id, scope.principal.actor());
-    let tenant_id = scope.tenant_id;
-    let inserts = insert.map(|new| SideWrite::InsertDataKey {
-        id: new.data_key_id,
-        tenant_id,
-        master_key_id: new.master_key_id,
-        wrapped: new.wrapped,
-    });
-    let destroys = destroy.map(|id| SideWrite::DestroyDataKey { id });
-    let side: Vec<SideWrite> = inserts.into_iter().chain(destroys).collect();
-    let committed = state
-        .store
-        .execute_with::<LlmKey>(key_id.into(), command, &meta, &side)
-        .await?;
-    state.settle(committed.written.as_ref()).await;
-    Ok(())
 }
 
 /// The tenant's keys, redacted.
@@ -179,41 +119,11 @@ async fn post_llm_key(
     v.finish()?;
     let provider =
         provider.ok_or_else(|| ApiError::internal("validation passed without values"))?;
-    let key_id = Uuid::now_v7();
-    let binding = Binding {
-        tenant_id: scope.tenant_id,
-        key_id,
-        provider: provider.as_str(),
-    };
-    let sealed = seal(&state, binding, &body.api_key)?;
-    let command = LlmKeyCommand::Add {
-        key_id: key_id.into(),
-        tenant_id: scope.tenant_id.into(),
-        provider,
-        label,
-        key_hint: key_hint(&body.api_key),
-        data_key_id: sealed.data_key_id,
-        ciphertext: sealed.ciphertext.clone(),
-    };
-    run_key_command(&state, &ctx, &scope, key_id, command, Some(sealed), None).await?;
+    let key_id = llm_keys::add(&state, &ctx, &scope, provider, label, &body.api_key).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(key_out(&state, scope.tenant_id, key_id).await?),
     ))
-}
-
-/// The live key `id` of this tenant (another tenant's id is not found).
-async fn tenant_key(state: &AppState, scope: &TenantScope, id: Uuid) -> Result<LlmKey, ApiError> {
-    let (key, _) = state
-        .store
-        .load::<LlmKey>(id.into())
-        .await
-        .map_err(ApiError::from)?;
-    if key.is_live() && key.tenant_id == Some(scope.tenant_id) {
-        Ok(key)
-    } else {
-        Err(not_found())
-    }
 }
 
 #[derive(Deserialize)]
@@ -229,24 +139,7 @@ async fn put_llm_key(
     LlmKeyPath(id): LlmKeyPath,
     Json(body): Json<ReplaceIn>,
 ) -> Result<axum::Json<LlmKeyOut>, ApiError> {
-    let key = tenant_key(&state, &scope, id).await?;
-    let provider = key.provider.ok_or_else(not_found)?;
-    provider
-        .check_key(&body.api_key)
-        .map_err(|e| ApiError::invalid_field("api_key", e))?;
-    let binding = Binding {
-        tenant_id: scope.tenant_id,
-        key_id: id,
-        provider: provider.as_str(),
-    };
-    let sealed = seal(&state, binding, &body.api_key)?;
-    let old = key.data_key_id.ok_or_else(not_found)?;
-    let command = LlmKeyCommand::Replace {
-        key_hint: key_hint(&body.api_key),
-        data_key_id: sealed.data_key_id,
-        ciphertext: sealed.ciphertext.clone(),
-    };
-    run_key_command(&state, &ctx, &scope, id, command, Some(sealed), Some(old)).await?;
+    llm_keys::replace(&state, &ctx, &scope, id, &body.api_key).await?;
     Ok(axum::Json(key_out(&state, scope.tenant_id, id).await?))
 }
 
@@ -258,10 +151,7 @@ async fn delete_llm_key(
     scope: TenantScope,
     LlmKeyPath(id): LlmKeyPath,
 ) -> Result<StatusCode, ApiError> {
-    let key = tenant_key(&state, &scope, id).await?;
-    let data_key_id = key.data_key_id.ok_or_else(not_found)?;
-    let command = LlmKeyCommand::Delete;
-    run_key_command(&state, &ctx, &scope, id, command, None, Some(data_key_id)).await?;
+    llm_keys::delete(&state, &ctx, &scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,41 +171,7 @@ async fn resolve_llm_key(
 ) -> Result<(SecretResponse, axum::Json<ResolvedOut>), ApiError> {
     let provider =
         Provider::parse(&provider).map_err(|e| ApiError::invalid_field("provider", e))?;
-    let id = state
-        .reads
-        .llm_keys()
-        .id_for_provider(scope.tenant_id, provider.as_str())
-        .await?
-        .ok_or_else(not_found)?;
-    let key = tenant_key(&state, &scope, id).await?;
-    let (Some(data_key_id), Some(ciphertext)) = (key.data_key_id, key.ciphertext) else {
-        return Err(not_found());
-    };
-    // Deleted between the lookup and now: the data key is gone.
-    let wrapped = state
-        .store
-        .vault()
-        .wrapped_data_key(data_key_id)
-        .await?
-        .ok_or_else(not_found)?;
-    let sealed = base64::engine::general_purpose::STANDARD
-        .decode(ciphertext)
-        .map_err(ApiError::internal)?;
-    let data_key = vault::unwrap(&state.config.master_keys, data_key_id, &wrapped)
-        .map_err(|e| ApiError::internal(format!("data key {data_key_id}: {e}")))?;
-    let binding = Binding {
-        tenant_id: scope.tenant_id,
-        key_id: id,
-        provider: provider.as_str(),
-    };
-    let api_key = vault::open(&data_key, binding, &sealed)
-        .map_err(|e| ApiError::internal(format!("provider key {id}: {e}")))?;
-    let actor = serde_json::to_value(scope.principal.actor()).map_err(ApiError::internal)?;
-    state
-        .store
-        .vault()
-        .record_access(scope.tenant_id, id, &actor, &ctx.request_id)
-        .await?;
+    let (id, api_key) = llm_keys::resolve(&state, &ctx, &scope, provider).await?;
     Ok((
         SecretResponse,
         axum::Json(ResolvedOut {
@@ -347,20 +203,8 @@ async fn list_accesses(
     LlmKeyPath(id): LlmKeyPath,
     Query(params): Query<AccessParams>,
 ) -> Result<axum::Json<ListOut<AccessOut>>, ApiError> {
-    let (key, _) = state
-        .store
-        .load::<LlmKey>(id.into())
-        .await
-        .map_err(ApiError::from)?;
-    if key.tenant_id != Some(scope.tenant_id) {
-        return Err(not_found());
-    }
     let paging = PageParams::new(params.limit, params.cursor);
-    let page = state
-        .store
-        .vault()
-        .accesses(scope.tenant_id, id, paging.after()?, paging.limit()?)
-        .await?;
+    let page = llm_keys::accesses(&state, &scope, id, paging.after()?, paging.limit()?).await?;
     Ok(axum::Json(ListOut::from_page(page, |r| AccessOut {
         id: r.id,
         actor: r.actor,

@@ -3,21 +3,19 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tenantry_domain::user::{User, UserCommand};
-use tenantry_domain::values::{check_password_policy, PersonName};
-use tenantry_domain::PLATFORM_TENANT;
+use tenantry_domain::user::UserCommand;
+use tenantry_domain::values::PersonName;
 use zeroize::Zeroizing;
 
-use crate::credentials::{hash_password, verify_password, Caller};
+use crate::credentials::Caller;
 use crate::error::ApiError;
 use crate::extract::{Context, Json};
 use crate::guard::Access;
 use crate::responses::{MembershipOut, UserOut};
 use crate::routes::Route;
 use crate::service::memberships::memberships_of;
-use crate::service::users::user_out;
+use crate::service::users::{self, user_out};
 use crate::state::AppState;
-use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -83,16 +81,14 @@ async fn patch_me(
     Json(body): Json<MePatch>,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     let name = PersonName::parse(&body.name).map_err(|e| ApiError::invalid_field("name", e))?;
-    let meta = ctx.metadata(PLATFORM_TENANT, caller.actor());
-    let committed = state
-        .store
-        .execute::<User>(
-            caller.user_id.into(),
-            UserCommand::ChangeName { name },
-            &meta,
-        )
-        .await?;
-    state.settle(committed.written.as_ref()).await;
+    users::run_user_command(
+        &state,
+        &ctx,
+        &caller,
+        caller.user_id,
+        UserCommand::ChangeName { name },
+    )
+    .await?;
     Ok(axum::Json(user_out(&state, caller.user_id).await?))
 }
 
@@ -109,40 +105,13 @@ async fn post_password(
     caller: Caller,
     Json(body): Json<PasswordIn>,
 ) -> Result<StatusCode, ApiError> {
-    if caller.impersonator.is_some() {
-        return Err(ApiError::forbidden(
-            "not_allowed_while_impersonating",
-            "an impersonation session cannot change the user's password",
-        ));
-    }
-    check_password_policy(&body.new_password)
-        .map_err(|e| ApiError::invalid_field("new_password", e))?;
-    // A stolen access token must not become a password oracle: wrong
-    // current passwords count against the same per-account allowance as
-    // failed sign-ins.
-    let failures = &state.sign_in_throttle.per_account;
-    let account = format!("user:{}", caller.user_id);
-    failures.check(&account)?;
-    let stored = state.store.sessions().password_hash(caller.user_id).await?;
-    if !verify_password(body.current_password, stored).await? {
-        failures.record_failure(&account);
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wrong_password",
-            "the current password is wrong",
-        ));
-    }
-    let hash = hash_password(body.new_password).await?;
-    let meta = ctx.metadata(PLATFORM_TENANT, caller.actor());
-    let user_id = caller.user_id;
-    state
-        .store
-        .execute_with::<User>(
-            user_id.into(),
-            UserCommand::ChangePassword,
-            &meta,
-            &[SideWrite::SetPassword { user_id, hash }],
-        )
-        .await?;
+    users::change_password(
+        &state,
+        &ctx,
+        &caller,
+        body.current_password,
+        body.new_password,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

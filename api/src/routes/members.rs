@@ -122,8 +122,7 @@ async fn list_members(
             Some(page.items.into_iter().map(InvitationOut::from).collect())
         }
         Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(ApiError::unprocessable(
                 "invalid_include",
                 "include may only be invitations",
             ))

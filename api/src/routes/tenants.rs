@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tenantry_domain::access::Permission;
-use tenantry_domain::tenant::{Tenant, TenantCommand, TenantStatus};
+use tenantry_domain::tenant::{TenantCommand, TenantStatus};
 use tenantry_domain::values::{Slug, TenantName, TenantSettings, ValueError};
 use tenantry_projections::tenants::{TenantFilter, TenantRow};
 use tenantry_projections::StoredEvent;
@@ -120,8 +120,6 @@ async fn post_tenant(
         check_active_user(&state, "owner_user_id", owner).await?;
     }
     let tenant_id = Uuid::now_v7();
-    record_tenant(tenant_id);
-    let meta = ctx.metadata(tenant_id, admin.actor());
     let command = TenantCommand::CreateTenant {
         tenant_id: tenant_id.into(),
         name,
@@ -129,11 +127,7 @@ async fn post_tenant(
         settings,
         owner: body.owner_user_id.map(Into::into),
     };
-    let committed = state
-        .store
-        .execute::<Tenant>(tenant_id.into(), command, &meta)
-        .await?;
-    state.settle(committed.written.as_ref()).await;
+    run_tenant_command(&state, &ctx, admin.actor(), tenant_id, command).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(tenant_out(&state, tenant_id).await?),
@@ -311,8 +305,7 @@ async fn list_tenant_events(
     let limit = PageParams::new(params.limit, None).limit()?;
     let after = params.after.unwrap_or(0);
     if after < 0 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(ApiError::unprocessable(
             "invalid_after",
             "after must be a sequence number of 0 or more",
         ));

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tenantry_domain::user::{User, UserCommand, UserStatus};
+use tenantry_domain::user::{UserCommand, UserStatus};
 use tenantry_domain::PLATFORM_TENANT;
 use tenantry_projections::users::UserFilter;
 use uuid::Uuid;
@@ -15,9 +15,8 @@ use crate::guard::{Access, PlatformAdmin};
 use crate::responses::{MembershipOut, UserOut};
 use crate::routes::Route;
 use crate::service::memberships::memberships_of;
-use crate::service::users::{register_user, user_out};
+use crate::service::users::{self, register_user, user_out};
 use crate::state::AppState;
-use tenantry_store::SideWrite;
 
 pub fn routes() -> Vec<Route> {
     use Access::PlatformAdmin as Admin;
@@ -124,30 +123,6 @@ async fn get_user(
     }))
 }
 
-async fn run_user_command(
-    state: &AppState,
-    ctx: &Context,
-    admin: &PlatformAdmin,
-    id: Uuid,
-    command: UserCommand,
-) -> Result<axum::Json<UserOut>, ApiError> {
-    let meta = ctx.metadata(PLATFORM_TENANT, admin.0.actor());
-    let side = if command == UserCommand::DeactivateUser {
-        vec![SideWrite::RevokeUserSessions {
-            user_id: id,
-            reason: "user_deactivated",
-        }]
-    } else {
-        Vec::new()
-    };
-    let committed = state
-        .store
-        .execute_with::<User>(id.into(), command, &meta, &side)
-        .await?;
-    state.settle(committed.written.as_ref()).await;
-    Ok(axum::Json(user_out(state, id).await?))
-}
-
 /// Deactivate a user: sign-in stops and every session is revoked at once.
 /// Refused while they are the only active owner of a tenant.
 async fn deactivate_user(
@@ -156,15 +131,8 @@ async fn deactivate_user(
     admin: PlatformAdmin,
     UserPath(id): UserPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
-    let sole = state.reads.access().sole_owner_of(id).await?;
-    if !sole.is_empty() {
-        return Err(ApiError::conflict(
-            "last_owner",
-            "this user is the last active owner of a tenant; give it another owner first",
-        )
-        .with_details(serde_json::json!({ "tenant_ids": sole })));
-    }
-    run_user_command(&state, &ctx, &admin, id, UserCommand::DeactivateUser).await
+    users::deactivate(&state, &ctx, &admin.0, id).await?;
+    Ok(axum::Json(user_out(&state, id).await?))
 }
 
 /// Reactivate a deactivated user.
@@ -174,7 +142,8 @@ async fn reactivate_user(
     admin: PlatformAdmin,
     UserPath(id): UserPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
-    run_user_command(&state, &ctx, &admin, id, UserCommand::ReactivateUser).await
+    users::run_user_command(&state, &ctx, &admin.0, id, UserCommand::ReactivateUser).await?;
+    Ok(axum::Json(user_out(&state, id).await?))
 }
 
 /// Make a user a platform admin.
@@ -184,7 +153,8 @@ async fn grant_platform_admin(
     admin: PlatformAdmin,
     UserPath(id): UserPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
-    run_user_command(&state, &ctx, &admin, id, UserCommand::GrantPlatformAdmin).await
+    users::run_user_command(&state, &ctx, &admin.0, id, UserCommand::GrantPlatformAdmin).await?;
+    Ok(axum::Json(user_out(&state, id).await?))
 }
 
 /// Take the platform admin permission away from a user.
@@ -200,5 +170,6 @@ async fn revoke_platform_admin(
             "a platform admin cannot revoke their own admin permission",
         ));
     }
-    run_user_command(&state, &ctx, &admin, id, UserCommand::RevokePlatformAdmin).await
+    users::run_user_command(&state, &ctx, &admin.0, id, UserCommand::RevokePlatformAdmin).await?;
+    Ok(axum::Json(user_out(&state, id).await?))
 }

@@ -10,14 +10,18 @@ use tenantry_domain::{Actor, PLATFORM_TENANT};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::credentials::{token_hash, Caller};
+use crate::credentials::{invitation_token, token_hash, Caller};
 use crate::error::ApiError;
 use crate::extract::Context;
+use crate::guard::TenantScope;
 use crate::responses::TokenPairOut;
 use crate::service::sessions::open_session;
 use crate::service::tenants::run_tenant_command;
 use crate::service::users::{register_user, RegisterError};
 use crate::state::AppState;
+use crate::store::SideWrite;
+use tenantry_domain::access::RoleName;
+use tenantry_domain::values::Email;
 
 /// The link an invitee follows.
 pub fn accept_url(state: &AppState, token: &str) -> String {
@@ -27,7 +31,7 @@ pub fn accept_url(state: &AppState, token: &str) -> String {
     )
 }
 
-fn not_found() -> ApiError {
+pub fn not_found() -> ApiError {
     ApiError::not_found("invitation_not_found", "invitation not found")
 }
 
@@ -180,4 +184,89 @@ pub async fn accept(
         role,
         session: Some(session),
     })
+}
+
+fn expiry(state: &AppState) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    Ok(state.now()
+        + chrono::Duration::from_std(state.config.invitation_ttl).map_err(ApiError::internal)?)
+}
+
+/// Run an invitation command that issues a token (create, resend): the
+/// token's hash is written in the command's transaction. Returns the token.
+async fn issue(
+    state: &AppState,
+    ctx: &Context,
+    scope: &TenantScope,
+    invitation_id: Uuid,
+    version: u32,
+    command: TenantCommand,
+) -> Result<Zeroizing<String>, ApiError> {
+    let token = invitation_token(state.config.jwt_secret_bytes(), invitation_id, version)?;
+    let tenant_id = scope.tenant_id;
+    let meta = ctx.metadata(tenant_id, scope.principal.actor());
+    let committed = state
+        .store
+        .execute_with::<Tenant>(
+            tenant_id.into(),
+            command,
+            &meta,
+            &[SideWrite::SetInvitationToken {
+                invitation_id,
+                tenant_id,
+                token_hash: token_hash(&token),
+            }],
+        )
+        .await?;
+    state.settle(committed.written.as_ref()).await;
+    Ok(token)
+}
+
+/// Invite an email to a role; returns the invitation's id and its token.
+pub async fn invite(
+    state: &AppState,
+    ctx: &Context,
+    scope: &TenantScope,
+    email: Email,
+    role: RoleName,
+) -> Result<(Uuid, Zeroizing<String>), ApiError> {
+    let existing_user = state.store.user_by_email(email.as_str()).await?;
+    let invitation_id = Uuid::now_v7();
+    let command = TenantCommand::Invite {
+        invitation_id: invitation_id.into(),
+        email,
+        role,
+        by: scope.authority(),
+        invited_by: scope.user_id().map(Into::into),
+        existing_user,
+        expires_at: expiry(state)?,
+        now: state.now(),
+    };
+    let token = issue(state, ctx, scope, invitation_id, 1, command).await?;
+    Ok((invitation_id, token))
+}
+
+/// A new token and expiry for an invitation; the old link stops working.
+pub async fn resend(
+    state: &AppState,
+    ctx: &Context,
+    scope: &TenantScope,
+    invitation_id: Uuid,
+) -> Result<Zeroizing<String>, ApiError> {
+    let (tenant, _) = state
+        .store
+        .load::<Tenant>(scope.tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    let version = tenant
+        .invitations
+        .get(&invitation_id)
+        .map(|i| i.token_version + 1)
+        .ok_or_else(not_found)?;
+    let command = TenantCommand::ResendInvitation {
+        invitation_id: invitation_id.into(),
+        token_version: version,
+        expires_at: expiry(state)?,
+        now: state.now(),
+    };
+    issue(state, ctx, scope, invitation_id, version, command).await
 }

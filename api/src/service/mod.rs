@@ -3,7 +3,9 @@
 //! Architecture invariant: a route module imports services, never another
 //! route module, and nothing outside `routes` imports a route module.
 
+pub mod api_keys;
 pub mod invitations;
+pub mod llm_keys;
 pub mod memberships;
 pub mod sessions;
 pub mod tenants;

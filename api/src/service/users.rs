@@ -2,12 +2,13 @@
 
 use tenantry_domain::user::{User, UserCommand, UserError};
 use tenantry_domain::values::{check_password_policy, Email, PersonName};
-use tenantry_domain::EventMetadata;
+use tenantry_domain::{EventMetadata, PLATFORM_TENANT};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::credentials::hash_password;
+use crate::credentials::{hash_password, verify_password, Caller};
 use crate::error::{ApiError, Validation};
+use crate::extract::Context;
 use crate::responses::UserOut;
 use crate::state::AppState;
 use crate::store::Store;
@@ -97,4 +98,94 @@ pub async fn user_out(state: &AppState, id: Uuid) -> Result<UserOut, ApiError> {
         .await?
         .map(UserOut::from)
         .ok_or_else(|| ApiError::not_found("user_not_found", "user not found"))
+}
+
+/// Run a command on a user as `by`, revoking every session of a user it
+/// deactivates in the same transaction; then wait for the read models.
+pub async fn run_user_command(
+    state: &AppState,
+    ctx: &Context,
+    by: &Caller,
+    id: Uuid,
+    command: UserCommand,
+) -> Result<(), ApiError> {
+    let meta = ctx.metadata(PLATFORM_TENANT, by.actor());
+    let side = if command == UserCommand::DeactivateUser {
+        vec![SideWrite::RevokeUserSessions {
+            user_id: id,
+            reason: "user_deactivated",
+        }]
+    } else {
+        Vec::new()
+    };
+    let committed = state
+        .store
+        .execute_with::<User>(id.into(), command, &meta, &side)
+        .await?;
+    state.settle(committed.written.as_ref()).await;
+    Ok(())
+}
+
+/// Deactivate a user: sign-in stops and every session is revoked at once.
+/// Refused while they are the only active owner of a tenant.
+pub async fn deactivate(
+    state: &AppState,
+    ctx: &Context,
+    admin: &Caller,
+    id: Uuid,
+) -> Result<(), ApiError> {
+    let sole = state.reads.access().sole_owner_of(id).await?;
+    if !sole.is_empty() {
+        return Err(ApiError::conflict(
+            "last_owner",
+            "this user is the last active owner of a tenant; give it another owner first",
+        )
+        .with_details(serde_json::json!({ "tenant_ids": sole })));
+    }
+    run_user_command(state, ctx, admin, id, UserCommand::DeactivateUser).await
+}
+
+/// Change the caller's password (the current one is required; not while
+/// impersonating).
+pub async fn change_password(
+    state: &AppState,
+    ctx: &Context,
+    caller: &Caller,
+    current_password: Zeroizing<String>,
+    new_password: Zeroizing<String>,
+) -> Result<(), ApiError> {
+    if caller.impersonator.is_some() {
+        return Err(ApiError::forbidden(
+            "not_allowed_while_impersonating",
+            "an impersonation session cannot change the user's password",
+        ));
+    }
+    check_password_policy(&new_password).map_err(|e| ApiError::invalid_field("new_password", e))?;
+    // A stolen access token must not become a password oracle: wrong
+    // current passwords count against the same per-account allowance as
+    // failed sign-ins.
+    let failures = &state.sign_in_throttle.per_account;
+    let account = format!("user:{}", caller.user_id);
+    failures.check(&account)?;
+    let stored = state.store.sessions().password_hash(caller.user_id).await?;
+    if !verify_password(current_password, stored).await? {
+        failures.record_failure(&account);
+        return Err(ApiError::unprocessable(
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    }
+    let hash = hash_password(new_password).await?;
+    let meta = ctx.metadata(PLATFORM_TENANT, caller.actor());
+    let user_id = caller.user_id;
+    state
+        .store
+        .execute_with::<User>(
+            user_id.into(),
+            UserCommand::ChangePassword,
+            &meta,
+            &[SideWrite::SetPassword { user_id, hash }],
+        )
+        .await?;
+    Ok(())
 }
