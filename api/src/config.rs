@@ -65,6 +65,12 @@ pub struct Config {
     /// How long a request waits for a database connection before it is
     /// answered 503 (while the database is down, say).
     pub database_acquire_timeout: Duration,
+    /// The bearer token `GET /metrics` answers to (`TENANTRY_METRICS_TOKEN`;
+    /// unset: generated and kept in the data directory as `metrics_token`).
+    pub metrics_token: SecretString,
+    /// `/readyz` says not ready while a projection of this instance is
+    /// further behind the log than this.
+    pub projection_max_lag: Duration,
     /// Secrets generated for unset settings, not yet kept on disk.
     generated: Vec<Generated>,
 }
@@ -165,6 +171,16 @@ impl Config {
             Some(s) => Some(SecretString::from(s)),
             None => None,
         };
+        let configured_metrics_token = match get("TENANTRY_METRICS_TOKEN") {
+            Some(s) if s.len() < 32 => {
+                return Err(bad(
+                    "TENANTRY_METRICS_TOKEN",
+                    "must be at least 32 characters",
+                ))
+            }
+            Some(s) => Some(SecretString::from(s)),
+            None => None,
+        };
         let bootstrap_admin_email = get("TENANTRY_BOOTSTRAP_ADMIN_EMAIL");
         let bootstrap_admin_password =
             get("TENANTRY_BOOTSTRAP_ADMIN_PASSWORD").map(SecretString::from);
@@ -229,6 +245,15 @@ impl Config {
                 secret
             }
         };
+        let metrics_token = match configured_metrics_token {
+            Some(token) => token,
+            None => {
+                let (token, new) = kept_or_new_secret(&data_dir, "metrics_token");
+                generated.extend(new);
+                token
+            }
+        };
+        let projection_max_lag = duration("TENANTRY_READY_MAX_PROJECTION_LAG", "30s")?;
         let master_keys = match configured_master_keys {
             Some(keys) => keys,
             None => {
@@ -263,6 +288,8 @@ impl Config {
             sign_in_max_failures,
             sign_in_failure_window,
             database_acquire_timeout,
+            metrics_token,
+            projection_max_lag,
             generated,
         })
     }

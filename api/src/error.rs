@@ -182,9 +182,15 @@ impl IntoResponse for ApiError {
         if let Some(marker) = unavailable {
             response.extensions_mut().insert(marker);
         }
+        response.extensions_mut().insert(ErrorCode(self.code));
         response
     }
 }
+
+/// On every error response: its code, for the layer that checks a route
+/// answers only the codes its documentation lists.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 /// On a response refused because the database cannot be reached: the
 /// cause, for the one log line of the outage.

@@ -267,6 +267,10 @@ path_param!(
     ProviderPath(String) = "provider", "not_found", "no such resource", Some
 );
 path_param!(
+    /// `{file}`: a file of the documentation page.
+    DocsFilePath(String) = "file", "not_found", "no such resource", Some
+);
+path_param!(
     /// `{role}`: a role name.
     RolePath(String) = "role", "role_not_found", "no such role", Some
 );

@@ -15,6 +15,7 @@ pub mod error_codes;
 pub mod extract;
 pub mod guard;
 pub mod middleware;
+pub mod openapi;
 pub mod outage;
 pub mod request_id;
 pub mod responses;

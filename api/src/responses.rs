@@ -10,7 +10,7 @@ use tenantry_projections::invitations::InvitationRow;
 use tenantry_projections::users::UserRow;
 use uuid::Uuid;
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct UserOut {
     pub id: Uuid,
     pub email: String,
@@ -36,13 +36,15 @@ impl From<UserRow> for UserOut {
 }
 
 /// One of a user's tenants, with what their role lets them do there.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct MembershipOut {
     pub tenant_id: Uuid,
     pub name: String,
     pub slug: String,
+    #[schema(value_type = String)]
     pub status: TenantStatus,
     pub role: String,
+    #[schema(value_type = Vec<String>)]
     pub permissions: PermissionSet,
     pub joined_at: chrono::DateTime<chrono::Utc>,
 }
@@ -64,7 +66,7 @@ impl From<MembershipRow> for MembershipOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct InvitationOut {
     id: Uuid,
     email: String,
@@ -96,7 +98,7 @@ impl From<InvitationRow> for InvitationOut {
     }
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct TokenPairOut {
     pub access_token: String,
     pub refresh_token: String,

@@ -335,55 +335,28 @@ impl CommandExecutor {
         Ok((aggregate, version))
     }
 
-    pub async fn execute<A>(
-        &self,
-        id: A::Id,
-        command: A::Command,
-        metadata: &EventMetadata,
-    ) -> Result<Committed<A>, CommandError<A::Error>>
-    where
-        A: AggregateRoot<Services = ()> + 'static,
-        A::Command: Clone,
-        A::Event: EventCodec + UniqueClaims,
-    {
-        self.run(&id.to_string(), command, metadata, &[]).await
-    }
-
-    /// Run a command; `side` is written inside the same transaction as the
-    /// append, only when the command produced events.
-    pub async fn execute_with<A>(
-        &self,
-        id: A::Id,
-        command: A::Command,
-        metadata: &EventMetadata,
-        side: &[SideWrite],
-    ) -> Result<Committed<A>, CommandError<A::Error>>
-    where
-        A: AggregateRoot<Services = ()> + 'static,
-        A::Command: Clone,
-        A::Event: EventCodec + UniqueClaims,
-    {
-        self.run(&id.to_string(), command, metadata, side).await
-    }
-
     /// The command loop. The state comes from this process's cache when it
     /// has one, without asking the log: a command that appends is checked
     /// by the append itself (a stale state appends at a taken sequence and
     /// loses the optimistic race, then runs again on a reloaded state). A
     /// refusal or a no-op appends nothing, so it is confirmed against the
     /// log before it is answered.
-    async fn run<A>(
+    ///
+    /// `side` is written inside the same transaction as the append, only
+    /// when the command produced events.
+    pub(crate) async fn run<A>(
         &self,
-        aggregate_id: &str,
+        id: A::Id,
         command: A::Command,
         metadata: &EventMetadata,
         side: &[SideWrite],
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()> + 'static,
+        A: AggregateRoot<Services = ()> + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
+        let aggregate_id = &id.to_string();
         let metadata_json = serde_json::to_value(metadata)
             .map_err(|e| CommandError::Database(sqlx::Error::Encode(Box::new(e))))?;
         let slot = self.slots.get(A::TYPE, aggregate_id);

@@ -79,7 +79,7 @@ impl Store {
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
-        self.commands.execute::<A>(id, command, metadata).await
+        self.commands.run::<A>(id, command, metadata, &[]).await
     }
 
     /// As [`Store::execute`], with side writes committed in the same
@@ -96,9 +96,7 @@ impl Store {
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
     {
-        self.commands
-            .execute_with::<A>(id, command, metadata, side)
-            .await
+        self.commands.run::<A>(id, command, metadata, side).await
     }
 
     /// The user holding an email, if any.

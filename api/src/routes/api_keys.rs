@@ -23,17 +23,28 @@ pub fn routes() -> Vec<Route> {
     use Access::Tenant as In;
     let manage = In(Permission::ApiKeysManage);
     vec![
-        Route::post("/v1/tenants/{tid}/api-keys", manage, post_api_key),
-        Route::get("/v1/tenants/{tid}/api-keys", manage, list_api_keys),
+        Route::post("/v1/tenants/{tid}/api-keys", manage, post_api_key)
+            .summary("Create an API key; its secret is shown only here")
+            .body::<ApiKeyIn>()
+            .answers::<CreatedKeyOut>(StatusCode::CREATED)
+            .errors(&["permission_escalation", "invalid_expiry", "no_permissions"]),
+        Route::get("/v1/tenants/{tid}/api-keys", manage, list_api_keys)
+            .summary("The tenant's live keys, without secrets")
+            .query::<KeyListParams>()
+            .answers_page::<ApiKeyOut>()
+            .errors(&["invalid_limit", "invalid_cursor"]),
         Route::delete(
             "/v1/tenants/{tid}/api-keys/{key_id}",
             manage,
             delete_api_key,
-        ),
+        )
+        .summary("Revoke a key: it stops working at once")
+        .no_content()
+        .errors(&["api_key_not_found"]),
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ApiKeyIn {
     name: String,
     permissions: Vec<String>,
@@ -41,23 +52,25 @@ struct ApiKeyIn {
 }
 
 /// The create response: the only time the secret is shown.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CreatedKeyOut {
     id: Uuid,
     name: String,
     key: String,
     prefix: String,
+    #[schema(value_type = Vec<String>)]
     permissions: PermissionSet,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ApiKeyOut {
     id: Uuid,
     name: String,
     prefix: String,
     permissions: Vec<String>,
+    #[schema(value_type = Object)]
     created_by: Value,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
@@ -118,7 +131,8 @@ async fn post_api_key(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct KeyListParams {
     limit: Option<i64>,
     cursor: Option<String>,

@@ -21,15 +21,30 @@ use crate::throttle::check_address;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post("/v1/auth/login", Access::Public, post_login),
-        Route::post("/v1/auth/refresh", Access::Public, post_refresh),
-        Route::post("/v1/auth/logout", Access::User, post_logout),
+        Route::post("/v1/auth/login", Access::Public, post_login)
+            .summary("Sign in with email and password")
+            .body::<LoginIn>()
+            .answers::<TokenPairOut>(StatusCode::OK)
+            .errors(&["invalid_credentials", "rate_limited"]),
+        Route::post("/v1/auth/refresh", Access::Public, post_refresh)
+            .summary("Trade a refresh token for a new token pair")
+            .body::<RefreshIn>()
+            .answers::<TokenPairOut>(StatusCode::OK)
+            .errors(&[
+                "invalid_refresh_token",
+                "refresh_token_reused",
+                "rate_limited",
+            ]),
+        Route::post("/v1/auth/logout", Access::User, post_logout)
+            .summary("End the caller's session")
+            .no_content(),
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginIn {
     email: String,
+    #[schema(value_type = String)]
     password: Zeroizing<String>,
 }
 
@@ -55,8 +70,9 @@ async fn post_login(
     Ok((SecretResponse, axum::Json(pair)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshIn {
+    #[schema(value_type = String)]
     refresh_token: Zeroizing<String>,
 }
 

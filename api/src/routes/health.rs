@@ -1,6 +1,7 @@
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::guard::Access;
@@ -9,21 +10,40 @@ use crate::state::AppState;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::get("/healthz", Access::Public, get_health),
-        Route::get("/readyz", Access::Public, get_ready),
+        Route::get("/healthz", Access::Public, get_health)
+            .summary("The process is up")
+            .answers::<HealthOut>(StatusCode::OK),
+        Route::get("/readyz", Access::Public, get_ready)
+            .summary("The database answers and every migration is applied")
+            .answers::<ReadyOut>(StatusCode::OK)
+            .errors(&["not_ready"]),
     ]
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HealthOut {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReadyOut {
+    /// Always `ready`.
+    status: &'static str,
+    /// How many migrations the database has applied.
+    migrations: i64,
+}
+
 /// The process is up.
-async fn get_health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+async fn get_health() -> Json<HealthOut> {
+    Json(HealthOut { status: "ok" })
 }
 
 /// The database answers and every migration this build knows is applied.
-async fn get_ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn get_ready(State(state): State<AppState>) -> Result<Json<ReadyOut>, ApiError> {
     let unavailable = |why: &str| {
         ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             format!("not ready: {why}"),
         )
@@ -37,5 +57,8 @@ async fn get_ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
     if applied < known {
         return Err(unavailable("migrations are pending"));
     }
-    Ok(Json(json!({ "status": "ready", "migrations": applied })))
+    Ok(Json(ReadyOut {
+        status: "ready",
+        migrations: applied,
+    }))
 }

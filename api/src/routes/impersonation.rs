@@ -24,22 +24,34 @@ pub fn routes() -> Vec<Route> {
             "/v1/admin/impersonate",
             Access::PlatformAdmin,
             post_impersonate,
-        ),
+        )
+        .summary("Start impersonating a user; answers their access token")
+        .body::<ImpersonateIn>()
+        .answers::<ImpersonationOut>(StatusCode::OK)
+        .errors(&[
+            "user_not_found",
+            "cannot_impersonate_admin",
+            "user_deactivated",
+            "invalid_reason",
+        ]),
         Route::post(
             "/v1/admin/stop-impersonation",
             Access::User,
             post_stop_impersonation,
-        ),
+        )
+        .summary("End the impersonation this token belongs to")
+        .no_content()
+        .errors(&["not_impersonating"]),
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ImpersonateIn {
     user_id: Uuid,
     reason: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ImpersonationOut {
     access_token: String,
     token_type: &'static str,

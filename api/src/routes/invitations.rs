@@ -32,30 +32,91 @@ pub fn routes() -> Vec<Route> {
     const LIST: &str = "/v1/tenants/{tid}/invitations";
     const ONE: &str = "/v1/tenants/{tid}/invitations/{invitation_id}";
     vec![
-        Route::post(LIST, manage, post_invitation),
-        Route::get(LIST, manage, list_invitations),
-        Route::get(ONE, manage, get_invitation),
-        Route::delete(ONE, manage, delete_invitation),
+        Route::post(LIST, manage, post_invitation)
+            .summary("Invite an email to a role; the token and link are shown only here")
+            .body::<InvitationIn>()
+            .answers::<IssuedOut>(StatusCode::CREATED)
+            .errors(&[
+                "already_member",
+                "invitation_pending",
+                "unknown_role",
+                "role_escalation",
+                "owner_required",
+                "seat_limit_reached",
+                "tenant_archived",
+            ]),
+        Route::get(LIST, manage, list_invitations)
+            .summary("The tenant's invitations, optionally by status")
+            .query::<InvitationListParams>()
+            .answers_page::<InvitationOut>()
+            .errors(&["invalid_limit", "invalid_cursor", "invalid_status"]),
+        Route::get(ONE, manage, get_invitation)
+            .summary("One invitation, with its email's delivery status")
+            .answers::<InvitationOut>(StatusCode::OK)
+            .errors(&["invitation_not_found"]),
+        Route::delete(ONE, manage, delete_invitation)
+            .summary("Revoke a pending invitation")
+            .no_content()
+            .errors(&[
+                "invitation_not_found",
+                "invitation_not_pending",
+                "tenant_archived",
+            ]),
         Route::post(
             "/v1/tenants/{tid}/invitations/{invitation_id}/resend",
             manage,
             resend_invitation,
-        ),
-        Route::get("/v1/invitations/{token}", Access::Throttled, get_public),
+        )
+        .summary("A new token and expiry; the old link stops working")
+        .answers::<IssuedOut>(StatusCode::OK)
+        .errors(&[
+            "invitation_not_found",
+            "invitation_not_pending",
+            "concurrent_update",
+            "tenant_archived",
+        ]),
+        Route::get("/v1/invitations/{token}", Access::Throttled, get_public)
+            .summary("What an invitee sees before accepting")
+            .answers::<PublicInvitationOut>(StatusCode::OK)
+            .errors(&[
+                "invitation_not_found",
+                "invitation_expired",
+                "invitation_revoked",
+                "invitation_used",
+            ]),
         Route::post(
             "/v1/invitations/{token}/accept",
             Access::Throttled,
             accept_invitation,
-        ),
+        )
+        .summary("Accept: signed in as the invited email, or sign up with name and password")
+        .optional_body::<SignUp>()
+        .answers::<AcceptedOut>(StatusCode::OK)
+        .errors(&[
+            "invitation_not_found",
+            "invitation_expired",
+            "invitation_revoked",
+            "invitation_used",
+            "invitation_email_mismatch",
+            "sign_in_required",
+            "invalid_token",
+            "user_token_required",
+            "already_member",
+            "seat_limit_reached",
+            "tenant_archived",
+            "tenant_suspended",
+            "user_deactivated",
+        ]),
     ]
 }
 
 /// Create and resend answers: the one place the token and link appear.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct IssuedOut {
     #[serde(flatten)]
     invitation: InvitationOut,
     accept_url: String,
+    #[schema(value_type = String)]
     token: Zeroizing<String>,
 }
 
@@ -87,7 +148,7 @@ async fn issued_out(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct InvitationIn {
     email: String,
     role: String,
@@ -112,7 +173,8 @@ async fn post_invitation(
     Ok((StatusCode::CREATED, SecretResponse, axum::Json(issued)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct InvitationListParams {
     limit: Option<i64>,
     cursor: Option<String>,
@@ -184,13 +246,13 @@ async fn resend_invitation(
     Ok((SecretResponse, axum::Json(issued)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PublicTenant {
     id: Uuid,
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PublicInvitationOut {
     tenant: PublicTenant,
     email: String,

@@ -27,29 +27,50 @@ pub fn routes() -> Vec<Route> {
     const KEYS: &str = "/v1/tenants/{tid}/llm-keys";
     const KEY: &str = "/v1/tenants/{tid}/llm-keys/{key}";
     vec![
-        Route::get(KEYS, In(Permission::LlmKeysRead), list_llm_keys),
-        Route::post(KEYS, In(Permission::LlmKeysManage), post_llm_key),
-        Route::put(KEY, In(Permission::LlmKeysManage), put_llm_key),
-        Route::delete(KEY, In(Permission::LlmKeysManage), delete_llm_key),
+        Route::get(KEYS, In(Permission::LlmKeysRead), list_llm_keys)
+            .summary("The tenant's provider keys, redacted")
+            .answers_all::<LlmKeyOut>(),
+        Route::post(KEYS, In(Permission::LlmKeysManage), post_llm_key)
+            .summary("Store a key for a provider the tenant has none for yet")
+            .body::<LlmKeyIn>()
+            .answers::<LlmKeyOut>(StatusCode::CREATED)
+            .errors(&["duplicate_provider_key"]),
+        Route::put(KEY, In(Permission::LlmKeysManage), put_llm_key)
+            .summary("Replace a key's secret; the old data key is destroyed")
+            .body::<ReplaceIn>()
+            .answers::<LlmKeyOut>(StatusCode::OK)
+            .errors(&["llm_key_not_found"]),
+        Route::delete(KEY, In(Permission::LlmKeysManage), delete_llm_key)
+            .summary("Delete a key and crypto-shred its data key")
+            .no_content()
+            .errors(&["llm_key_not_found"]),
         Route::post(
             "/v1/tenants/{tid}/llm-keys/{provider}/resolve",
             In(Permission::LlmKeysUse),
             resolve_llm_key,
-        ),
+        )
+        .summary("The plaintext of the tenant's key for a provider (recorded)")
+        .answers::<ResolvedOut>(StatusCode::OK)
+        .errors(&["llm_key_not_found", "validation_failed"]),
         Route::get(
             "/v1/tenants/{tid}/llm-keys/{key}/accesses",
             In(Permission::AuditRead),
             list_accesses,
-        ),
+        )
+        .summary("Who resolved a key's plaintext, when, from which request")
+        .query::<AccessParams>()
+        .answers_page::<AccessOut>()
+        .errors(&["llm_key_not_found", "invalid_limit", "invalid_cursor"]),
     ]
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LlmKeyOut {
     id: Uuid,
     provider: String,
     label: Option<String>,
     key_hint: String,
+    #[schema(value_type = Object)]
     created_by: Value,
     created_at: DateTime<Utc>,
     rotated_at: Option<DateTime<Utc>>,
@@ -93,9 +114,10 @@ async fn list_llm_keys(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LlmKeyIn {
     provider: String,
+    #[schema(value_type = String)]
     api_key: Zeroizing<String>,
     label: Option<String>,
 }
@@ -126,8 +148,9 @@ async fn post_llm_key(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ReplaceIn {
+    #[schema(value_type = String)]
     api_key: Zeroizing<String>,
 }
 
@@ -155,8 +178,9 @@ async fn delete_llm_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ResolvedOut {
+    #[schema(value_type = String)]
     api_key: Zeroizing<String>,
     key_id: Uuid,
 }
@@ -181,15 +205,17 @@ async fn resolve_llm_key(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AccessOut {
     id: Uuid,
+    #[schema(value_type = Object)]
     actor: Value,
     request_id: Option<String>,
     accessed_at: DateTime<Utc>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AccessParams {
     limit: Option<i64>,
     cursor: Option<String>,

@@ -19,13 +19,26 @@ use crate::state::AppState;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::get("/v1/me", Access::User, get_me),
-        Route::patch("/v1/me", Access::User, patch_me),
-        Route::post("/v1/me/password", Access::User, post_password),
+        Route::get("/v1/me", Access::User, get_me)
+            .summary("The caller, their tenants, and who impersonates them")
+            .answers::<MeOut>(StatusCode::OK),
+        Route::patch("/v1/me", Access::User, patch_me)
+            .summary("Change the caller's display name")
+            .body::<MePatch>()
+            .answers::<UserOut>(StatusCode::OK),
+        Route::post("/v1/me/password", Access::User, post_password)
+            .summary("Change the caller's password")
+            .body::<PasswordIn>()
+            .no_content()
+            .errors(&[
+                "wrong_password",
+                "not_allowed_while_impersonating",
+                "rate_limited",
+            ]),
     ]
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MeOut {
     user: UserOut,
     is_platform_admin: bool,
@@ -36,7 +49,7 @@ pub struct MeOut {
     impersonated_by: Option<ImpersonatorOut>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ImpersonatorOut {
     id: uuid::Uuid,
     email: String,
@@ -68,7 +81,7 @@ async fn get_me(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct MePatch {
     name: String,
 }
@@ -92,9 +105,11 @@ async fn patch_me(
     Ok(axum::Json(user_out(&state, caller.user_id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PasswordIn {
+    #[schema(value_type = String)]
     current_password: Zeroizing<String>,
+    #[schema(value_type = String)]
     new_password: Zeroizing<String>,
 }
 

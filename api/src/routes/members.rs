@@ -25,18 +25,53 @@ pub fn routes() -> Vec<Route> {
             "/v1/tenants/{tid}/members",
             In(Permission::MembersRead),
             list_members,
-        ),
-        Route::post("/v1/tenants/{tid}/members", Admin, post_member),
-        Route::put(MEMBER, In(Permission::MembersManage), put_member),
+        )
+        .summary("The roster in user-id order, optionally with pending invitations")
+        .query::<MemberListParams>()
+        .answers::<MembersOut>(StatusCode::OK)
+        .errors(&["invalid_limit", "invalid_cursor", "invalid_include"]),
+        Route::post("/v1/tenants/{tid}/members", Admin, post_member)
+            .summary("Seat an existing, active user directly")
+            .body::<MemberIn>()
+            .answers::<MemberOut>(StatusCode::CREATED)
+            .errors(&[
+                "tenant_not_found",
+                "already_member",
+                "unknown_role",
+                "seat_limit_reached",
+                "user_not_found",
+                "user_deactivated",
+                "tenant_archived",
+            ]),
+        Route::put(MEMBER, In(Permission::MembersManage), put_member)
+            .summary("Give a member another role")
+            .body::<RoleIn>()
+            .answers::<MemberOut>(StatusCode::OK)
+            .errors(&[
+                "member_not_found",
+                "unknown_role",
+                "role_escalation",
+                "owner_required",
+                "last_owner",
+                "tenant_archived",
+            ]),
         Route::delete(
             MEMBER,
             TenantOrSelf(Permission::MembersManage),
             delete_member,
-        ),
+        )
+        .summary("Remove a member, or leave when the caller names themselves")
+        .no_content()
+        .errors(&[
+            "member_not_found",
+            "owner_required",
+            "last_owner",
+            "tenant_archived",
+        ]),
     ]
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct MemberOut {
     pub user_id: Uuid,
     pub email: String,
@@ -75,7 +110,8 @@ async fn member_out(
         .ok_or_else(|| ApiError::not_found("member_not_found", "member not found"))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct MemberListParams {
     limit: Option<i64>,
     cursor: Option<String>,
@@ -85,10 +121,12 @@ struct MemberListParams {
     include: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MembersOut {
-    #[serde(flatten)]
-    members: ListOut<MemberOut>,
+    data: Vec<MemberOut>,
+    /// A cursor for the next page; absent on the last.
+    next_cursor: Option<String>,
+    /// Pending invitations, with `include=invitations`.
     #[serde(skip_serializing_if = "Option::is_none")]
     invitations: Option<Vec<InvitationOut>>,
 }
@@ -139,13 +177,15 @@ async fn list_members(
             paging.limit()?,
         )
         .await?;
+    let members = ListOut::from_page(page, MemberOut::from);
     Ok(axum::Json(MembersOut {
-        members: ListOut::from_page(page, MemberOut::from),
+        data: members.data,
+        next_cursor: members.next_cursor,
         invitations,
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct MemberIn {
     user_id: Uuid,
     role: String,
@@ -174,7 +214,7 @@ async fn post_member(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RoleIn {
     role: String,
 }

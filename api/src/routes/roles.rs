@@ -22,21 +22,53 @@ pub fn routes() -> Vec<Route> {
             "/v1/tenants/{tid}/roles",
             In(Permission::MembersRead),
             list_roles,
-        ),
+        )
+        .summary("The built-in and custom roles with their permissions")
+        .answers_all::<RoleOut>(),
         Route::post(
             "/v1/tenants/{tid}/roles",
             In(Permission::RolesManage),
             post_role,
-        ),
-        Route::put(ROLE, In(Permission::RolesManage), put_role),
-        Route::delete(ROLE, In(Permission::RolesManage), delete_role),
+        )
+        .summary("Define a custom role")
+        .body::<RoleIn>()
+        .answers::<RoleOut>(StatusCode::CREATED)
+        .errors(&[
+            "role_exists",
+            "permission_escalation",
+            "permission_not_assignable",
+            "no_permissions",
+            "tenant_archived",
+        ]),
+        Route::put(ROLE, In(Permission::RolesManage), put_role)
+            .summary("Change a custom role's permissions")
+            .body::<RolePermissionsIn>()
+            .answers::<RoleOut>(StatusCode::OK)
+            .errors(&[
+                "role_not_found",
+                "builtin_role_immutable",
+                "permission_escalation",
+                "permission_not_assignable",
+                "no_permissions",
+                "tenant_archived",
+            ]),
+        Route::delete(ROLE, In(Permission::RolesManage), delete_role)
+            .summary("Delete a custom role nobody holds")
+            .no_content()
+            .errors(&[
+                "role_not_found",
+                "builtin_role_immutable",
+                "role_in_use",
+                "tenant_archived",
+            ]),
     ]
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct RoleOut {
     pub name: String,
     pub builtin: bool,
+    #[schema(value_type = Vec<String>)]
     pub permissions: PermissionSet,
 }
 
@@ -77,7 +109,7 @@ fn parse_permissions(v: &mut Validation, raw: &[String]) -> Option<PermissionSet
     v.check("permissions", PermissionSet::parse(raw))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RoleIn {
     name: String,
     permissions: Vec<String>,
@@ -112,7 +144,7 @@ fn role_from_path(raw: &str) -> Result<RoleName, ApiError> {
     RoleName::parse(raw).map_err(|_| ApiError::not_found("role_not_found", "no such role"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RolePermissionsIn {
     permissions: Vec<String>,
 }

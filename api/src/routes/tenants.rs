@@ -23,31 +23,74 @@ use crate::state::AppState;
 pub fn routes() -> Vec<Route> {
     use Access::{PlatformAdmin as Admin, Tenant as In};
     vec![
-        Route::post("/v1/tenants", Admin, post_tenant),
-        Route::get("/v1/tenants", Admin, list_tenants),
-        Route::get("/v1/tenants/{tid}", In(Permission::TenantRead), get_tenant),
+        Route::post("/v1/tenants", Admin, post_tenant)
+            .summary("Create a tenant, optionally with its first owner")
+            .body::<TenantIn>()
+            .answers::<TenantOut>(StatusCode::CREATED)
+            .errors(&["slug_taken", "user_not_found", "user_deactivated"]),
+        Route::get("/v1/tenants", Admin, list_tenants)
+            .summary("List tenants; archived ones only with status=archived")
+            .query::<TenantListParams>()
+            .answers_page::<TenantOut>()
+            .errors(&["invalid_limit", "invalid_cursor", "invalid_status"]),
+        Route::get("/v1/tenants/{tid}", In(Permission::TenantRead), get_tenant)
+            .summary("One tenant")
+            .answers::<TenantOut>(StatusCode::OK),
         Route::patch(
             "/v1/tenants/{tid}",
             In(Permission::TenantManage),
             patch_tenant,
-        ),
-        Route::delete("/v1/tenants/{tid}", Admin, delete_tenant),
-        Route::post("/v1/tenants/{tid}/suspend", Admin, suspend_tenant),
-        Route::post("/v1/tenants/{tid}/reactivate", Admin, reactivate_tenant),
+        )
+        .summary("Rename a tenant and/or merge-patch its settings")
+        .body::<TenantPatch>()
+        .answers::<TenantOut>(StatusCode::OK)
+        .errors(&[
+            "tenant_archived",
+            "invalid_settings",
+            "platform_admin_required",
+        ]),
+        Route::delete("/v1/tenants/{tid}", Admin, delete_tenant)
+            .summary("Archive a tenant")
+            .no_content()
+            .errors(&["tenant_not_found", "tenant_archived"]),
+        Route::post("/v1/tenants/{tid}/suspend", Admin, suspend_tenant)
+            .summary("Suspend a tenant: its members and keys are refused until reactivated")
+            .body::<SuspendIn>()
+            .answers::<TenantOut>(StatusCode::OK)
+            .errors(&[
+                "tenant_not_found",
+                "tenant_already_suspended",
+                "tenant_archived",
+                "invalid_reason",
+            ]),
+        Route::post("/v1/tenants/{tid}/reactivate", Admin, reactivate_tenant)
+            .summary("Reactivate a suspended tenant")
+            .answers::<TenantOut>(StatusCode::OK)
+            .errors(&[
+                "tenant_not_found",
+                "tenant_not_suspended",
+                "tenant_archived",
+            ]),
         Route::get(
             "/v1/tenants/{tid}/events",
             In(Permission::AuditRead),
             list_tenant_events,
-        ),
+        )
+        .summary("The tenant's events in per-tenant order")
+        .query::<EventParams>()
+        .answers_page::<EventOut>()
+        .errors(&["invalid_limit", "invalid_after"]),
     ]
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct TenantOut {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
+    #[schema(value_type = String)]
     pub status: TenantStatus,
+    #[schema(value_type = Object)]
     pub settings: Value,
     pub suspended_reason: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -79,10 +122,11 @@ async fn tenant_out(state: &AppState, id: Uuid) -> Result<TenantOut, ApiError> {
         .ok_or_else(|| ApiError::not_found("tenant_not_found", "tenant not found"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct TenantIn {
     name: String,
     slug: Option<String>,
+    #[schema(value_type = Option<Object>)]
     settings: Option<Value>,
     /// An existing, active user to seat as the first owner.
     owner_user_id: Option<Uuid>,
@@ -134,7 +178,8 @@ async fn post_tenant(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TenantListParams {
     limit: Option<i64>,
     cursor: Option<String>,
@@ -176,9 +221,10 @@ async fn get_tenant(
 }
 
 /// Run a command on an existing tenant and wait until the read models show it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct TenantPatch {
     name: Option<String>,
+    #[schema(value_type = Option<Object>)]
     settings: Option<Value>,
 }
 
@@ -215,7 +261,7 @@ async fn patch_tenant(
     Ok(axum::Json(tenant_out(&state, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SuspendIn {
     reason: String,
 }
@@ -259,13 +305,14 @@ async fn delete_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventParams {
     after: Option<i64>,
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventOut {
     sequence: i64,
     position: i64,
@@ -273,7 +320,9 @@ struct EventOut {
     event_version: i32,
     aggregate_type: String,
     aggregate_id: String,
+    #[schema(value_type = Object)]
     data: Value,
+    #[schema(value_type = Object)]
     metadata: Value,
     recorded_at: chrono::DateTime<chrono::Utc>,
 }

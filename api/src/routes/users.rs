@@ -21,28 +21,60 @@ use crate::state::AppState;
 pub fn routes() -> Vec<Route> {
     use Access::PlatformAdmin as Admin;
     vec![
-        Route::post("/v1/admin/users", Admin, post_user),
-        Route::get("/v1/admin/users", Admin, list_users),
-        Route::get("/v1/admin/users/{id}", Admin, get_user),
-        Route::post("/v1/admin/users/{id}/deactivate", Admin, deactivate_user),
-        Route::post("/v1/admin/users/{id}/reactivate", Admin, reactivate_user),
+        Route::post("/v1/admin/users", Admin, post_user)
+            .summary("Register a user")
+            .body::<UserIn>()
+            .answers::<UserOut>(StatusCode::CREATED)
+            .errors(&["email_taken"]),
+        Route::get("/v1/admin/users", Admin, list_users)
+            .summary("List users")
+            .query::<UserListParams>()
+            .answers_page::<UserOut>()
+            .errors(&["invalid_limit", "invalid_cursor", "invalid_status"]),
+        Route::get("/v1/admin/users/{id}", Admin, get_user)
+            .summary("One user and their memberships")
+            .answers::<UserDetailOut>(StatusCode::OK)
+            .errors(&["user_not_found"]),
+        Route::post("/v1/admin/users/{id}/deactivate", Admin, deactivate_user)
+            .summary("Deactivate a user: sign-in stops and every session is revoked")
+            .answers::<UserOut>(StatusCode::OK)
+            .errors(&["user_not_found", "user_already_deactivated", "last_owner"]),
+        Route::post("/v1/admin/users/{id}/reactivate", Admin, reactivate_user)
+            .summary("Reactivate a deactivated user")
+            .answers::<UserOut>(StatusCode::OK)
+            .errors(&["user_not_found", "user_already_active"]),
         Route::post(
             "/v1/admin/users/{id}/grant-platform-admin",
             Admin,
             grant_platform_admin,
-        ),
+        )
+        .summary("Make a user a platform admin")
+        .answers::<UserOut>(StatusCode::OK)
+        .errors(&[
+            "user_not_found",
+            "already_platform_admin",
+            "user_deactivated",
+        ]),
         Route::post(
             "/v1/admin/users/{id}/revoke-platform-admin",
             Admin,
             revoke_platform_admin,
-        ),
+        )
+        .summary("Take the platform admin permission away from a user")
+        .answers::<UserOut>(StatusCode::OK)
+        .errors(&[
+            "user_not_found",
+            "not_platform_admin",
+            "cannot_revoke_own_admin",
+        ]),
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct UserIn {
     email: String,
     name: String,
+    #[schema(value_type = String)]
     password: Zeroizing<String>,
 }
 
@@ -67,7 +99,8 @@ async fn post_user(
     Ok((StatusCode::CREATED, axum::Json(user_out(&state, id).await?)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserListParams {
     limit: Option<i64>,
     cursor: Option<String>,
@@ -104,7 +137,7 @@ async fn list_users(
 }
 
 /// A user with the tenants they belong to.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserDetailOut {
     #[serde(flatten)]
     user: UserOut,

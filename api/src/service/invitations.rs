@@ -73,13 +73,14 @@ pub async fn by_token(
 }
 
 /// What someone accepting without signing in gives for their new account.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct SignUp {
     name: Option<String>,
+    #[schema(value_type = Option<String>)]
     password: Option<Zeroizing<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AcceptedOut {
     tenant_id: Uuid,
     role: String,

@@ -14,6 +14,60 @@ async fn health_and_readiness_answer_without_credentials() {
 }
 
 #[tokio::test]
+async fn the_api_describes_itself_and_serves_its_docs_page_from_the_binary() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let served = r.text().await.unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .unwrap();
+    assert_eq!(
+        served, committed,
+        "the server serves the committed document"
+    );
+    let doc: Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/tenants/{tid}/members"]["get"].is_object());
+
+    let r = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("/openapi.json"));
+    assert!(
+        !page.contains("http://") && !page.contains("https://") && !page.contains("//cdn"),
+        "the page loads nothing from another host"
+    );
+    assert!(
+        page.contains(r#""validatorUrl": "none""#),
+        "Swagger UI's online validator is off"
+    );
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-ui-standalone-preset.js",
+    ] {
+        let path = format!("/docs/{asset}");
+        assert!(page.contains(&path), "the page refers to {path}");
+        let r = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.bytes().await.unwrap().len() > 1000, "{path} has content");
+    }
+    let (s, b) = app.send(Method::GET, "/docs/missing.js", None, None).await;
+    assert_eq!((s, code(&b)), (404, "not_found"));
+}
+
+#[tokio::test]
 async fn sign_in_answers_a_token_pair_and_me_describes_the_caller() {
     let app = TestApp::spawn().await;
     let r = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;

@@ -33,6 +33,9 @@ use Need::*;
 const SPEC: &[(&str, &str, Need)] = &[
     ("GET", "/healthz", Public),
     ("GET", "/readyz", Public),
+    ("GET", "/openapi.json", Public),
+    ("GET", "/docs", Public),
+    ("GET", "/docs/{file}", Public),
     ("POST", "/v1/auth/login", Public),
     ("POST", "/v1/auth/refresh", Public),
     ("POST", "/v1/auth/logout", User),
@@ -498,6 +501,7 @@ async fn every_route_refuses_every_caller_outside_its_access() {
             .replace("{invitation_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{token}", &invitation_token)
             .replace("{provider}", "openai")
+            .replace("{file}", "swagger-ui.css")
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
     };
 
