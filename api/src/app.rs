@@ -71,6 +71,9 @@ async fn check_master_keys(store: &Store, config: &Config) -> Result<(), StartEr
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The server's database connections at most.
+pub const POOL_SIZE: u32 = 16;
+
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     routes::router(&state)
@@ -117,8 +120,14 @@ impl Application {
         // The binary kept them already; a server built another way (tests)
         // keeps them here. Idempotent.
         config.persist_generated().map_err(StartError::Config)?;
-        let pool =
-            crate::db::prepare(&config.database_url, 16, config.database_acquire_timeout).await?;
+        // Before anything counts: a metric recorded with no recorder is lost.
+        crate::metrics::handle();
+        let pool = crate::db::prepare(
+            &config.database_url,
+            POOL_SIZE,
+            config.database_acquire_timeout,
+        )
+        .await?;
         let store = Store::new(pool.clone());
         check_master_keys(&store, &config).await?;
         let listener =

@@ -43,6 +43,9 @@ pub enum Access {
     /// As `Tenant`, or the member named by the path's `{user_id}` acting on
     /// themselves (leaving a tenant).
     TenantOrSelf(Permission),
+    /// The metrics scraper: the bearer token `TENANTRY_METRICS_TOKEN`, and
+    /// nobody else (no session, no API key).
+    MetricsToken,
 }
 
 impl Access {
@@ -55,6 +58,7 @@ impl Access {
             Self::PlatformAdmin => "platform admin".into(),
             Self::Tenant(p) => format!("`{p}`"),
             Self::TenantOrSelf(p) => format!("`{p}` or self"),
+            Self::MetricsToken => "the metrics token".into(),
         }
     }
 }
@@ -144,10 +148,15 @@ pub async fn guard(
         throttle(&app, &req)?;
         return Ok(next.run(req).await);
     }
+    if access == Access::MetricsToken {
+        let (parts, body) = req.into_parts();
+        check_metrics_token(&app, &parts)?;
+        return Ok(next.run(Request::from_parts(parts, body)).await);
+    }
     let (mut parts, body) = req.into_parts();
     let principal = match access {
         // Answered above; kept here so the match stays exhaustive.
-        Access::Public | Access::Throttled => {
+        Access::Public | Access::Throttled | Access::MetricsToken => {
             return Ok(next.run(Request::from_parts(parts, body)).await)
         }
         Access::User => match authenticate(&app, &parts).await? {
@@ -196,6 +205,30 @@ pub async fn guard(
     record_actor(&principal);
     parts.extensions.insert(principal);
     Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// The metrics token, compared in constant time; anything else is 401.
+fn check_metrics_token(app: &AppState, parts: &Parts) -> Result<(), ApiError> {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    let Some(token) = bearer(parts) else {
+        return Err(
+            if parts
+                .headers
+                .contains_key(axum::http::header::AUTHORIZATION)
+            {
+                invalid_token()
+            } else {
+                ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
+            },
+        );
+    };
+    let expected = app.config.metrics_token.expose_secret().as_bytes();
+    if bool::from(token.as_bytes().ct_eq(expected)) {
+        Ok(())
+    } else {
+        Err(invalid_token())
+    }
 }
 
 /// 429 with `Retry-After` once the client address has used its allowance.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod error_codes;
 pub mod extract;
 pub mod guard;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod outage;

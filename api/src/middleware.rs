@@ -55,6 +55,8 @@ pub async fn request_context(
         impersonator = tracing::field::Empty,
         status = tracing::field::Empty,
     );
+    let method = req.method().as_str().to_string();
+    let started = std::time::Instant::now();
     let (req, body_read) = track_body(req);
     let response = request_id::scope(id.clone(), next.run(req))
         .instrument(span.clone())
@@ -65,6 +67,7 @@ pub async fn request_context(
     let mut response = finish_errors(response, &id).await;
     span.record("status", response.status().as_u16());
     span.in_scope(|| tracing::info!("request finished"));
+    crate::metrics::record_request(route, method, response.status(), started.elapsed());
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(request_id::HEADER, v);
     }

@@ -97,6 +97,7 @@ fn access_codes(access: Access) -> &'static [&'static str] {
     match access {
         Access::Public => &[],
         Access::Throttled => &["rate_limited"],
+        Access::MetricsToken => &["missing_token", "invalid_token"],
         Access::User => SIGNED_IN,
         Access::PlatformAdmin => &[
             "missing_token",
@@ -187,7 +188,9 @@ fn http_method(method: &Method) -> HttpMethod {
 
 fn tag_of(path: &str) -> &'static str {
     let rest = path.trim_start_matches("/v1/");
-    if !path.starts_with("/v1/") {
+    if path == "/metrics" {
+        "operations"
+    } else if !path.starts_with("/v1/") {
         "health"
     } else if rest.starts_with("auth") {
         "auth"
@@ -213,6 +216,13 @@ fn security(access: Access) -> (Vec<SecurityRequirement>, Option<String>) {
     let api_key = || SecurityRequirement::new("api_key", Vec::<String>::new());
     match access {
         Access::Public | Access::Throttled => (vec![SecurityRequirement::default()], None),
+        Access::MetricsToken => (
+            vec![SecurityRequirement::new(
+                "metrics_token",
+                Vec::<String>::new(),
+            )],
+            None,
+        ),
         Access::User => (vec![session()], None),
         Access::PlatformAdmin => (vec![session()], Some("platform.admin".into())),
         Access::Tenant(p) => (vec![session(), api_key()], Some(p.as_str().into())),
@@ -405,6 +415,13 @@ pub fn document() -> OpenApi {
     api_key.bearer_format = Some("tnt_…".into());
     api_key.description =
         Some("A tenant API key, for tenant routes only, with the permissions it carries.".into());
+    let mut metrics = Http::new(HttpAuthScheme::Bearer);
+    metrics.description =
+        Some("`TENANTRY_METRICS_TOKEN` (or the one kept in the data directory).".into());
+    components.security_schemes.insert(
+        "metrics_token".into(),
+        RefOr::T(SecurityScheme::Http(metrics)),
+    );
     components
         .security_schemes
         .insert("session".into(), RefOr::T(SecurityScheme::Http(session)));
@@ -420,6 +437,7 @@ pub fn document() -> OpenApi {
     );
     let tags = [
         "health",
+        "operations",
         "auth",
         "me",
         "tenants",

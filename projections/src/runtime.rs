@@ -340,6 +340,22 @@ struct Progress {
     leader: bool,
 }
 
+/// How many events after a checkpoint [`ProjectorRuntime::lag`] looks at.
+pub const LAG_SCAN: i64 = 10_000;
+
+/// One projection's distance behind the log, as [`ProjectorRuntime::lag`]
+/// measures it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionLag {
+    pub name: &'static str,
+    /// This process leads it.
+    pub leader: bool,
+    /// Events it reads that it has not applied yet (at most `LAG_SCAN`).
+    pub events: u64,
+    /// The age of the oldest of them; 0 when there are none.
+    pub seconds: f64,
+}
+
 /// Handles to the running projector tasks; await [`ProjectorTasks::join`]
 /// after signalling shutdown.
 pub struct ProjectorTasks {
@@ -392,6 +408,45 @@ impl ProjectorRuntime {
             projectors: Arc::new(projectors),
         };
         (runtime, ProjectorTasks { handles })
+    }
+
+    /// How far each projection is behind the log: the events it has yet to
+    /// apply (counted over at most `LAG_SCAN` events after its checkpoint)
+    /// and the age of the oldest of them. Measured from this process's
+    /// position where it leads, else from the stored checkpoint.
+    pub async fn lag(&self) -> Result<Vec<ProjectionLag>, sqlx::Error> {
+        let mut lags = Vec::with_capacity(self.projectors.len());
+        for p in self.projectors.iter() {
+            let name = p.projection.name();
+            let progress = *p.progress.borrow();
+            let from = if progress.leader {
+                progress.checkpoint
+            } else {
+                stored_checkpoint(&self.pool, name).await?
+            };
+            let ahead = {
+                let mut conn = self.pool.acquire().await?;
+                headers_after(&mut conn, from, LAG_SCAN).await?
+            };
+            let mut unapplied = ahead
+                .iter()
+                .filter(|e| p.projection.reads(&e.aggregate_type, &e.event_type));
+            let oldest = unapplied.next();
+            let events = oldest.map_or(0, |_| 1 + unapplied.count() as u64);
+            let seconds = oldest.map_or(0.0, |e| {
+                (chrono::Utc::now() - e.recorded_at)
+                    .num_milliseconds()
+                    .max(0) as f64
+                    / 1000.0
+            });
+            lags.push(ProjectionLag {
+                name,
+                leader: progress.leader,
+                events,
+                seconds,
+            });
+        }
+        Ok(lags)
     }
 
     /// Whether this process currently leads the named projection.

@@ -268,6 +268,15 @@ fn evict_least_recently_used(map: &mut std::collections::HashMap<AggregateKey, S
     }
 }
 
+/// `tenantry_commands_total{aggregate, outcome}`: `applied` (events
+/// appended), `unchanged` (a no-op), `refused` (the aggregate said no),
+/// `conflict` (lost the optimistic race every attempt), `failed` (any other
+/// error: a taken unique value, a refused side write, the database).
+fn count_command(aggregate: &'static str, outcome: &'static str) {
+    metrics::counter!("tenantry_commands_total", "aggregate" => aggregate, "outcome" => outcome)
+        .increment(1);
+}
+
 fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
     match err {
         sqlx::Error::Database(db) => {
@@ -387,6 +396,12 @@ impl CommandExecutor {
                     aggregate = latest;
                 }
                 slot.put(aggregate, version);
+                let outcome = if decided.is_err() {
+                    "refused"
+                } else {
+                    "unchanged"
+                };
+                count_command(A::TYPE, outcome);
                 return match decided {
                     Err(e) => Err(CommandError::Domain(e)),
                     Ok(()) => Ok(Committed {
@@ -407,6 +422,7 @@ impl CommandExecutor {
                         aggregate_type: A::TYPE,
                         event_types: events.iter().map(DomainEvent::event_type).collect(),
                     };
+                    count_command(A::TYPE, "applied");
                     return Ok(Committed {
                         events,
                         written: Some(written),
@@ -414,6 +430,8 @@ impl CommandExecutor {
                 }
                 // Another process appended first: reload from the log.
                 Err(CommandError::Database(e)) if is_unique_violation(&e, "events_pkey") => {
+                    metrics::counter!("tenantry_command_conflicts_total", "aggregate" => A::TYPE)
+                        .increment(1);
                     tracing::debug!(
                         aggregate = A::TYPE,
                         aggregate_id,
@@ -422,9 +440,13 @@ impl CommandExecutor {
                     continue;
                 }
                 // Not committed, or not known to be: the slot stays empty.
-                Err(e) => return Err(e),
+                Err(e) => {
+                    count_command(A::TYPE, "failed");
+                    return Err(e);
+                }
             }
         }
+        count_command(A::TYPE, "conflict");
         Err(CommandError::Concurrency)
     }
 

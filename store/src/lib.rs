@@ -151,6 +151,11 @@ impl Store {
         log::tenant_events(&mut conn, tenant_id.as_uuid(), after_sequence, limit).await
     }
 
+    /// The pool's open connections and, of those, the idle ones.
+    pub fn pool_connections(&self) -> (u32, usize) {
+        (self.pool().size(), self.pool().num_idle())
+    }
+
     /// Close the connections (at shutdown): the read models share them.
     pub async fn close(&self) {
         self.pool().close().await

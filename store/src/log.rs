@@ -107,6 +107,7 @@ pub struct EventHeader {
     pub position: i64,
     pub aggregate_type: String,
     pub event_type: String,
+    pub recorded_at: DateTime<Utc>,
 }
 
 impl EventHeader {
@@ -124,7 +125,7 @@ pub async fn headers_after(
 ) -> Result<Vec<EventHeader>, sqlx::Error> {
     sqlx::query_as!(
         EventHeader,
-        "SELECT tx_id::text AS \"tx_id!\", position, aggregate_type, event_type \
+        "SELECT tx_id::text AS \"tx_id!\", position, aggregate_type, event_type, recorded_at \
            FROM events \
           WHERE (tx_id, position) > ($1::text::xid8, $2) \
             AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \

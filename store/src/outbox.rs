@@ -77,7 +77,29 @@ pub struct Outbox<'a> {
     pub(crate) pool: &'a PgPool,
 }
 
+/// Emails waiting to be sent, and given up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: i64,
+    pub failed: i64,
+}
+
 impl Outbox<'_> {
+    /// How many emails wait and how many were given up on.
+    pub async fn counts(&self) -> Result<OutboxCounts, sqlx::Error> {
+        let row = sqlx::query!(
+            "SELECT count(*) FILTER (WHERE status = 'pending') AS \"pending!\", \
+                    count(*) FILTER (WHERE status = 'failed') AS \"failed!\" \
+               FROM email_outbox"
+        )
+        .fetch_one(self.pool)
+        .await?;
+        Ok(OutboxCounts {
+            pending: row.pending,
+            failed: row.failed,
+        })
+    }
+
     /// Claim up to `limit` due rows, oldest due first.
     pub async fn claim_due(&self, limit: i64) -> Result<OutboxBatch, sqlx::Error> {
         let mut tx = self.pool.begin().await?;

@@ -21,6 +21,8 @@ pub const ADMIN_EMAIL: &str = "root@tenantry.test";
 pub const ADMIN_PASSWORD: &str = "correct horse battery";
 /// The JWT secret of every test server (tests forge expired tokens with it).
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The bearer token `GET /metrics` answers to in tests.
+pub const METRICS_TOKEN: &str = "metrics-token-metrics-token-metrics-0123";
 
 /// The server at Postgres that tests create their databases in.
 pub fn admin_url() -> String {
@@ -103,6 +105,7 @@ pub fn test_config(db_url: &str, extra: &[(&str, &str)]) -> Config {
         ("TENANTRY_LISTEN", "127.0.0.1:0".to_string()),
         ("TENANTRY_DATA_DIR", data_dir.to_string_lossy().to_string()),
         ("TENANTRY_JWT_SECRET", JWT_SECRET.to_string()),
+        ("TENANTRY_METRICS_TOKEN", METRICS_TOKEN.to_string()),
         ("TENANTRY_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_string()),
         (
             "TENANTRY_BOOTSTRAP_ADMIN_PASSWORD",

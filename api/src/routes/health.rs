@@ -39,7 +39,9 @@ async fn get_health() -> Json<HealthOut> {
     Json(HealthOut { status: "ok" })
 }
 
-/// The database answers and every migration this build knows is applied.
+/// The database answers, every migration this build knows is applied, and
+/// no projection is further behind the log than
+/// `TENANTRY_READY_MAX_PROJECTION_LAG`.
 async fn get_ready(State(state): State<AppState>) -> Result<Json<ReadyOut>, ApiError> {
     let unavailable = |why: &str| {
         ApiError::new(
@@ -48,6 +50,11 @@ async fn get_ready(State(state): State<AppState>) -> Result<Json<ReadyOut>, ApiE
             format!("not ready: {why}"),
         )
     };
+    let lags = state
+        .projector
+        .lag()
+        .await
+        .map_err(|_| unavailable("the database does not answer"))?;
     let applied = state
         .store
         .applied_migrations()
@@ -56,6 +63,18 @@ async fn get_ready(State(state): State<AppState>) -> Result<Json<ReadyOut>, ApiE
     let known = crate::db::MIGRATOR.iter().count() as i64;
     if applied < known {
         return Err(unavailable("migrations are pending"));
+    }
+    let limit = state.config.projection_max_lag.as_secs_f64();
+    if let Some(behind) = lags.iter().find(|l| l.seconds > limit) {
+        return Err(unavailable(&format!(
+            "projection {} is {:.0} s behind the log",
+            behind.name, behind.seconds
+        ))
+        .with_details(serde_json::json!({
+            "projection": behind.name,
+            "lag_seconds": behind.seconds,
+            "lag_events": behind.events,
+        })));
     }
     Ok(Json(ReadyOut {
         status: "ready",

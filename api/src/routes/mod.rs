@@ -13,6 +13,7 @@ pub mod invitations;
 pub mod llm_keys;
 pub mod me;
 pub mod members;
+pub mod metrics;
 pub mod roles;
 pub mod tenants;
 pub mod users;
@@ -130,6 +131,7 @@ fn all() -> Vec<Route> {
     [
         health::routes(),
         docs::routes(),
+        metrics::routes(),
         auth::routes(),
         me::routes(),
         tenants::routes(),

@@ -103,6 +103,12 @@ pub async fn sign_in(
     let attempt_id = Uuid::now_v7();
     let actor = user_id.map_or(Actor::Anonymous, |id| Actor::User { id });
     let meta = ctx.metadata(PLATFORM_TENANT, actor);
+    crate::metrics::record_sign_in(match failure {
+        None => "success",
+        Some(SignInFailure::UnknownEmail) => "unknown_email",
+        Some(SignInFailure::WrongPassword) => "wrong_password",
+        Some(SignInFailure::UserDeactivated) => "user_deactivated",
+    });
     if let Some(reason) = failure {
         throttle.per_account.record_failure(&email);
         let email_hash = user_id.is_none().then(|| state.email_hasher.hash(&email));

@@ -179,6 +179,12 @@ pub async fn drain(state: &AppState, sender: &Sender) -> Result<usize, sqlx::Err
                 }
             }
         };
+        crate::metrics::record_email(match &outcome {
+            Outcome::Sent => "sent",
+            Outcome::Superseded => "superseded",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Failed(_) => "failed",
+        });
         if let Outcome::Failed(e) | Outcome::Retry { error: e, .. } = &outcome {
             let status = if matches!(outcome, Outcome::Failed(_)) {
                 "failed"

@@ -1,5 +1,7 @@
 //! System tests through HTTP: every endpoint of the core and its errors.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{json, Value};
 use tenantry_tests::{code, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
@@ -801,4 +803,149 @@ async fn granting_and_revoking_platform_admin_takes_effect_on_the_next_request()
             "PlatformAdminRevoked"
         ]
     );
+}
+
+#[tokio::test]
+async fn metrics_answer_only_to_their_token_and_describe_a_workload() {
+    use tenantry_tests::METRICS_TOKEN;
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    // A short workload: a tenant, a failed and a good sign-in, a read.
+    let (s, tenant) = app
+        .send(
+            Method::POST,
+            "/v1/tenants",
+            Some(&admin),
+            Some(json!({ "name": "Metered" })),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let tid = tenant["id"].as_str().unwrap();
+    let r = app.login(ADMIN_EMAIL, "not the password").await;
+    assert_eq!(r.status(), 401);
+    let (s, _) = app.get(&format!("/v1/tenants/{tid}/members"), &admin).await;
+    assert_eq!(s, 200);
+
+    let (s, b) = app.send(Method::GET, "/metrics", None, None).await;
+    assert_eq!((s, code(&b)), (401, "missing_token"));
+    let (s, b) = app.get("/metrics", &admin).await;
+    assert_eq!(
+        (s, code(&b)),
+        (401, "invalid_token"),
+        "a session is not the metrics token"
+    );
+    let (s, b) = app
+        .get("/metrics", "metrics-token-but-not-the-right-one-0000")
+        .await;
+    assert_eq!((s, code(&b)), (401, "invalid_token"));
+
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    for expected in [
+        r#"http_requests_total{route="/v1/tenants",method="POST",status="2xx"}"#,
+        r#"http_requests_total{route="/v1/auth/login",method="POST",status="4xx"}"#,
+        r#"http_request_duration_seconds_bucket{route="/v1/tenants/{tid}/members",method="GET",status="2xx",le="0.1"}"#,
+        r#"tenantry_commands_total{aggregate="tenant",outcome="applied"}"#,
+        r#"tenantry_command_conflicts_total{aggregate="tenant"}"#,
+        r#"tenantry_sign_ins_total{outcome="wrong_password"}"#,
+        r#"tenantry_projection_lag_events{projection="tenants"}"#,
+        r#"tenantry_projection_lag_seconds{projection="access"}"#,
+        r#"tenantry_projection_leader{projection="tenants"}"#,
+        "tenantry_email_outbox_pending",
+        "tenantry_email_outbox_failed",
+        r#"tenantry_emails_total{outcome="failed"}"#,
+        "tenantry_db_pool_connections",
+        "tenantry_db_pool_idle",
+    ] {
+        assert!(
+            text.contains(expected),
+            "/metrics lacks {expected}:\n{text}"
+        );
+    }
+    // This server leads its projections (it is alone on its database) and
+    // has applied everything the workload wrote.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(r#"tenantry_projection_lag_events{projection="tenants"}"#))
+        .unwrap();
+    assert!(line.ends_with(" 0"), "{line}");
+    let leader = text
+        .lines()
+        .find(|l| l.starts_with(r#"tenantry_projection_leader{projection="tenants"}"#))
+        .unwrap();
+    assert!(leader.ends_with(" 1"), "{leader}");
+}
+
+#[tokio::test]
+async fn readiness_fails_while_a_projection_falls_behind_and_recovers() {
+    use sqlx::Connection;
+    let app = TestApp::spawn_with(&[("TENANTRY_READY_MAX_PROJECTION_LAG", "1s")]).await;
+    let admin = app.admin_token().await;
+    let (s, _) = app.send(Method::GET, "/readyz", None, None).await;
+    assert_eq!(s, 200);
+    // Block writes to the tenants read model (reads go on): its projection
+    // cannot apply a batch. A table lock takes no transaction id, so the
+    // log's read horizon does not hide the new event from the lag measure.
+    let mut blocker = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let mut tx = blocker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE tenants_view IN EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // A tenant the projection now cannot show.
+    let create = {
+        let app_url = app.url("/v1/tenants");
+        let client = app.client.clone();
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            client
+                .post(app_url)
+                .bearer_auth(admin)
+                .json(&json!({ "name": "Behind" }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let not_ready = wait_for_readiness(&app, 503, Duration::from_secs(15)).await;
+    assert_eq!(code(&not_ready), "not_ready");
+    assert_eq!(not_ready["error"]["details"]["projection"], "tenants");
+    assert!(
+        not_ready["error"]["details"]["lag_events"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    tx.rollback().await.unwrap();
+    wait_for_readiness(&app, 200, Duration::from_secs(15)).await;
+    create.await.unwrap().unwrap();
+    let (s, list) = app.get("/v1/tenants?q=Behind", &admin).await;
+    assert_eq!((s, list["data"].as_array().map(Vec::len)), (200, Some(1)));
+}
+
+/// Poll `/readyz` until it answers `status` (or fail after `within`).
+async fn wait_for_readiness(app: &TestApp, status: u16, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (s, body) = app.send(Method::GET, "/readyz", None, None).await;
+        if s == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz still answers {s}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

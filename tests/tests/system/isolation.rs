@@ -26,6 +26,8 @@ enum Need {
     Admin,
     Perm(&'static str),
     PermOrSelf(&'static str),
+    /// Only the metrics token: every caller here is refused.
+    MetricsToken,
 }
 
 use Need::*;
@@ -36,6 +38,7 @@ const SPEC: &[(&str, &str, Need)] = &[
     ("GET", "/openapi.json", Public),
     ("GET", "/docs", Public),
     ("GET", "/docs/{file}", Public),
+    ("GET", "/metrics", MetricsToken),
     ("POST", "/v1/auth/login", Public),
     ("POST", "/v1/auth/refresh", Public),
     ("POST", "/v1/auth/logout", User),
@@ -201,6 +204,7 @@ fn expect(need: Need, kind: &Kind) -> Outcome {
         (PublicOrPerson, Kind::Dead) => Outcome::Status(401, "invalid_token"),
         (PublicOrPerson, _) => Outcome::Allowed,
         (_, Kind::Anonymous) => Outcome::Status(401, "missing_token"),
+        (MetricsToken, _) => Outcome::Status(401, "invalid_token"),
         (_, Kind::Dead) => Outcome::Status(401, "invalid_token"),
         (User, Kind::KeyAWith | Kind::KeyAWithout | Kind::KeyB) => {
             Outcome::Status(403, "user_token_required")
