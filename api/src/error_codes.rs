@@ -60,6 +60,7 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (409, "already_platform_admin", ""),
     (409, "not_platform_admin", ""),
     (409, "cannot_revoke_own_admin", ""),
+    (409, "cannot_deactivate_self", ""),
     (409, "duplicate_provider_key", ""),
     (409, "already_member", ""),
     (409, "last_owner", ""),

@@ -46,6 +46,7 @@ pub fn routes() -> Vec<Route> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct ApiKeyIn {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
     permissions: Vec<String>,
     expires_at: Option<DateTime<Utc>>,
@@ -134,6 +135,7 @@ async fn post_api_key(
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct KeyListParams {
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -43,8 +43,9 @@ pub fn routes() -> Vec<Route> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginIn {
+    #[schema(format = Email, max_length = 254)]
     email: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, max_length = 256)]
     password: Zeroizing<String>,
 }
 

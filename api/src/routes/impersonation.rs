@@ -48,6 +48,7 @@ pub fn routes() -> Vec<Route> {
 #[derive(Deserialize, utoipa::ToSchema)]
 struct ImpersonateIn {
     user_id: Uuid,
+    #[schema(min_length = 1, max_length = 500)]
     reason: String,
 }
 

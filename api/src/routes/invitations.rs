@@ -150,6 +150,7 @@ async fn issued_out(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct InvitationIn {
+    #[schema(format = Email, max_length = 254)]
     email: String,
     role: String,
 }
@@ -176,6 +177,7 @@ async fn post_invitation(
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct InvitationListParams {
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
     status: Option<String>,

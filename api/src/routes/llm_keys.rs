@@ -119,6 +119,7 @@ struct LlmKeyIn {
     provider: String,
     #[schema(value_type = String)]
     api_key: Zeroizing<String>,
+    #[schema(min_length = 1, max_length = 100)]
     label: Option<String>,
 }
 
@@ -217,6 +218,7 @@ struct AccessOut {
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct AccessParams {
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -83,6 +83,7 @@ async fn get_me(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct MePatch {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
@@ -109,7 +110,7 @@ async fn patch_me(
 struct PasswordIn {
     #[schema(value_type = String)]
     current_password: Zeroizing<String>,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 8, max_length = 256)]
     new_password: Zeroizing<String>,
 }
 

@@ -124,7 +124,9 @@ async fn tenant_out(state: &AppState, id: Uuid) -> Result<TenantOut, ApiError> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct TenantIn {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
     slug: Option<String>,
     #[schema(value_type = Option<Object>)]
     settings: Option<Value>,
@@ -181,6 +183,7 @@ async fn post_tenant(
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct TenantListParams {
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
     q: Option<String>,
@@ -223,6 +226,7 @@ async fn get_tenant(
 /// Run a command on an existing tenant and wait until the read models show it.
 #[derive(Deserialize, utoipa::ToSchema)]
 struct TenantPatch {
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
     #[schema(value_type = Option<Object>)]
     settings: Option<Value>,
@@ -263,6 +267,7 @@ async fn patch_tenant(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct SuspendIn {
+    #[schema(min_length = 1, max_length = 500)]
     reason: String,
 }
 
@@ -309,6 +314,7 @@ async fn delete_tenant(
 #[into_params(parameter_in = Query)]
 struct EventParams {
     after: Option<i64>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 

@@ -38,7 +38,12 @@ pub fn routes() -> Vec<Route> {
         Route::post("/v1/admin/users/{id}/deactivate", Admin, deactivate_user)
             .summary("Deactivate a user: sign-in stops and every session is revoked")
             .answers::<UserOut>(StatusCode::OK)
-            .errors(&["user_not_found", "user_already_deactivated", "last_owner"]),
+            .errors(&[
+                "user_not_found",
+                "user_already_deactivated",
+                "last_owner",
+                "cannot_deactivate_self",
+            ]),
         Route::post("/v1/admin/users/{id}/reactivate", Admin, reactivate_user)
             .summary("Reactivate a deactivated user")
             .answers::<UserOut>(StatusCode::OK)
@@ -72,9 +77,11 @@ pub fn routes() -> Vec<Route> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct UserIn {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 8, max_length = 256)]
     password: Zeroizing<String>,
 }
 
@@ -102,6 +109,7 @@ async fn post_user(
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserListParams {
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
     q: Option<String>,

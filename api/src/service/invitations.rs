@@ -75,12 +75,13 @@ pub async fn by_token(
 /// What someone accepting without signing in gives for their new account.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct SignUp {
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 8, max_length = 256)]
     password: Option<Zeroizing<String>>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize)]
 pub struct AcceptedOut {
     tenant_id: Uuid,
     role: String,
@@ -88,6 +89,39 @@ pub struct AcceptedOut {
     #[serde(flatten)]
     session: Option<TokenPairOut>,
 }
+
+// Written out: a flattened `Option` is its fields, present or absent, which
+// the derive would describe as "a token pair or null" beside the object.
+impl utoipa::PartialSchema for AcceptedOut {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+        use utoipa::openapi::KnownFormat;
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let session =
+            "Only when the invitee signed up while accepting: the new session's token pair.";
+        ObjectBuilder::new()
+            .property(
+                "tenant_id",
+                text().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+            )
+            .required("tenant_id")
+            .property("role", text())
+            .required("role")
+            .property("access_token", text().description(Some(session)))
+            .property("refresh_token", text().description(Some(session)))
+            .property("token_type", text().description(Some(session)))
+            .property(
+                "expires_in",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .description(Some(session)),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AcceptedOut {}
 
 fn sign_in_required() -> ApiError {
     ApiError::unauthorized(

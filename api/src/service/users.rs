@@ -134,6 +134,14 @@ pub async fn deactivate(
     admin: &Caller,
     id: Uuid,
 ) -> Result<(), ApiError> {
+    // Like revoking one's own admin permission: it would lock the caller
+    // out, perhaps the platform's only admin with them.
+    if id == admin.user_id {
+        return Err(ApiError::conflict(
+            "cannot_deactivate_self",
+            "a platform admin cannot deactivate their own account",
+        ));
+    }
     let sole = state.reads.access().sole_owner_of(id).await?;
     if !sole.is_empty() {
         return Err(ApiError::conflict(

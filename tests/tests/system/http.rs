@@ -778,6 +778,17 @@ async fn granting_and_revoking_platform_admin_takes_effect_on_the_next_request()
         )
         .await;
     assert_eq!((s, code(&b)), (409, "cannot_revoke_own_admin"));
+    // Nor deactivate their own account (it would lock them out).
+    let (s, b) = app
+        .post(
+            &format!("/v1/admin/users/{own}/deactivate"),
+            &ops,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (409, "cannot_deactivate_self"));
+    let (s, _) = app.get("/v1/me", &ops).await;
+    assert_eq!(s, 200, "the session lives on");
 
     let (s, u) = app
         .post(
