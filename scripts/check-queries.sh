@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-admin_url="${TENANTRY_TEST_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+admin_url="${TENANTRY_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 db="tenantry_querycheck_$$"
 url="${admin_url%/*}/$db"
 out="$(mktemp -d)"

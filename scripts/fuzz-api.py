@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMATHESIS = "schemathesis==4.32.5"
 ADMIN_URL = os.environ.get(
-    "TENANTRY_TEST_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+    "TENANTRY_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
 ADMIN_EMAIL = "fuzz-admin@example.com"
 ADMIN_PASSWORD = "fuzz-admin-password-0123"

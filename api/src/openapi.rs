@@ -465,6 +465,28 @@ pub fn document_json() -> String {
     text
 }
 
+/// The endpoint list of `docs/API.md`, generated from the route table:
+/// method and path, who may call it, what it does, how it succeeds.
+pub fn endpoint_list() -> String {
+    let mut out =
+        String::from("| endpoint | access | what it does | success |\n| --- | --- | --- | --- |\n");
+    for route in crate::routes::documented() {
+        let ok = match route.doc.ok {
+            Some((status, _)) => status,
+            None => 200,
+        };
+        out.push_str(&format!(
+            "| `{} {}` | {} | {} | {} |\n",
+            route.method,
+            route.path,
+            route.access.describe(),
+            route.doc.summary,
+            ok
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +505,29 @@ mod tests {
         assert!(
             committed == generated,
             "docs/openapi.json differs from the generated document (TENANTRY_BLESS=1 rewrites it)"
+        );
+    }
+
+    /// `docs/API.md`'s endpoint list is the route table's.
+    /// `TENANTRY_BLESS=1 cargo test -p tenantry-api openapi` rewrites it.
+    #[test]
+    fn the_api_guide_lists_every_endpoint_of_the_table() {
+        const START: &str = "<!-- endpoints:start -->\n";
+        const END: &str = "<!-- endpoints:end -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/API.md");
+        let doc = std::fs::read_to_string(path).expect("docs/API.md");
+        let start = doc.find(START).expect("the start marker") + START.len();
+        let end = doc.find(END).expect("the end marker");
+        let expected = endpoint_list();
+        if doc[start..end] != expected && std::env::var("TENANTRY_BLESS").is_ok_and(|v| v == "1") {
+            let blessed = format!("{}{expected}{}", &doc[..start], &doc[end..]);
+            std::fs::write(path, blessed).expect("write docs/API.md");
+            return;
+        }
+        assert_eq!(
+            &doc[start..end],
+            expected,
+            "docs/API.md's endpoint list differs from the route table (TENANTRY_BLESS=1 rewrites it)"
         );
     }
 

@@ -14,7 +14,7 @@ pub fn routes() -> Vec<Route> {
             .summary("The process is up")
             .answers::<HealthOut>(StatusCode::OK),
         Route::get("/readyz", Access::Public, get_ready)
-            .summary("The database answers and every migration is applied")
+            .summary("The database answers, migrations are applied, projections keep up")
             .answers::<ReadyOut>(StatusCode::OK)
             .errors(&["not_ready"]),
     ]
