@@ -146,6 +146,7 @@ impl Application {
             pool.clone(),
             tenantry_projections::all(),
             projector_config,
+            store.appends(),
             shutdown_rx,
         );
         let state = AppState {
@@ -175,6 +176,10 @@ impl Application {
         let workers = vec![
             crate::workers::email::start(state.clone(), sender, shutdown.subscribe()),
             crate::workers::invitation_expiry::start(state.clone(), shutdown.subscribe()),
+            {
+                let (store, stop) = (state.store.clone(), shutdown.subscribe());
+                tokio::spawn(async move { store.run_notifier(stop).await })
+            },
             {
                 let (outages, store, stop) = (
                     state.outages.clone(),

@@ -194,6 +194,8 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
     );
     let result =
         crate::service::users::register_user(&store, email, name, password, true, &meta).await;
+    // Running servers learn of the new user now rather than at their next poll.
+    let _ = store.announce().await;
     store.close().await;
     match result {
         Ok((id, _)) => {

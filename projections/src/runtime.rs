@@ -10,7 +10,8 @@
 //! batches never interleave on one checkpoint, and each starts from the
 //! checkpoint the previous one committed.
 //!
-//! Leaders wake on `LISTEN tenantry_events` and poll as a fallback.
+//! Leaders wake on this process's appends (after commit), on `LISTEN
+//! tenantry_events` (other processes'), and poll as a fallback.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -375,18 +376,23 @@ impl ProjectorTasks {
 impl ProjectorRuntime {
     /// Start one task per projection plus the LISTEN task. They stop when
     /// `shutdown` turns true.
+    ///
+    /// Leaders wake on `local` (this process's appends, after each commit),
+    /// on `NOTIFY tenantry_events` (other processes' appends), and poll as
+    /// a fallback.
     pub fn start(
         pool: PgPool,
         projections: Vec<Arc<dyn Projection>>,
         config: ProjectorConfig,
+        local: watch::Receiver<u64>,
         shutdown: watch::Receiver<bool>,
     ) -> (Self, ProjectorTasks) {
         let (wake_tx, wake_rx) = watch::channel(0u64);
-        let mut handles = vec![tokio::spawn(listen(
-            pool.clone(),
-            wake_tx,
-            shutdown.clone(),
-        ))];
+        let wake_tx = Arc::new(wake_tx);
+        let mut handles = vec![
+            tokio::spawn(listen(pool.clone(), wake_tx.clone(), shutdown.clone())),
+            tokio::spawn(forward_local(local, wake_tx, shutdown.clone())),
+        ];
         let mut projectors = Vec::new();
         for projection in projections {
             let (tx, rx) = watch::channel(Progress::default());
@@ -510,8 +516,28 @@ impl ProjectorRuntime {
     }
 }
 
-/// Forward `NOTIFY tenantry_events` to the projector tasks.
-async fn listen(pool: PgPool, wake: watch::Sender<u64>, mut shutdown: watch::Receiver<bool>) {
+/// Forward this process's appends to the projector tasks.
+async fn forward_local(
+    mut local: watch::Receiver<u64>,
+    wake: Arc<watch::Sender<u64>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = local.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                wake.send_modify(|c| *c = c.wrapping_add(1));
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Forward `NOTIFY tenantry_events` (other processes' appends) to the
+/// projector tasks.
+async fn listen(pool: PgPool, wake: Arc<watch::Sender<u64>>, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,

@@ -182,6 +182,8 @@ pub struct Committed<A: Aggregate> {
 #[derive(Clone)]
 pub(crate) struct CommandExecutor {
     pool: PgPool,
+    /// Bumped after every commit that appended events.
+    appended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     slots: std::sync::Arc<AggregateSlots>,
 }
 
@@ -290,8 +292,14 @@ impl CommandExecutor {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
+            appended: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
             slots: std::sync::Arc::default(),
         }
+    }
+
+    /// A receiver that changes after every commit that appended events.
+    pub(crate) fn appends(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     pub(crate) fn pool(&self) -> &PgPool {
@@ -423,6 +431,7 @@ impl CommandExecutor {
                         event_types: events.iter().map(DomainEvent::event_type).collect(),
                     };
                     count_command(A::TYPE, "applied");
+                    self.appended.send_modify(|n| *n = n.wrapping_add(1));
                     return Ok(Committed {
                         events,
                         written: Some(written),

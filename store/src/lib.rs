@@ -99,6 +99,40 @@ impl Store {
         self.commands.run::<A>(id, command, metadata, side).await
     }
 
+    /// Changes after every commit of this process that appended events:
+    /// the projectors of this process wake on it at once.
+    pub fn appends(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commands.appends()
+    }
+
+    /// Tell other processes that events were appended: `NOTIFY
+    /// tenantry_events`, in a statement of its own, never inside an append
+    /// (a transaction that notifies holds the cluster's notify lock through
+    /// its commit, which serialized every append commit).
+    pub async fn announce(&self) -> Result<(), sqlx::Error> {
+        sqlx::query!("SELECT pg_notify('tenantry_events', '')")
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Announce this process's appends to the others until `shutdown`:
+    /// one notification per burst (appends made while one is being sent are
+    /// covered by the next), so a busy process sends at most one at a time.
+    pub async fn run_notifier(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut appends = self.appends();
+        loop {
+            tokio::select! {
+                changed = appends.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+            appends.borrow_and_update();
+            if let Err(e) = self.announce().await {
+                tracing::debug!(error = %e, "cannot announce appends; other processes will poll");
+            }
+        }
+    }
+
     /// The user holding an email, if any.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, sqlx::Error> {
         let owner = events::claim_owner(

@@ -440,14 +440,25 @@ async fn of_two_projector_instances_one_leads_and_the_other_takes_over() {
         poll_interval: Duration::from_millis(50),
     };
     let (stop_a, rx_a) = watch::channel(false);
-    let (a, tasks_a) =
-        ProjectorRuntime::start(pool.clone(), vec![Ledger::new()], config.clone(), rx_a);
+    let (a, tasks_a) = ProjectorRuntime::start(
+        pool.clone(),
+        vec![Ledger::new()],
+        config.clone(),
+        watch::channel(0).1,
+        rx_a,
+    );
     wait_until("instance A to lead", || async {
         a.is_leader("test_ledger")
     })
     .await;
     let (stop_b, rx_b) = watch::channel(false);
-    let (b, tasks_b) = ProjectorRuntime::start(pool.clone(), vec![Ledger::new()], config, rx_b);
+    let (b, tasks_b) = ProjectorRuntime::start(
+        pool.clone(),
+        vec![Ledger::new()],
+        config,
+        watch::channel(0).1,
+        rx_b,
+    );
 
     let mut expected = Vec::new();
     for i in 0..20 {
@@ -624,4 +635,74 @@ async fn cached_aggregate_state_catches_up_with_another_process() {
         other => panic!("expected one rename, got {other:?}"),
     }
     assert_eq!(name_seen_by(&there).await, ("Seven".to_string(), 9));
+}
+
+/// Two servers on one database, neither polling in time: the one that did
+/// not write learns of the write from the writer's notification, sent after
+/// its commit (the append itself notifies nobody).
+#[tokio::test]
+async fn another_process_learns_of_appends_from_the_notification_after_commit() {
+    use tenantry_tests::TestApp;
+    let slow = [("TENANTRY_PROJECTOR_POLL_MS", "600000")];
+    let a = TestApp::spawn_with(&slow).await;
+    let admin = a.admin_token().await;
+    let (s, tenant) = a
+        .post("/v1/tenants", &admin, json!({ "name": "Before" }))
+        .await;
+    assert_eq!(s, 201);
+    let tid = tenant["id"].as_str().unwrap().to_string();
+    // The second server shares the database (and does not drop it).
+    let shared = TestDb {
+        name: String::new(),
+        url: a.db.url.clone(),
+    };
+    let b = TestApp::spawn_on(shared, &slow).await;
+    // A leads every projection (it started first); B writes.
+    let (s, _) = b
+        .patch(
+            &format!("/v1/tenants/{tid}"),
+            &admin,
+            json!({ "name": "After" }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, t) = a.get(&format!("/v1/tenants/{tid}"), &admin).await;
+        if t["name"] == "After" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A never applied B's event: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.stop().await;
+}
+
+/// No append transaction notifies: the wake-up is sent after commit, in a
+/// statement of its own (the old trigger held the cluster's notify lock
+/// through every append's commit).
+#[tokio::test]
+async fn no_trigger_notifies_inside_an_append() {
+    let db = TestDb::create().await;
+    let pool = db.migrated_pool().await;
+    let triggers: Vec<String> = sqlx::query_scalar(
+        "SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'events'::regclass AND NOT tgisinternal",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        !triggers.iter().any(|t| t.contains("notify")),
+        "{triggers:?}"
+    );
+    let functions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_proc WHERE prosrc ILIKE '%pg_notify%' AND proname LIKE 'tenantry%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(functions, 0);
 }
