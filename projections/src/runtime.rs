@@ -611,6 +611,10 @@ async fn lead(
         progress.send_modify(|p| p.leader = true);
         // How far this leader has read the log; starts at the stored checkpoint.
         let mut seen = None;
+        // While committed events wait behind the read horizon (an older
+        // transaction still runs), retry soon: their wake-up has come and
+        // gone, and no other may follow.
+        let mut horizon_wait = HORIZON_RETRY_MIN;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -641,9 +645,22 @@ async fn lead(
                     }
                 }
             }
+            let held_back = match (seen, crate::log::head(&pool).await) {
+                (Some(reached), Ok(Some(head))) => head > reached,
+                _ => false,
+            };
+            let pause = if held_back {
+                let pause = horizon_wait;
+                horizon_wait = (horizon_wait * 2).min(HORIZON_RETRY_MAX);
+                pause
+            } else {
+                horizon_wait = HORIZON_RETRY_MIN;
+                config.poll_interval
+            };
             tokio::select! {
                 _ = wake.changed() => {}
-                _ = tokio::time::sleep(config.poll_interval) => {
+                _ = tokio::time::sleep(pause), if held_back => {}
+                _ = tokio::time::sleep(pause), if !held_back => {
                     // Still holding the lock? A dropped connection releases it.
                     if lock_conn.ping().await.is_err() {
                         warn!(projection = name, "lost the leadership connection");
@@ -658,6 +675,11 @@ async fn lead(
         info!(projection = name, "projector stopped leading");
     }
 }
+
+/// The first and the longest pause before a leader reads again while
+/// committed events wait behind the read horizon.
+const HORIZON_RETRY_MIN: Duration = Duration::from_millis(2);
+const HORIZON_RETRY_MAX: Duration = Duration::from_millis(250);
 
 /// Consecutive failures of a projector loop, so a stretch of them (a
 /// database outage) is logged when it starts and when it ends, not at

@@ -706,3 +706,63 @@ async fn no_trigger_notifies_inside_an_append() {
     .unwrap();
     assert_eq!(functions, 0);
 }
+
+/// An append whose wake-up came while an older transaction held the read
+/// horizon is still applied once that transaction ends, though nothing
+/// wakes the projector again and it polls only every ten minutes.
+#[tokio::test]
+async fn an_event_held_behind_the_horizon_is_applied_when_the_horizon_moves() {
+    use tenantry_tests::TestApp;
+    let app = TestApp::spawn_with(&[("TENANTRY_PROJECTOR_POLL_MS", "600000")]).await;
+    let admin = app.admin_token().await;
+    let (s, tenant) = app
+        .post("/v1/tenants", &admin, json!({ "name": "Before" }))
+        .await;
+    assert_eq!(s, 201);
+    let tid = tenant["id"].as_str().unwrap().to_string();
+    // An older transaction with a transaction id: the horizon stays below it.
+    let mut blocker = PgConnection::connect(&app.db.url).await.unwrap();
+    let mut tx = blocker.begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // The rename commits and wakes the projector, which cannot read it yet
+    // (the answer waits for read-your-writes, then gives up).
+    let rename = {
+        let (client, url, admin) = (
+            app.client.clone(),
+            app.url(&format!("/v1/tenants/{tid}")),
+            admin.clone(),
+        );
+        tokio::spawn(async move {
+            client
+                .patch(url)
+                .bearer_auth(admin)
+                .json(&json!({ "name": "After" }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let head_after = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events WHERE event_type = 'TenantRenamed'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    wait_until("the rename to commit", || {
+        let pool = app.pool.clone();
+        async move { head_after(pool).await == 1 }
+    })
+    .await;
+    tx.commit().await.unwrap();
+    wait_until("the projection to apply the rename", || async {
+        let (_, t) = app.get(&format!("/v1/tenants/{tid}"), &admin).await;
+        t["name"] == "After"
+    })
+    .await;
+    assert_eq!(rename.await.unwrap().unwrap(), 200);
+}
