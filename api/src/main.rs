@@ -2,6 +2,12 @@ use clap::Parser;
 use tenantry_api::cli::{run, Cli};
 use tenantry_api::config::{self, Config};
 
+/// mimalloc returns freed memory to the system: with glibc's allocator each
+/// blocking thread kept its arena, and a burst of sign-ins (argon2 takes
+/// 19 MiB per hash) left the process at about 190 MiB for good.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
