@@ -81,6 +81,14 @@ id_type!(
 /// An aggregate and the id type that addresses its stream.
 pub trait AggregateRoot: cqrs_es::Aggregate {
     type Id: Copy + fmt::Display + Send + Sync + 'static;
+
+    /// For platform-scope events (users, sessions): the hash chain they
+    /// join, one per person, so that sign-ins of different people never
+    /// wait on each other's commit and a person's history is one verifiable
+    /// chain. `None`: the tenant's chain (every tenant-scope aggregate).
+    /// Asked of the state after the command's events are applied.
+    /// `actor` is who the command's metadata names.
+    fn platform_chain(&self, id: Self::Id, actor: &crate::Actor) -> Option<Uuid>;
 }
 
 #[cfg(test)]

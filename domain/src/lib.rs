@@ -38,12 +38,17 @@ pub async fn emit<A: cqrs_es::Aggregate>(
 /// Implement cqrs-es's `Aggregate` for a type with an inherent pure
 /// `decide(&self, command) -> Result<Vec<Event>, Error>` and
 /// `evolve(&mut self, event)`: every aggregate here is exactly that. `$id`
-/// is the typed id that addresses the aggregate's stream.
+/// is the typed id that addresses the aggregate's stream; the type's
+/// inherent `chain_of(&self, id, actor)` is its `AggregateRoot::platform_chain`.
 #[macro_export]
 macro_rules! aggregate {
     ($ty:ty, $name:literal, $id:ty, $command:ty, $event:ty, $error:ty) => {
         impl $crate::ids::AggregateRoot for $ty {
             type Id = $id;
+
+            fn platform_chain(&self, id: $id, actor: &$crate::Actor) -> Option<uuid::Uuid> {
+                self.chain_of(id, actor)
+            }
         }
 
         impl cqrs_es::Aggregate for $ty {

@@ -418,8 +418,13 @@ impl CommandExecutor {
                     }),
                 };
             }
+            // Platform-scope events join their person's chain; a tenant's
+            // join the tenant's.
+            let chain = (metadata.tenant_id == tenantry_domain::PLATFORM_TENANT)
+                .then(|| aggregate.platform_chain(id, &metadata.actor))
+                .flatten();
             match self
-                .append::<A>(aggregate_id, version, &events, &metadata_json, side)
+                .append::<A>(aggregate_id, version, &events, &metadata_json, chain, side)
                 .await
             {
                 Ok(checkpoint) => {
@@ -468,6 +473,7 @@ impl CommandExecutor {
         version: i64,
         events: &[A::Event],
         metadata: &Value,
+        chain: Option<uuid::Uuid>,
         side: &[SideWrite],
     ) -> Result<Checkpoint, CommandError<A::Error>>
     where
@@ -495,8 +501,8 @@ impl CommandExecutor {
         let insert = sqlx::query_as!(
             Appended,
             "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, \
-                                 event_version, payload, metadata) \
-             SELECT $1, $2, $3, e.sequence, e.event_type, e.event_version, e.payload, $8 \
+                                 event_version, payload, metadata, chain_id) \
+             SELECT $1, $2, $3, e.sequence, e.event_type, e.event_version, e.payload, $8, $9 \
                FROM UNNEST($4::bigint[], $5::text[], $6::int[], $7::jsonb[]) \
                     WITH ORDINALITY AS e(sequence, event_type, event_version, payload, n) \
               ORDER BY e.n \
@@ -508,7 +514,8 @@ impl CommandExecutor {
             &rows.event_type,
             &rows.event_version,
             &rows.payload,
-            metadata
+            metadata,
+            chain
         );
         if claims.is_empty() && side.is_empty() {
             let appended = insert.fetch_all(&self.pool).await?;

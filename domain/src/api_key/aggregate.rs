@@ -20,6 +20,11 @@ pub fn assignable_by(held: PermissionSet) -> PermissionSet {
 }
 
 impl ApiKey {
+    /// In its tenant's chain.
+    fn chain_of(&self, _id: crate::ApiKeyId, _actor: &crate::Actor) -> Option<uuid::Uuid> {
+        None
+    }
+
     fn decide(&self, command: ApiKeyCommand) -> Result<Vec<ApiKeyEvent>, ApiKeyError> {
         match command {
             ApiKeyCommand::Create {

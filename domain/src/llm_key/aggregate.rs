@@ -16,6 +16,11 @@ pub struct LlmKey {
 }
 
 impl LlmKey {
+    /// In its tenant's chain.
+    fn chain_of(&self, _id: crate::LlmKeyId, _actor: &crate::Actor) -> Option<uuid::Uuid> {
+        None
+    }
+
     pub fn is_live(&self) -> bool {
         self.id.is_some() && !self.deleted
     }

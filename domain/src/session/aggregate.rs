@@ -21,6 +21,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session's events join its person's chain (a failed attempt on
+    /// someone's address too: its actor is that person); a failed attempt
+    /// on an address nobody has is a chain of its own.
+    fn chain_of(&self, id: crate::SessionId, actor: &crate::Actor) -> Option<Uuid> {
+        let attempted = match actor {
+            crate::Actor::User { id } => Some(*id),
+            _ => None,
+        };
+        Some(self.user_id.or(attempted).unwrap_or(id.as_uuid()))
+    }
+
     fn decide(&self, command: SessionCommand) -> Result<Vec<SessionEvent>, SessionError> {
         use SessionCommand::*;
         match (self.state, command) {

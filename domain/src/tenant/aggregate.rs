@@ -106,6 +106,11 @@ impl Invitation {
 }
 
 impl Tenant {
+    /// In its tenant's chain.
+    fn chain_of(&self, _id: crate::TenantId, _actor: &crate::Actor) -> Option<uuid::Uuid> {
+        None
+    }
+
     /// Guard shared by every command on an existing tenant.
     fn existing(&self) -> Result<(), TenantError> {
         match (self.id, self.status) {

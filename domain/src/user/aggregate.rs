@@ -33,6 +33,11 @@ pub struct User {
 }
 
 impl User {
+    /// A user's events form their own chain.
+    fn chain_of(&self, id: crate::UserId, _actor: &crate::Actor) -> Option<Uuid> {
+        Some(id.as_uuid())
+    }
+
     pub fn is_active(&self) -> bool {
         self.id.is_some() && self.status == UserStatus::Active
     }

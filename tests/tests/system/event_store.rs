@@ -896,3 +896,105 @@ async fn the_events_endpoint_pages_a_busy_tenant_in_order_without_gaps() {
     // TenantCreated, then one rename per writer (names all differ).
     assert_eq!(seen, (1..=25).collect::<Vec<i64>>());
 }
+
+/// Platform-scope events join one chain per person: a user's registration,
+/// sign-ins and profile changes are one gapless, verifiable chain, and a
+/// failed sign-in on an address nobody has is a chain of its own.
+#[tokio::test]
+async fn each_person_has_a_verifiable_chain_of_their_own() {
+    use tenantry_tests::{TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let alice = app
+        .create_user(&admin, "alice@chains.test", "alice-password-1")
+        .await;
+    let alice_id: uuid::Uuid = alice["id"].as_str().unwrap().parse().unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            app.login("alice@chains.test", "alice-password-1")
+                .await
+                .status(),
+            200
+        );
+    }
+    assert_eq!(app.login("alice@chains.test", "wrong").await.status(), 401);
+    assert_eq!(app.login("nobody@chains.test", "wrong").await.status(), 401);
+    assert_eq!(app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(), 200);
+
+    let chain = |id: uuid::Uuid| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (i64, String)>(
+                "SELECT tenant_sequence, event_type FROM events WHERE chain_id = $1 ORDER BY tenant_sequence",
+            )
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let alices = chain(alice_id).await;
+    assert_eq!(
+        alices,
+        vec![
+            (1, "UserRegistered".to_string()),
+            (2, "SignInSucceeded".to_string()),
+            (3, "SignInSucceeded".to_string()),
+            (4, "SignInFailed".to_string()),
+        ]
+    );
+    let verified: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)")
+        .bind(alice_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(verified, None, "Alice's chain verifies");
+    // The unknown address's attempt: a chain of one, under its session id.
+    let lone: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+        "SELECT chain_id, tenant_sequence FROM events \
+          WHERE event_type = 'SignInFailed' AND metadata->'actor'->>'type' = 'anonymous'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(lone.len(), 1);
+    assert_eq!(lone[0].1, 1);
+    assert_eq!(chain(lone[0].0).await.len(), 1);
+    // Nothing new lands in the one platform chain of old.
+    let platform: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE tenant_id = '00000000-0000-0000-0000-000000000000' AND chain_id IS NULL",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(platform, 0);
+}
+
+/// Sign-ins of different people never wait on each other's commit: with
+/// one person's chain held by an open transaction, another person signs in.
+#[tokio::test]
+async fn a_held_chain_does_not_hold_up_another_persons_sign_in() {
+    use tenantry_tests::{TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let alice = app
+        .create_user(&admin, "alice@held.test", "alice-password-1")
+        .await;
+    let alice_id: uuid::Uuid = alice["id"].as_str().unwrap().parse().unwrap();
+    // Lock Alice's chain head as an append in flight would.
+    let mut holder = PgConnection::connect(&app.db.url).await.unwrap();
+    let mut tx = holder.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM chain_heads WHERE chain_id = $1 FOR UPDATE")
+        .bind(alice_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let signed_in = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.login(ADMIN_EMAIL, ADMIN_PASSWORD),
+    )
+    .await
+    .expect("the admin's sign-in does not wait for Alice's chain");
+    assert_eq!(signed_in.status(), 200);
+    tx.rollback().await.unwrap();
+}
