@@ -168,14 +168,24 @@ impl Application {
             email_hasher: Arc::new(crate::credentials::EmailHasher::derive(
                 config.jwt_secret_bytes(),
             )),
+            auth_cache: Arc::default(),
             config: Arc::new(config),
         };
+        // This process's commits drop what the guard knew of their aggregate
+        // before the command returns; other processes' through the log.
+        {
+            let cache = state.auth_cache.clone();
+            state
+                .store
+                .on_commit(move |kind, id| cache.invalidate(kind, id));
+        }
         bootstrap_admin(&state).await?;
         let sender =
             crate::workers::email::Sender::from_config(&state.config).map_err(StartError::Mail)?;
         let workers = vec![
             crate::workers::email::start(state.clone(), sender, shutdown.subscribe()),
             crate::workers::invitation_expiry::start(state.clone(), shutdown.subscribe()),
+            crate::workers::auth_cache::start(state.clone(), shutdown.subscribe()),
             {
                 let (store, stop) = (state.store.clone(), shutdown.subscribe());
                 tokio::spawn(async move { store.run_notifier(stop).await })

@@ -307,12 +307,24 @@ async fn authenticate_in(
         return Ok((Principal::ApiKey(key), standing));
     }
     let claims = app.jwt.verify(token).ok_or_else(invalid_token)?;
-    let session = app
-        .store
-        .sessions()
-        .live_session(claims.sid, claims.sub, tenant_id)
-        .await?
-        .ok_or_else(invalid_token)?;
+    let session = match app
+        .auth_cache
+        .session(claims.sid, tenant_id, chrono::Utc::now())
+    {
+        Some(session) => session,
+        None => {
+            let ticket = app.auth_cache.ticket();
+            let session = app
+                .store
+                .sessions()
+                .live_session(claims.sid, claims.sub, tenant_id)
+                .await?
+                .ok_or_else(invalid_token)?;
+            app.auth_cache
+                .put_session(ticket, claims.sid, claims.sub, tenant_id, session.clone());
+            session
+        }
+    };
     let caller = Caller {
         user_id: claims.sub,
         session_id: claims.sid,
@@ -330,22 +342,34 @@ async fn authenticate_key(
     app: &AppState,
     token: &str,
 ) -> Result<(KeyCaller, Option<String>), ApiError> {
-    let key = app
-        .store
-        .api_keys()
-        .find_by_secret(&token_hash(token))
-        .await?
-        .filter(|k| k.usable)
-        .ok_or_else(invalid_token)?;
+    let hash = token_hash(token);
+    let now = chrono::Utc::now();
+    let key = match app.auth_cache.key(&hash) {
+        Some(key) => key,
+        None => {
+            let ticket = app.auth_cache.ticket();
+            let key = app
+                .store
+                .api_keys()
+                .find_by_secret(&hash)
+                .await?
+                .ok_or_else(invalid_token)?;
+            app.auth_cache.put_key(ticket, hash.clone(), key.clone());
+            key
+        }
+    };
+    if !key.usable_at(now) {
+        return Err(invalid_token());
+    }
     let stale = key.last_used_at.is_none_or(|at| {
-        chrono::Utc::now() - at
-            > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default()
+        now - at > chrono::Duration::from_std(LAST_USED_RESOLUTION).unwrap_or_default()
     });
     if stale {
         app.store
             .api_keys()
             .touch(key.id, LAST_USED_RESOLUTION)
             .await?;
+        app.auth_cache.touched_key(&hash, now);
     }
     let caller = KeyCaller {
         key_id: key.id,

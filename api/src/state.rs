@@ -29,6 +29,8 @@ pub struct AppState {
     pub clock: Arc<dyn crate::clock::Clock>,
     /// Keyed hashes of email addresses nobody has, for `SignInFailed`.
     pub email_hasher: Arc<EmailHasher>,
+    /// The guard's standing of sessions and API keys (`auth_cache`).
+    pub auth_cache: Arc<crate::auth_cache::AuthCache>,
 }
 
 /// How long a command waits for the projections to show its events.
@@ -42,13 +44,18 @@ impl AppState {
 
     /// Read-your-writes: wait until the projections have applied the events
     /// a command committed, so a query on this instance sees them.
+    ///
+    /// The guard's cache drops what depended on the written aggregate once
+    /// more, now that the read models it is filled from show the change.
     pub async fn settle(&self, written: Option<&Written>) {
         let Some(written) = written else { return };
-        if !self
+        let caught_up = self
             .projector
             .wait_for(written, READ_YOUR_WRITES_TIMEOUT)
-            .await
-        {
+            .await;
+        self.auth_cache
+            .invalidate(written.aggregate_type, &written.aggregate_id);
+        if !caught_up {
             tracing::warn!(
                 target = ?written.checkpoint,
                 "projections did not catch up in time; the response may be stale"

@@ -327,6 +327,7 @@ fn advisory_key(name: &str) -> String {
 pub struct ProjectorRuntime {
     pool: PgPool,
     projectors: Arc<Vec<Projector>>,
+    wake: watch::Receiver<u64>,
 }
 
 /// A running projection and its leader's progress.
@@ -412,6 +413,7 @@ impl ProjectorRuntime {
         let runtime = Self {
             pool,
             projectors: Arc::new(projectors),
+            wake: wake_rx,
         };
         (runtime, ProjectorTasks { handles })
     }
@@ -453,6 +455,13 @@ impl ProjectorRuntime {
             });
         }
         Ok(lags)
+    }
+
+    /// Changes whenever events may have been appended (this process's
+    /// commits and other processes' notifications): for other readers of
+    /// the log in this process.
+    pub fn wake(&self) -> watch::Receiver<u64> {
+        self.wake.clone()
     }
 
     /// Whether this process currently leads the named projection.

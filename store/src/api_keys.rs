@@ -50,16 +50,23 @@ pub(crate) async fn revoke(tx: &mut PgConnection, id: Uuid) -> Result<(), sqlx::
 }
 
 /// A key as a request sees it.
-#[derive(Debug, FromRow)]
+#[derive(Debug, Clone, FromRow)]
 pub struct KeyAuth {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub permissions: Vec<String>,
-    /// Neither revoked nor expired.
-    pub usable: bool,
+    pub revoked: bool,
+    pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     /// The key's tenant's status (`None` if the tenant is unknown).
     pub tenant_status: Option<String>,
+}
+
+impl KeyAuth {
+    /// Neither revoked nor expired at `now`.
+    pub fn usable_at(&self, now: DateTime<Utc>) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|at| at > now)
+    }
 }
 
 #[derive(Debug, FromRow)]
@@ -85,7 +92,7 @@ impl ApiKeys<'_> {
         sqlx::query_as!(
             KeyAuth,
             "SELECT k.id, k.tenant_id, k.permissions, k.last_used_at, t.status AS \"tenant_status?\", \
-                    k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) AS \"usable!\" \
+                    k.revoked_at IS NOT NULL AS \"revoked!\", k.expires_at \
                FROM api_keys k LEFT JOIN tenants_view t ON t.id = k.tenant_id \
               WHERE k.secret_hash = $1",
             hash

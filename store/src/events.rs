@@ -184,8 +184,14 @@ pub(crate) struct CommandExecutor {
     pool: PgPool,
     /// Bumped after every commit that appended events.
     appended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Called after every commit that appended events, before the command
+    /// returns, with the aggregate's type and id.
+    on_commit: std::sync::Arc<std::sync::RwLock<Vec<CommitListener>>>,
     slots: std::sync::Arc<AggregateSlots>,
 }
+
+/// Told of each commit that appended events: the aggregate's type and id.
+pub type CommitListener = std::sync::Arc<dyn Fn(&'static str, &str) + Send + Sync>;
 
 /// How many aggregates' states this process keeps between commands.
 const CACHED_AGGREGATES: usize = 4096;
@@ -293,8 +299,23 @@ impl CommandExecutor {
         Self {
             pool,
             appended: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+            on_commit: std::sync::Arc::default(),
             slots: std::sync::Arc::default(),
         }
+    }
+
+    pub(crate) fn add_listener(&self, listener: CommitListener) {
+        self.on_commit
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
+    }
+
+    fn listeners(&self) -> Vec<CommitListener> {
+        self.on_commit
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// A receiver that changes after every commit that appended events.
@@ -433,9 +454,13 @@ impl CommandExecutor {
                     let written = Written {
                         checkpoint,
                         aggregate_type: A::TYPE,
+                        aggregate_id: aggregate_id.to_string(),
                         event_types: events.iter().map(DomainEvent::event_type).collect(),
                     };
                     count_command(A::TYPE, "applied");
+                    for listener in self.listeners() {
+                        listener(A::TYPE, aggregate_id);
+                    }
                     self.appended.send_modify(|n| *n = n.wrapping_add(1));
                     return Ok(Committed {
                         events,

@@ -105,6 +105,29 @@ impl Store {
         self.commands.appends()
     }
 
+    /// Call `listener` with the aggregate type and id of every commit of
+    /// this process that appends events, right after it commits and before
+    /// the command returns (an in-process cache drops what it held).
+    pub fn on_commit(&self, listener: impl Fn(&'static str, &str) + Send + Sync + 'static) {
+        self.commands.add_listener(std::sync::Arc::new(listener));
+    }
+
+    /// The newest committed event's place in the global order.
+    pub async fn head(&self) -> Result<Option<Checkpoint>, sqlx::Error> {
+        log::head(self.pool()).await
+    }
+
+    /// Up to `limit` event headers after `after` in global order, from
+    /// finished transactions only.
+    pub async fn headers_after(
+        &self,
+        after: Checkpoint,
+        limit: i64,
+    ) -> Result<Vec<log::EventHeader>, sqlx::Error> {
+        let mut conn = self.pool().acquire().await?;
+        log::headers_after(&mut conn, after, limit).await
+    }
+
     /// Tell other processes that events were appended: `NOTIFY
     /// tenantry_events`, in a statement of its own, never inside an append
     /// (a transaction that notifies holds the cluster's notify lock through

@@ -106,6 +106,7 @@ pub struct EventHeader {
     pub tx_id: String,
     pub position: i64,
     pub aggregate_type: String,
+    pub aggregate_id: String,
     pub event_type: String,
     pub recorded_at: DateTime<Utc>,
 }
@@ -125,7 +126,7 @@ pub async fn headers_after(
 ) -> Result<Vec<EventHeader>, sqlx::Error> {
     sqlx::query_as!(
         EventHeader,
-        "SELECT tx_id::text AS \"tx_id!\", position, aggregate_type, event_type, recorded_at \
+        "SELECT tx_id::text AS \"tx_id!\", position, aggregate_type, aggregate_id, event_type, recorded_at \
            FROM events \
           WHERE (tx_id, position) > ($1::text::xid8, $2) \
             AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
@@ -166,5 +167,6 @@ pub async fn tenant_events(
 pub struct Written {
     pub checkpoint: Checkpoint,
     pub aggregate_type: &'static str,
+    pub aggregate_id: String,
     pub event_types: Vec<String>,
 }

@@ -131,10 +131,12 @@ pub struct RefreshLookup {
 /// What each authenticated request checks: the session is live, and
 /// whether its user is a platform admin; on a tenant route, also the
 /// caller's standing in that tenant, from the same query.
-#[derive(Debug, FromRow)]
+#[derive(Debug, Clone, FromRow)]
 pub struct SessionAuth {
     pub is_platform_admin: bool,
     pub impersonator_id: Option<Uuid>,
+    /// When the session ends (its refresh lifetime).
+    pub expires_at: DateTime<Utc>,
     #[sqlx(flatten)]
     pub tenant: TenantAccess,
 }
@@ -193,7 +195,7 @@ impl Sessions<'_> {
         tenant_id: Option<Uuid>,
     ) -> Result<Option<SessionAuth>, sqlx::Error> {
         let row = sqlx::query!(
-            "SELECT COALESCE(u.is_platform_admin, false) AS \"is_platform_admin!\", s.impersonator_id, \
+            "SELECT COALESCE(u.is_platform_admin, false) AS \"is_platform_admin!\", s.impersonator_id, s.expires_at, \
                     t.status AS \"tenant_status?\", m.role AS \"role?\", r.permissions AS \"custom_permissions?\" \
                FROM sessions s \
                LEFT JOIN users_view u ON u.id = s.user_id \
@@ -210,6 +212,7 @@ impl Sessions<'_> {
         Ok(row.map(|row| SessionAuth {
             is_platform_admin: row.is_platform_admin,
             impersonator_id: row.impersonator_id,
+            expires_at: row.expires_at,
             tenant: TenantAccess {
                 tenant_status: row.tenant_status,
                 role: row.role,

@@ -2,5 +2,6 @@
 //! the server: the email outbox ([`email`]) and the invitation expiry job
 //! ([`invitation_expiry`]).
 
+pub mod auth_cache;
 pub mod email;
 pub mod invitation_expiry;

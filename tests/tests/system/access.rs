@@ -429,14 +429,24 @@ async fn api_keys_work_on_their_tenant_only_and_stop_at_once() {
     assert_eq!(s, 204);
     let (s, b) = app.get(&format!("/v1/tenants/{tid}"), &key).await;
     assert_eq!((s, code(&b)), (401, "invalid_token"));
-    sqlx::query("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1::uuid")
-        .bind(&other_key)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let (s, b) = app
-        .get(&format!("/v1/tenants/{other}"), &other_secret)
+    // A key that expires in a moment works until then (the guard knows it
+    // from memory after its first use), and not a request after.
+    let expires_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let (s, short) = app
+        .post(
+            &format!("/v1/tenants/{other}/api-keys"),
+            &admin,
+            json!({ "name": "short", "permissions": ["tenant.read"], "expires_at": expires_at }),
+        )
         .await;
+    assert_eq!(s, 201, "{short}");
+    let short = short["key"].as_str().unwrap();
+    let (s, _) = app.get(&format!("/v1/tenants/{other}"), short).await;
+    assert_eq!(s, 200);
+    while chrono::Utc::now() <= expires_at {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (s, b) = app.get(&format!("/v1/tenants/{other}"), short).await;
     assert_eq!((s, code(&b)), (401, "invalid_token"));
 }
 
@@ -719,4 +729,123 @@ async fn sixteen_concurrent_role_changes_in_one_tenant_all_succeed() {
         .filter(|(_, r)| r == "operator")
         .count();
     assert_eq!(operators, 16);
+}
+
+/// The guard answers warm requests from memory; a logout, a key revocation,
+/// a role change and a suspension made on one server take effect on
+/// another server sharing the database without waiting for anything but
+/// the log's notification (both poll only every ten minutes here).
+#[tokio::test]
+async fn revocations_reach_another_server_through_the_log() {
+    use std::time::Duration;
+    use tenantry_tests::TestDb;
+    let slow = [("TENANTRY_PROJECTOR_POLL_MS", "600000")];
+    let a = TestApp::spawn_with(&slow).await;
+    let admin = a.admin_token().await;
+    let tid = a.create_tenant(&admin, "Shared").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let user = a
+        .create_user(&admin, "member@two.test", "member-password-1")
+        .await;
+    let (s, _) = a
+        .post(
+            &format!("/v1/tenants/{tid}/members"),
+            &admin,
+            json!({ "user_id": user["id"], "role": "admin" }),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, key) = a.api_key(&admin, &tid, &["tenant.read"]).await;
+    let b = TestApp::spawn_on(
+        TestDb {
+            name: String::new(),
+            url: a.db.url.clone(),
+        },
+        &slow,
+    )
+    .await;
+    let member = b.token_for("member@two.test", "member-password-1").await;
+    let eventually = |what: &'static str, path: String, token: String, status: u16| {
+        let b = &b;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let (s, body) = b.get(&path, &token).await;
+                if s == status {
+                    return body;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{what}: B still answers {s}: {body}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let tenant = format!("/v1/tenants/{tid}");
+    let keys = format!("/v1/tenants/{tid}/api-keys");
+    // Warm: B knows the member (an admin of the tenant) and the key.
+    assert_eq!(b.get(&keys, &member).await.0, 200);
+    assert_eq!(b.get(&tenant, &key).await.0, 200);
+
+    // A role change on A: B stops letting the member manage keys.
+    let (s, _) = a
+        .put(
+            &format!("/v1/tenants/{tid}/members/{}", user["id"].as_str().unwrap()),
+            &admin,
+            json!({ "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    eventually("a role change", keys.clone(), member.clone(), 403).await;
+
+    // A suspension on A: B refuses the member's changes.
+    let (s, _) = a
+        .post(
+            &format!("{tenant}/suspend"),
+            &admin,
+            json!({ "reason": "overdue" }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, _) = b.patch(&tenant, &member, json!({ "name": "x" })).await;
+        if s == 423 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B still lets a suspended tenant change: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (s, _) = a
+        .post(&format!("{tenant}/reactivate"), &admin, json!({}))
+        .await;
+    assert_eq!(s, 200);
+
+    // A key revocation on A: B refuses the key.
+    let key_id = {
+        let (_, list) = a.get(&keys, &admin).await;
+        list["data"][0]["id"].as_str().unwrap().to_string()
+    };
+    let (s, _) = a.delete(&format!("{keys}/{key_id}"), &admin).await;
+    assert_eq!(s, 204);
+    eventually("a key revocation", tenant.clone(), key.clone(), 401).await;
+
+    // A logout on A of the member's session: B refuses its token.
+    let (s, _) = a
+        .send(
+            reqwest::Method::POST,
+            "/v1/auth/logout",
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    eventually("a logout", "/v1/me".into(), member.clone(), 401).await;
+    b.stop().await;
 }
