@@ -30,7 +30,7 @@ import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG = os.environ.get("TENANTRY_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-MEASURES = ("write", "read", "sign_in", "rebuild", "wakeup")
+MEASURES = ("write", "read", "sign_in", "rebuild", "wakeup", "revocation")
 ADMIN = ("bench-admin@tenantry.test", "bench-password-123")
 
 # wrk script: optional request mix from a file, and a JSON summary at the end.
@@ -379,6 +379,35 @@ def main():
                 login = wrk(base + "/", secs, 2, mix=login_body, script_dir=work)
             results["measures"]["sign_in"] = {"tenantry": login, "argon2": "argon2id m=19456 KiB, t=2, p=1"}
 
+        # 6. Revocation across servers: a logout on this server, and how long
+        # until a second server on the same database refuses the token it
+        # had just accepted from memory.
+        if want("revocation"):
+            log("revocation across two servers")
+            other = Server(binary, db, os.path.join(work, "data"))
+            other.start()
+            try:
+                delays = []
+                for _ in range(10 if q else 100):
+                    token = http(base, "POST", "/v1/auth/login",
+                                 body={"email": "member1@bench.test", "password": "member-password"})[1]["access_token"]
+                    if http(other.base, "GET", "/v1/me", token)[0] != 200:
+                        raise RuntimeError("the second server did not accept a fresh token")
+                    http(base, "POST", "/v1/auth/logout", token)
+                    t0 = time.monotonic()
+                    while http(other.base, "GET", "/v1/me", token)[0] != 401:
+                        if time.monotonic() - t0 > 10:
+                            raise RuntimeError("the second server kept accepting a revoked token")
+                    delays.append((time.monotonic() - t0) * 1000)
+                delays.sort()
+                results["measures"]["revocation"] = {
+                    "samples": len(delays),
+                    "p50_ms": delays[len(delays) // 2],
+                    "p99_ms": delays[min(len(delays) - 1, int(len(delays) * 0.99))],
+                    "max_ms": delays[-1]}
+            finally:
+                other.stop()
+
         results["measures"]["memory"] = {"idle_kib": idle, "before_read_kib": seeded_kib,
                                          "peak_read_kib": peak[0]}
         server.stop()
@@ -517,6 +546,12 @@ def report(r):
          f'{mem["idle_kib"] / 1024:.1f} MiB / {mem.get("before_read_kib", 0) / 1024:.1f} MiB / '
          f'{mem["peak_read_kib"] / 1024:.1f} MiB', "—", "—"),
     ]
+    rv = m.get("revocation")
+    if rv:
+        rows.append((
+            f'Revocation across two servers: a logout on one until the other refuses the token it accepted '
+            f'from memory, ms p50 / p99 / max over {rv["samples"]}',
+            f'{rv["p50_ms"]:.1f} / {rv["p99_ms"]:.1f} / {rv["max_ms"]:.1f}', "target: p99 under 100", "—"))
     if wk:
         a = wk["appends_per_s"]
         rows.append((
