@@ -5,7 +5,7 @@
 use cqrs_es::DomainEvent;
 use serde_json::{Map, Value};
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum CodecError {
     #[error("event {event_type} version {version} is not known to this build")]
     UnknownVersion { event_type: String, version: i32 },

@@ -217,9 +217,32 @@ struct AggregateSlots {
 type AggregateKey = (&'static str, String);
 
 struct SlotEntry {
-    slot: std::sync::Arc<tokio::sync::Mutex<Slot>>,
+    slot: std::sync::Arc<SlotCell>,
     last_used: std::time::Instant,
 }
+
+/// One aggregate's cached state, and the commands waiting for it.
+#[derive(Default)]
+struct SlotCell {
+    state: tokio::sync::Mutex<Slot>,
+    /// `Pending<A>` of the key's aggregate type, in arrival order.
+    queue: std::sync::Mutex<std::collections::VecDeque<Box<dyn std::any::Any + Send>>>,
+    /// A task is working off the queue.
+    draining: std::sync::atomic::AtomicBool,
+}
+
+/// A command waiting in its aggregate's queue, and where its answer goes.
+struct Pending<A: AggregateRoot> {
+    id: A::Id,
+    command: A::Command,
+    metadata: EventMetadata,
+    metadata_json: Value,
+    side: Vec<SideWrite>,
+    reply: tokio::sync::oneshot::Sender<Result<Committed<A>, CommandError<A::Error>>>,
+}
+
+/// At most this many commands are decided and appended together.
+const MAX_GROUP: usize = 64;
 
 /// An aggregate's state and the sequence of its last event, type-erased:
 /// the key's aggregate type names the concrete type.
@@ -238,7 +261,7 @@ impl Slot {
 }
 
 impl AggregateSlots {
-    fn get(&self, kind: &'static str, id: &str) -> std::sync::Arc<tokio::sync::Mutex<Slot>> {
+    fn get(&self, kind: &'static str, id: &str) -> std::sync::Arc<SlotCell> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let now = std::time::Instant::now();
         let key = (kind, id.to_string());
@@ -249,7 +272,7 @@ impl AggregateSlots {
         if map.len() >= CACHED_AGGREGATES {
             evict_least_recently_used(&mut map);
         }
-        let slot = std::sync::Arc::new(tokio::sync::Mutex::new(Slot::default()));
+        let slot = std::sync::Arc::new(SlotCell::default());
         map.insert(
             key,
             SlotEntry {
@@ -318,6 +341,17 @@ impl CommandExecutor {
             .clone()
     }
 
+    /// How many commands wait in an aggregate's queue (not counting the
+    /// group being appended).
+    pub(crate) fn queued(&self, aggregate_type: &'static str, aggregate_id: &str) -> usize {
+        self.slots
+            .get(aggregate_type, aggregate_id)
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
     /// A receiver that changes after every commit that appended events.
     pub(crate) fn appends(&self) -> tokio::sync::watch::Receiver<u64> {
         self.appended.subscribe()
@@ -336,7 +370,7 @@ impl CommandExecutor {
     {
         let aggregate_id = &id.to_string();
         let slot = self.slots.get(A::TYPE, aggregate_id);
-        let Ok(mut slot) = slot.try_lock() else {
+        let Ok(mut slot) = slot.state.try_lock() else {
             return self.catch_up::<A>(aggregate_id, None).await;
         };
         let (aggregate, version) = self.catch_up::<A>(aggregate_id, slot.take()).await?;
@@ -373,12 +407,15 @@ impl CommandExecutor {
         Ok((aggregate, version))
     }
 
-    /// The command loop. The state comes from this process's cache when it
-    /// has one, without asking the log: a command that appends is checked
-    /// by the append itself (a stale state appends at a taken sequence and
-    /// loses the optimistic race, then runs again on a reloaded state). A
-    /// refusal or a no-op appends nothing, so it is confirmed against the
-    /// log before it is answered.
+    /// Run a command: queue it on its aggregate and wait for its answer.
+    ///
+    /// A task per busy aggregate works the queue off in groups: the
+    /// commands waiting together are decided one after another on the
+    /// in-memory state and their events appended in one statement (one
+    /// transaction when there are claims or side writes), each caller
+    /// answered with its own result; a refused command in a group does not
+    /// fail the others. The task is not the caller's, so a caller that goes
+    /// away cannot cancel a group others wait on.
     ///
     /// `side` is written inside the same transaction as the append, only
     /// when the command produced events.
@@ -393,12 +430,313 @@ impl CommandExecutor {
         A: AggregateRoot<Services = ()> + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
+        A::Command: Send + Sync,
+        A::Error: Send,
     {
-        let aggregate_id = &id.to_string();
         let metadata_json = serde_json::to_value(metadata)
             .map_err(|e| CommandError::Database(sqlx::Error::Encode(Box::new(e))))?;
-        let slot = self.slots.get(A::TYPE, aggregate_id);
-        let mut slot = slot.lock().await;
+        let cell = self.slots.get(A::TYPE, &id.to_string());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        cell.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(Box::new(Pending::<A> {
+                id,
+                command,
+                metadata: metadata.clone(),
+                metadata_json,
+                side: side.to_vec(),
+                reply,
+            }));
+        if !cell
+            .draining
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            let executor = self.clone();
+            tokio::spawn(async move { executor.drain::<A>(cell).await });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(CommandError::Database(sqlx::Error::Protocol(
+                "the command's group ended without an answer".into(),
+            )))
+        })
+    }
+
+    /// Work off an aggregate's queue, a group at a time, until it is empty.
+    async fn drain<A>(&self, cell: std::sync::Arc<SlotCell>)
+    where
+        A: AggregateRoot<Services = ()> + 'static,
+        A::Command: Clone,
+        A::Event: EventCodec + UniqueClaims,
+        A::Command: Send + Sync,
+        A::Error: Send,
+    {
+        loop {
+            let mut slot = cell.state.lock().await;
+            loop {
+                let group: Vec<Pending<A>> = {
+                    let mut queue = cell.queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = queue.len().min(MAX_GROUP);
+                    queue
+                        .drain(..n)
+                        .filter_map(|p| p.downcast::<Pending<A>>().ok().map(|p| *p))
+                        .collect()
+                };
+                if group.is_empty() {
+                    break;
+                }
+                self.run_group(&mut slot, group).await;
+            }
+            drop(slot);
+            cell.draining
+                .store(false, std::sync::atomic::Ordering::Release);
+            // A command queued after the last look found the flag still set
+            // and left the work to this task: take it back, unless another
+            // task already did.
+            let queued = !cell
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            if !queued
+                || cell
+                    .draining
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                return;
+            }
+        }
+    }
+
+    /// Decide a group and append what it decided. A group of one takes the
+    /// single-command path. A group whose append fails for any reason but a
+    /// lost race (a taken unique value, a refused side write, the database)
+    /// is run again one command at a time, so each caller gets its own
+    /// outcome.
+    async fn run_group<A>(&self, slot: &mut Slot, mut group: Vec<Pending<A>>)
+    where
+        A: AggregateRoot<Services = ()> + 'static,
+        A::Command: Clone,
+        A::Event: EventCodec + UniqueClaims,
+        A::Command: Send + Sync,
+        A::Error: Send,
+    {
+        if group.len() == 1 {
+            let p = group.remove(0);
+            let result = self
+                .run_one::<A>(
+                    slot,
+                    p.id,
+                    p.command,
+                    &p.metadata,
+                    &p.metadata_json,
+                    &p.side,
+                )
+                .await;
+            let _ = p.reply.send(result);
+            return;
+        }
+        let aggregate_id = group[0].id.to_string();
+        // Decided on the log's latest state: refusals and no-ops need no
+        // second look, and appends rarely lose a race.
+        let mut state = match self.catch_up::<A>(&aggregate_id, slot.take()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let message = format!("{e:?}");
+                for p in group {
+                    let _ = p
+                        .reply
+                        .send(Err(CommandError::Database(sqlx::Error::Protocol(
+                            message.clone(),
+                        ))));
+                }
+                return;
+            }
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((mut aggregate, version)) = state.take() else {
+                break;
+            };
+            // Each command's outcome: refused, unchanged, or its events.
+            let mut decided: Vec<Result<Vec<A::Event>, A::Error>> = Vec::with_capacity(group.len());
+            let mut rows: Vec<NewRow> = Vec::new();
+            let mut claims = Vec::new();
+            let mut side = Vec::new();
+            let mut encode_failed = None;
+            for p in &group {
+                let sink = EventSink::<A>::default();
+                let outcome = aggregate.handle(p.command.clone(), &(), &sink).await;
+                let events = sink.collect().await;
+                if let Err(e) = outcome {
+                    decided.push(Err(e));
+                    continue;
+                }
+                if !events.is_empty() {
+                    let chain = (p.metadata.tenant_id == tenantry_domain::PLATFORM_TENANT)
+                        .then(|| aggregate.platform_chain(p.id, &p.metadata.actor))
+                        .flatten();
+                    for event in &events {
+                        match event.encode() {
+                            Ok((event_type, event_version, payload)) => rows.push(NewRow {
+                                tenant_id: p.metadata.tenant_id,
+                                sequence: version + 1 + rows.len() as i64,
+                                event_type,
+                                event_version,
+                                payload,
+                                metadata: p.metadata_json.clone(),
+                                chain,
+                            }),
+                            Err(e) => encode_failed = Some(e),
+                        }
+                        claims.extend(event.claim_changes());
+                    }
+                    side.extend(p.side.iter().cloned());
+                }
+                decided.push(Ok(events));
+            }
+            if let Some(e) = encode_failed {
+                for p in group {
+                    let _ = p.reply.send(Err(CommandError::Codec(e.clone())));
+                }
+                return;
+            }
+            if rows.is_empty() {
+                slot.put(aggregate, version);
+                for (p, outcome) in group.into_iter().zip(decided) {
+                    count_command(
+                        A::TYPE,
+                        if outcome.is_err() {
+                            "refused"
+                        } else {
+                            "unchanged"
+                        },
+                    );
+                    let _ = p.reply.send(match outcome {
+                        Err(e) => Err(CommandError::Domain(e)),
+                        Ok(events) => Ok(Committed {
+                            events,
+                            written: None,
+                        }),
+                    });
+                }
+                return;
+            }
+            match self
+                .append_rows::<A::Error>(A::TYPE, &aggregate_id, &rows, claims, &side)
+                .await
+            {
+                Ok(positions) => {
+                    slot.put(aggregate, version + rows.len() as i64);
+                    for listener in self.listeners() {
+                        listener(A::TYPE, &aggregate_id);
+                    }
+                    self.appended.send_modify(|n| *n = n.wrapping_add(1));
+                    let mut next = 0;
+                    for (p, outcome) in group.into_iter().zip(decided) {
+                        let answer = match outcome {
+                            Err(e) => {
+                                count_command(A::TYPE, "refused");
+                                Err(CommandError::Domain(e))
+                            }
+                            Ok(events) if events.is_empty() => {
+                                count_command(A::TYPE, "unchanged");
+                                Ok(Committed {
+                                    events,
+                                    written: None,
+                                })
+                            }
+                            Ok(events) => {
+                                count_command(A::TYPE, "applied");
+                                next += events.len();
+                                Ok(Committed {
+                                    written: Some(Written {
+                                        checkpoint: positions[next - 1],
+                                        aggregate_type: A::TYPE,
+                                        aggregate_id: aggregate_id.clone(),
+                                        event_types: events
+                                            .iter()
+                                            .map(DomainEvent::event_type)
+                                            .collect(),
+                                    }),
+                                    events,
+                                })
+                            }
+                        };
+                        let _ = p.reply.send(answer);
+                    }
+                    metrics::histogram!("tenantry_command_group_size", "aggregate" => A::TYPE)
+                        .record(positions.len() as f64);
+                    return;
+                }
+                Err(CommandError::Database(e)) if is_unique_violation(&e, "events_pkey") => {
+                    metrics::counter!("tenantry_command_conflicts_total", "aggregate" => A::TYPE)
+                        .increment(1);
+                    match self.catch_up::<A>(&aggregate_id, None).await {
+                        Ok(latest) => state = Some(latest),
+                        Err(_) => break,
+                    }
+                }
+                // Nothing committed, and one of them cannot: find out which,
+                // one by one.
+                Err(CommandError::Claimed(_) | CommandError::Refused(_)) => {
+                    for p in group {
+                        let result = self
+                            .run_one::<A>(
+                                slot,
+                                p.id,
+                                p.command,
+                                &p.metadata,
+                                &p.metadata_json,
+                                &p.side,
+                            )
+                            .await;
+                        let _ = p.reply.send(result);
+                    }
+                    return;
+                }
+                // Not committed, or not known to be: nobody is told it was,
+                // and nothing is re-run on a guess.
+                Err(e) => {
+                    let message = format!("{e:?}");
+                    for p in group {
+                        count_command(A::TYPE, "failed");
+                        let _ = p
+                            .reply
+                            .send(Err(CommandError::Database(sqlx::Error::Protocol(
+                                message.clone(),
+                            ))));
+                    }
+                    return;
+                }
+            }
+        }
+        for p in group {
+            count_command(A::TYPE, "conflict");
+            let _ = p.reply.send(Err(CommandError::Concurrency));
+        }
+    }
+
+    /// One command. The state comes from this process's cache when it has
+    /// one, without asking the log: a command that appends is checked by
+    /// the append itself (a stale state appends at a taken sequence and
+    /// loses the optimistic race, then runs again on a reloaded state). A
+    /// refusal or a no-op appends nothing, so it is confirmed against the
+    /// log before it is answered.
+    async fn run_one<A>(
+        &self,
+        slot: &mut Slot,
+        id: A::Id,
+        command: A::Command,
+        metadata: &EventMetadata,
+        metadata_json: &Value,
+        side: &[SideWrite],
+    ) -> Result<Committed<A>, CommandError<A::Error>>
+    where
+        A: AggregateRoot<Services = ()> + 'static,
+        A::Command: Clone,
+        A::Event: EventCodec + UniqueClaims,
+    {
+        let aggregate_id = &id.to_string();
         // The state to decide on, and whether it was just read from the log.
         let mut state = slot.take::<A>().map(|(a, v)| (a, v, false));
         for _ in 0..MAX_ATTEMPTS {
@@ -444,15 +782,31 @@ impl CommandExecutor {
             let chain = (metadata.tenant_id == tenantry_domain::PLATFORM_TENANT)
                 .then(|| aggregate.platform_chain(id, &metadata.actor))
                 .flatten();
+            let mut rows = Vec::with_capacity(events.len());
+            let mut claims = Vec::new();
+            for (i, event) in events.iter().enumerate() {
+                let (event_type, event_version, payload) =
+                    event.encode().map_err(CommandError::Codec)?;
+                rows.push(NewRow {
+                    tenant_id: metadata.tenant_id,
+                    sequence: version + 1 + i as i64,
+                    event_type,
+                    event_version,
+                    payload,
+                    metadata: metadata_json.clone(),
+                    chain,
+                });
+                claims.extend(event.claim_changes());
+            }
             match self
-                .append::<A>(aggregate_id, version, &events, &metadata_json, chain, side)
+                .append_rows::<A::Error>(A::TYPE, aggregate_id, &rows, claims, side)
                 .await
             {
-                Ok(checkpoint) => {
+                Ok(positions) => {
                     // `handle` applied the events: this is the state at the new version.
                     slot.put(aggregate, version + events.len() as i64);
                     let written = Written {
-                        checkpoint,
+                        checkpoint: positions[positions.len() - 1],
                         aggregate_type: A::TYPE,
                         aggregate_id: aggregate_id.to_string(),
                         event_types: events.iter().map(DomainEvent::event_type).collect(),
@@ -489,83 +843,89 @@ impl CommandExecutor {
         Err(CommandError::Concurrency)
     }
 
-    /// Append the events at `version + 1..`. With neither uniqueness claims
-    /// nor side writes this is one statement (its own transaction, one round
-    /// trip); otherwise one transaction holds the events, claims and writes.
-    async fn append<A>(
+    /// Append rows of one aggregate. With neither uniqueness claims nor
+    /// side writes this is one statement (its own transaction, one round
+    /// trip); otherwise one transaction holds the events, claims and
+    /// writes. Answers each row's place in the global order, in row order.
+    async fn append_rows<E>(
         &self,
+        aggregate_type: &str,
         aggregate_id: &str,
-        version: i64,
-        events: &[A::Event],
-        metadata: &Value,
-        chain: Option<uuid::Uuid>,
+        rows: &[NewRow],
+        claims: Vec<ClaimChange>,
         side: &[SideWrite],
-    ) -> Result<Checkpoint, CommandError<A::Error>>
-    where
-        A: Aggregate,
-        A::Event: EventCodec + UniqueClaims,
-    {
-        let tenant_id = metadata
-            .get("tenant_id")
-            .and_then(Value::as_str)
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            .ok_or_else(|| {
-                CommandError::Database(sqlx::Error::Protocol("metadata without tenant_id".into()))
-            })?;
-        let mut rows = NewEvents::default();
-        let mut claims = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            let (event_type, event_version, payload) =
-                event.encode().map_err(CommandError::Codec)?;
-            rows.sequence.push(version + 1 + i as i64);
-            rows.event_type.push(event_type);
-            rows.event_version.push(event_version);
-            rows.payload.push(payload);
-            claims.extend(event.claim_changes());
+    ) -> Result<Vec<Checkpoint>, CommandError<E>> {
+        let mut columns = NewEvents::default();
+        for row in rows {
+            columns.tenant_id.push(row.tenant_id);
+            columns.sequence.push(row.sequence);
+            columns.event_type.push(row.event_type.clone());
+            columns.event_version.push(row.event_version);
+            columns.payload.push(row.payload.clone());
+            columns.metadata.push(row.metadata.clone());
+            columns.chain.push(row.chain);
         }
         let insert = sqlx::query_as!(
             Appended,
             "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, \
                                  event_version, payload, metadata, chain_id) \
-             SELECT $1, $2, $3, e.sequence, e.event_type, e.event_version, e.payload, $8, $9 \
-               FROM UNNEST($4::bigint[], $5::text[], $6::int[], $7::jsonb[]) \
-                    WITH ORDINALITY AS e(sequence, event_type, event_version, payload, n) \
+             SELECT e.tenant_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload, \
+                    e.metadata, e.chain_id \
+               FROM UNNEST($3::uuid[], $4::bigint[], $5::text[], $6::int[], $7::jsonb[], \
+                           $8::jsonb[], $9::uuid[]) \
+                    WITH ORDINALITY AS e(tenant_id, sequence, event_type, event_version, payload, \
+                                         metadata, chain_id, n) \
               ORDER BY e.n \
              RETURNING tx_id::text AS \"tx_id!\", position",
-            tenant_id,
-            A::TYPE,
+            aggregate_type,
             aggregate_id,
-            &rows.sequence,
-            &rows.event_type,
-            &rows.event_version,
-            &rows.payload,
-            metadata,
-            chain
+            &columns.tenant_id,
+            &columns.sequence,
+            &columns.event_type,
+            &columns.event_version,
+            &columns.payload,
+            &columns.metadata,
+            &columns.chain as &[Option<uuid::Uuid>]
         );
-        if claims.is_empty() && side.is_empty() {
-            let appended = insert.fetch_all(&self.pool).await?;
-            return last_checkpoint(&appended);
-        }
-        let mut tx = self.pool.begin().await?;
-        let appended = insert.fetch_all(&mut *tx).await?;
-        for change in claims {
-            apply_claim::<A::Error>(&mut tx, aggregate_id, change).await?;
-        }
-        for write in side {
-            write.apply(&mut tx).await?;
-        }
-        tx.commit().await?;
-        last_checkpoint(&appended)
+        let appended = if claims.is_empty() && side.is_empty() {
+            insert.fetch_all(&self.pool).await?
+        } else {
+            let mut tx = self.pool.begin().await?;
+            let appended = insert.fetch_all(&mut *tx).await?;
+            for change in claims {
+                apply_claim::<E>(&mut tx, aggregate_id, change).await?;
+            }
+            for write in side {
+                write.apply(&mut tx).await?;
+            }
+            tx.commit().await?;
+            appended
+        };
+        checkpoints(appended)
     }
+}
+
+/// One event to append.
+struct NewRow {
+    tenant_id: uuid::Uuid,
+    sequence: i64,
+    event_type: String,
+    event_version: i32,
+    payload: Value,
+    metadata: Value,
+    chain: Option<uuid::Uuid>,
 }
 
 /// Events to append, as the columns `UNNEST` takes.
 #[derive(Default)]
 struct NewEvents {
+    tenant_id: Vec<uuid::Uuid>,
     sequence: Vec<i64>,
     event_type: Vec<String>,
     event_version: Vec<i32>,
     payload: Vec<Value>,
+    metadata: Vec<Value>,
+    chain: Vec<Option<uuid::Uuid>>,
 }
 
 /// Where an appended event landed.
@@ -574,13 +934,15 @@ struct Appended {
     position: i64,
 }
 
-/// The global position of the last of the appended rows.
-fn last_checkpoint<E>(rows: &[Appended]) -> Result<Checkpoint, CommandError<E>> {
-    let mut last = Checkpoint::ZERO;
-    for row in rows {
-        last = last.max(Checkpoint::from_parts(&row.tx_id, row.position)?);
-    }
-    Ok(last)
+/// The appended rows' places in the global order, in the order they were
+/// given (positions are taken in insert order within the statement).
+fn checkpoints<E>(rows: Vec<Appended>) -> Result<Vec<Checkpoint>, CommandError<E>> {
+    let mut out = rows
+        .iter()
+        .map(|row| Checkpoint::from_parts(&row.tx_id, row.position))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_unstable();
+    Ok(out)
 }
 
 async fn apply_claim<E>(

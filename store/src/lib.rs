@@ -76,7 +76,8 @@ impl Store {
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
         A: AggregateRoot<Services = ()> + 'static,
-        A::Command: Clone,
+        A::Command: Clone + Send + Sync,
+        A::Error: Send,
         A::Event: EventCodec + UniqueClaims,
     {
         self.commands.run::<A>(id, command, metadata, &[]).await
@@ -93,7 +94,8 @@ impl Store {
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
         A: AggregateRoot<Services = ()> + 'static,
-        A::Command: Clone,
+        A::Command: Clone + Send + Sync,
+        A::Error: Send,
         A::Event: EventCodec + UniqueClaims,
     {
         self.commands.run::<A>(id, command, metadata, side).await
@@ -103,6 +105,12 @@ impl Store {
     /// the projectors of this process wake on it at once.
     pub fn appends(&self) -> tokio::sync::watch::Receiver<u64> {
         self.commands.appends()
+    }
+
+    /// How many commands wait in an aggregate's queue behind the group
+    /// being appended (operations and tests).
+    pub fn queued_commands<A: AggregateRoot>(&self, id: A::Id) -> usize {
+        self.commands.queued(A::TYPE, &id.to_string())
     }
 
     /// Call `listener` with the aggregate type and id of every commit of

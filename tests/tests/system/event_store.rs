@@ -998,3 +998,212 @@ async fn a_held_chain_does_not_hold_up_another_persons_sign_in() {
     assert_eq!(signed_in.status(), 200);
     tx.rollback().await.unwrap();
 }
+
+mod group_commit {
+    use super::*;
+    use tenantry_api::store::{CommandError, Store};
+    use tenantry_domain::access::{PermissionSet, RoleName};
+    use tenantry_domain::tenant::{Authority, Tenant, TenantCommand, TenantError};
+    use tenantry_domain::values::{Slug, TenantName, TenantSettings};
+    use tenantry_domain::{Actor, EventMetadata, TenantId};
+
+    fn role(name: &str) -> TenantCommand {
+        TenantCommand::DefineRole {
+            name: RoleName::parse(name).unwrap(),
+            permissions: PermissionSet::parse(&["members.read".to_string()]).unwrap(),
+            by: Authority::Platform,
+        }
+    }
+
+    /// A tenant, and a transaction that holds its chain's head (as an
+    /// append in flight does), so the commands sent next queue up.
+    async fn held_tenant(db: &TestDb, store: &Store) -> (Uuid, EventMetadata, PgConnection) {
+        let id = Uuid::now_v7();
+        let meta = EventMetadata::new(id, Actor::system("test"), None, chrono::Utc::now());
+        store
+            .execute::<Tenant>(
+                id.into(),
+                TenantCommand::CreateTenant {
+                    tenant_id: id.into(),
+                    name: TenantName::parse("Grouped").unwrap(),
+                    slug: Slug::parse(&format!("g-{}", id.simple())).unwrap(),
+                    settings: TenantSettings::parse(json!({})).unwrap(),
+                    owner: None,
+                },
+                &meta,
+            )
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        let mut holder = PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query("SELECT 1 FROM chain_heads WHERE chain_id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        (id, meta, holder)
+    }
+
+    async fn waiting_on_locks(pool: &PgPool) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+              WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    }
+
+    type Answer = Result<usize, String>;
+
+    fn send(
+        store: &Store,
+        id: Uuid,
+        meta: &EventMetadata,
+        command: TenantCommand,
+    ) -> tokio::task::JoinHandle<Answer> {
+        let (store, meta) = (store.clone(), meta.clone());
+        tokio::spawn(async move {
+            store
+                .execute::<Tenant>(TenantId::from(id), command, &meta)
+                .await
+                .map(|c| c.events.len())
+                .map_err(|e| match e {
+                    CommandError::Domain(TenantError::RoleExists) => "role_exists".to_string(),
+                    other => format!("{other:?}"),
+                })
+        })
+    }
+
+    /// Commands queued together are decided one after another and appended
+    /// in one transaction; a refusal among them fails nobody else.
+    #[tokio::test]
+    async fn a_group_appends_together_and_answers_each_its_own() {
+        let db = TestDb::create().await;
+        let pool = db.migrated_pool().await;
+        let store = Store::new(pool.clone());
+        let (id, meta, mut holder) = held_tenant(&db, &store).await;
+        // The first command's append waits on the held head.
+        let first = send(&store, id, &meta, role("first"));
+        wait_until("the first append to wait", || async {
+            waiting_on_locks(&pool).await > 0
+        })
+        .await;
+        // These queue behind it: eight new roles, and one name twice.
+        let mut group: Vec<_> = (0..8)
+            .map(|i| send(&store, id, &meta, role(&format!("role-{i}"))))
+            .collect();
+        group.push(send(&store, id, &meta, role("role-3")));
+        wait_until("the group to queue", || async {
+            store.queued_commands::<Tenant>(id.into()) == 9
+        })
+        .await;
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        assert_eq!(first.await.unwrap(), Ok(1));
+        let mut answers = Vec::new();
+        for g in group {
+            answers.push(g.await.unwrap());
+        }
+        assert_eq!(
+            answers.iter().filter(|a| **a == Ok(1)).count(),
+            8,
+            "{answers:?}"
+        );
+        assert_eq!(
+            answers
+                .iter()
+                .filter(|a| matches!(a, Err(e) if e == "role_exists"))
+                .count(),
+            1,
+            "{answers:?}"
+        );
+        // The eight roles of the group went in with one transaction.
+        let txs: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT tx_id) FROM events \
+              WHERE tenant_id = $1 AND event_type = 'RoleDefined' AND payload->>'name' LIKE 'role-%'",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(txs, 1);
+        let (tenant, version) = store.load::<Tenant>(id.into()).await.unwrap();
+        assert_eq!(version, 10);
+        assert_eq!(tenant.roles.len(), 9);
+        let broken: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(broken, None);
+    }
+
+    /// A group whose append fails while in flight (its connection dies, as
+    /// in a crash) leaves none of its events and tells none of its callers
+    /// it succeeded; what was acknowledged before is all there.
+    #[tokio::test]
+    async fn a_group_lost_mid_append_leaves_nothing_and_acknowledges_nothing() {
+        let db = TestDb::create().await;
+        let pool = db.migrated_pool().await;
+        let store = Store::new(pool.clone());
+        let (id, meta, mut holder) = held_tenant(&db, &store).await;
+        let kill_the_waiting_append = || async {
+            wait_until("an append to wait on the head", || async {
+                waiting_on_locks(&pool).await > 0
+            })
+            .await;
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                  WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+        };
+        let first = send(&store, id, &meta, role("first"));
+        wait_until("the first append to wait", || async {
+            waiting_on_locks(&pool).await > 0
+        })
+        .await;
+        let group: Vec<_> = (0..5)
+            .map(|i| send(&store, id, &meta, role(&format!("lost-{i}"))))
+            .collect();
+        wait_until("the group to queue", || async {
+            store.queued_commands::<Tenant>(id.into()) == 5
+        })
+        .await;
+        // The first append's connection dies, then the group's, each while
+        // its append waits on the chain's head: as a crash would.
+        kill_the_waiting_append().await;
+        assert!(first.await.unwrap().is_err());
+        kill_the_waiting_append().await;
+        for g in group {
+            let answer = g.await.unwrap();
+            assert!(
+                answer.is_err(),
+                "a lost group acknowledged a command: {answer:?}"
+            );
+        }
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        let roles: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = 'RoleDefined'",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(roles, 0, "an unacknowledged command was written");
+        // What was acknowledged (the tenant) is there, the chain whole, and
+        // the aggregate takes commands again.
+        let (_, version) = store.load::<Tenant>(id.into()).await.unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(send(&store, id, &meta, role("after")).await.unwrap(), Ok(1));
+        let broken: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(broken, None);
+    }
+}
