@@ -207,22 +207,27 @@ pub async fn guard(
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
+/// The bearer token of the request. An Authorization header that is there
+/// but holds no readable bearer token (another scheme, bytes that are not
+/// text) is an invalid credential, not a missing one.
+fn presented_token(parts: &Parts) -> Result<&str, ApiError> {
+    bearer(parts).ok_or_else(|| {
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            invalid_token()
+        } else {
+            ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
+        }
+    })
+}
+
 /// The metrics token, compared in constant time; anything else is 401.
 fn check_metrics_token(app: &AppState, parts: &Parts) -> Result<(), ApiError> {
     use secrecy::ExposeSecret;
     use subtle::ConstantTimeEq;
-    let Some(token) = bearer(parts) else {
-        return Err(
-            if parts
-                .headers
-                .contains_key(axum::http::header::AUTHORIZATION)
-            {
-                invalid_token()
-            } else {
-                ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
-            },
-        );
-    };
+    let token = presented_token(parts)?;
     let expected = app.config.metrics_token.expose_secret().as_bytes();
     if bool::from(token.as_bytes().ct_eq(expected)) {
         Ok(())
@@ -285,19 +290,7 @@ async fn authenticate_in(
     parts: &Parts,
     tenant_id: Option<Uuid>,
 ) -> Result<(Principal, TenantAccess), ApiError> {
-    let token = bearer(parts).ok_or_else(|| {
-        // An Authorization header that is there but holds no readable
-        // bearer token (another scheme, bytes that are not text) is an
-        // invalid credential, not a missing one.
-        if parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-        {
-            invalid_token()
-        } else {
-            ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
-        }
-    })?;
+    let token = presented_token(parts)?;
     if token.starts_with(API_KEY_PREFIX) {
         let (key, tenant_status) = authenticate_key(app, token).await?;
         let standing = TenantAccess {

@@ -523,17 +523,7 @@ impl CommandExecutor {
     {
         if group.len() == 1 {
             let p = group.remove(0);
-            let result = self
-                .run_one::<A>(
-                    slot,
-                    p.id,
-                    p.command,
-                    &p.metadata,
-                    &p.metadata_json,
-                    &p.side,
-                )
-                .await;
-            let _ = p.reply.send(result);
+            self.run_alone(slot, p).await;
             return;
         }
         let aggregate_id = group[0].id.to_string();
@@ -575,20 +565,17 @@ impl CommandExecutor {
                     let chain = (p.metadata.tenant_id == tenantry_domain::PLATFORM_TENANT)
                         .then(|| aggregate.platform_chain(p.id, &p.metadata.actor))
                         .flatten();
-                    for event in &events {
-                        match event.encode() {
-                            Ok((event_type, event_version, payload)) => rows.push(NewRow {
-                                tenant_id: p.metadata.tenant_id,
-                                sequence: version + 1 + rows.len() as i64,
-                                event_type,
-                                event_version,
-                                payload,
-                                metadata: p.metadata_json.clone(),
-                                chain,
-                            }),
-                            Err(e) => encode_failed = Some(e),
-                        }
-                        claims.extend(event.claim_changes());
+                    let first = version + 1 + rows.len() as i64;
+                    if let Err(e) = push_rows::<A>(
+                        &mut rows,
+                        &mut claims,
+                        &events,
+                        first,
+                        &p.metadata,
+                        &p.metadata_json,
+                        chain,
+                    ) {
+                        encode_failed = Some(e);
                     }
                     side.extend(p.side.iter().cloned());
                 }
@@ -680,17 +667,7 @@ impl CommandExecutor {
                 // one by one.
                 Err(CommandError::Claimed(_) | CommandError::Refused(_)) => {
                     for p in group {
-                        let result = self
-                            .run_one::<A>(
-                                slot,
-                                p.id,
-                                p.command,
-                                &p.metadata,
-                                &p.metadata_json,
-                                &p.side,
-                            )
-                            .await;
-                        let _ = p.reply.send(result);
+                        self.run_alone(slot, p).await;
                     }
                     return;
                 }
@@ -714,6 +691,26 @@ impl CommandExecutor {
             count_command(A::TYPE, "conflict");
             let _ = p.reply.send(Err(CommandError::Concurrency));
         }
+    }
+
+    /// One command on its own, answered.
+    async fn run_alone<A>(&self, slot: &mut Slot, p: Pending<A>)
+    where
+        A: AggregateRoot<Services = ()> + 'static,
+        A::Command: Clone,
+        A::Event: EventCodec + UniqueClaims,
+    {
+        let result = self
+            .run_one::<A>(
+                slot,
+                p.id,
+                p.command,
+                &p.metadata,
+                &p.metadata_json,
+                &p.side,
+            )
+            .await;
+        let _ = p.reply.send(result);
     }
 
     /// One command. The state comes from this process's cache when it has
@@ -784,20 +781,16 @@ impl CommandExecutor {
                 .flatten();
             let mut rows = Vec::with_capacity(events.len());
             let mut claims = Vec::new();
-            for (i, event) in events.iter().enumerate() {
-                let (event_type, event_version, payload) =
-                    event.encode().map_err(CommandError::Codec)?;
-                rows.push(NewRow {
-                    tenant_id: metadata.tenant_id,
-                    sequence: version + 1 + i as i64,
-                    event_type,
-                    event_version,
-                    payload,
-                    metadata: metadata_json.clone(),
-                    chain,
-                });
-                claims.extend(event.claim_changes());
-            }
+            push_rows::<A>(
+                &mut rows,
+                &mut claims,
+                &events,
+                version + 1,
+                metadata,
+                metadata_json,
+                chain,
+            )
+            .map_err(CommandError::Codec)?;
             match self
                 .append_rows::<A::Error>(A::TYPE, aggregate_id, &rows, claims, side)
                 .await
@@ -903,6 +896,37 @@ impl CommandExecutor {
         };
         checkpoints(appended)
     }
+}
+
+/// Encode a command's events as rows from sequence `first`, and collect
+/// their uniqueness claims.
+fn push_rows<A>(
+    rows: &mut Vec<NewRow>,
+    claims: &mut Vec<ClaimChange>,
+    events: &[A::Event],
+    first: i64,
+    metadata: &EventMetadata,
+    metadata_json: &Value,
+    chain: Option<uuid::Uuid>,
+) -> Result<(), CodecError>
+where
+    A: Aggregate,
+    A::Event: EventCodec + UniqueClaims,
+{
+    for (i, event) in events.iter().enumerate() {
+        let (event_type, event_version, payload) = event.encode()?;
+        rows.push(NewRow {
+            tenant_id: metadata.tenant_id,
+            sequence: first + i as i64,
+            event_type,
+            event_version,
+            payload,
+            metadata: metadata_json.clone(),
+            chain,
+        });
+        claims.extend(event.claim_changes());
+    }
+    Ok(())
 }
 
 /// One event to append.

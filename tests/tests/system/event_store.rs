@@ -532,11 +532,7 @@ async fn the_per_tenant_sequence_is_gapless_and_the_hash_chain_verifies() {
     )
     .bind(tenant).fetch_one(&pool).await.unwrap();
     assert_eq!(links, 9);
-    let broken: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)")
-        .bind(tenant)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let broken = first_broken_link(&pool, tenant).await;
     assert_eq!(broken, None);
     // A metadata tenant that disagrees with the column is refused.
     let err = sqlx::query(
@@ -783,6 +779,15 @@ async fn append_to_tenant(conn: &mut PgConnection, tenant: uuid::Uuid) -> i64 {
     .unwrap()
 }
 
+/// Where a chain (a tenant's or a person's) first fails to verify, if it does.
+async fn first_broken_link(pool: &PgPool, chain: uuid::Uuid) -> Option<i64> {
+    sqlx::query_scalar("SELECT tenantry_verify_chain($1)")
+        .bind(chain)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 async fn tenant_sequences(pool: &PgPool, tenant: uuid::Uuid) -> Vec<i64> {
     sqlx::query_scalar(
         "SELECT tenant_sequence FROM events WHERE tenant_id = $1 ORDER BY tenant_sequence",
@@ -943,11 +948,7 @@ async fn each_person_has_a_verifiable_chain_of_their_own() {
             (4, "SignInFailed".to_string()),
         ]
     );
-    let verified: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)")
-        .bind(alice_id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let verified = first_broken_link(&app.pool, alice_id).await;
     assert_eq!(verified, None, "Alice's chain verifies");
     // The unknown address's attempt: a chain of one, under its session id.
     let lone: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
@@ -1131,11 +1132,7 @@ mod group_commit {
         let (tenant, version) = store.load::<Tenant>(id.into()).await.unwrap();
         assert_eq!(version, 10);
         assert_eq!(tenant.roles.len(), 9);
-        let broken: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)")
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let broken = first_broken_link(&pool, id).await;
         assert_eq!(broken, None);
     }
 
@@ -1199,11 +1196,7 @@ mod group_commit {
         let (_, version) = store.load::<Tenant>(id.into()).await.unwrap();
         assert_eq!(version, 1);
         assert_eq!(send(&store, id, &meta, role("after")).await.unwrap(), Ok(1));
-        let broken: Option<i64> = sqlx::query_scalar("SELECT tenantry_verify_chain($1)")
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let broken = first_broken_link(&pool, id).await;
         assert_eq!(broken, None);
     }
 }
