@@ -369,15 +369,24 @@ def main():
             results["measures"]["read"] = {"tenantry": read, "reference": health,
                                            "ratio": read["rps"] / health["rps"]}
 
-        # 4. Sign-in.
+        # 4. Sign-in: eight people at eight connections, against the argon2id
+        # hashes per second the server's own code computes in a tight loop
+        # on the server's one CPU (a sign-in is one hash).
         if want("sign_in"):
             log("sign-in")
             login_body = os.path.join(work, "login.txt")
             with open(login_body, "w") as f:
-                f.write(f'POST /v1/auth/login {json.dumps({"email": ADMIN[0], "password": ADMIN[1]})}\n')
+                for i in range(1, 9):
+                    body = {"email": f"member{i}@bench.test", "password": "member-password"}
+                    f.write(f'POST /v1/auth/login {json.dumps(body)}\n')
             with profile("sign_in"):
-                login = wrk(base + "/", secs, 2, mix=login_body, script_dir=work)
-            results["measures"]["sign_in"] = {"tenantry": login, "argon2": "argon2id m=19456 KiB, t=2, p=1"}
+                login = wrk(base + "/", secs, 8, mix=login_body, script_dir=work)
+            hashes = json.loads(run(["taskset", "-c", "0", binary, "hash-rate", "--seconds",
+                                     str(max(2, secs // 3)), "--threads", "1"],
+                                    env=server.env).stdout)["hashes_per_s"]
+            results["measures"]["sign_in"] = {"tenantry": login, "argon2": "argon2id m=19456 KiB, t=2, p=1",
+                                              "reference": {"hashes_per_s": hashes},
+                                              "ratio": login["ok_rps"] / hashes}
 
         # 6. Revocation across servers: a logout on this server, and how long
         # until a second server on the same database refuses the token it
@@ -540,8 +549,11 @@ def report(r):
         (f'Projection rebuild (`tenants`) over {rb["events"]:,} events, events/s',
          f'{rb["tenantry"]["events_per_s"]:.0f}', f'COPY TO STDOUT {rb["reference"]["rows_per_s"]:.0f} rows/s',
          f'{rb["ratio"]:.3f}'),
-        ("Sign-in: logins/s at 2 connections (p99 ms)",
-         f'{si["tenantry"]["rps"]:.1f} ({si["tenantry"]["p99"]:.0f})', si["argon2"], "—"),
+        ("Sign-in: logins/s at 8 connections, eight people (p99 ms)",
+         f'{si["tenantry"].get("ok_rps", si["tenantry"]["rps"]):.1f} ({si["tenantry"]["p99"]:.0f})',
+         f'{si["argon2"]}: ' + (f'{si["reference"]["hashes_per_s"]:.1f} hashes/s in a tight loop on the server\'s CPU'
+                                if "reference" in si else "—"),
+         f'{si["ratio"]:.3f}' if "ratio" in si else "—"),
         ("Memory: resident, idle / after seeding / peak during the read path",
          f'{mem["idle_kib"] / 1024:.1f} MiB / {mem.get("before_read_kib", 0) / 1024:.1f} MiB / '
          f'{mem["peak_read_kib"] / 1024:.1f} MiB', "—", "—"),

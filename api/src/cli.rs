@@ -43,6 +43,16 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Hash passwords in a tight loop with the server's argon2id parameters
+    /// and print hashes per second: the benchmark harness's reference for
+    /// sign-in, which is bound by the hash.
+    #[command(hide = true)]
+    HashRate {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,7 +111,34 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => rotate_keys(&config).await,
+        Command::HashRate { seconds, threads } => {
+            let rate = hash_rate(std::time::Duration::from_secs(seconds), threads.max(1));
+            println!("{{\"hashes_per_s\": {rate:.2}}}");
+            Ok(())
+        }
     }
+}
+
+/// Argon2id hashes per second on `threads` threads for `run` of time.
+fn hash_rate(run: std::time::Duration, threads: usize) -> f64 {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let salt = SaltString::generate(&mut rand_core::OsRng);
+                let mut done = 0u64;
+                while started.elapsed() < run {
+                    let _ = crate::credentials::argon2()
+                        .hash_password(b"a password of some length", &salt);
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let total: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+    total as f64 / started.elapsed().as_secs_f64()
 }
 
 async fn rotate_keys(config: &Config) -> Result<(), String> {
