@@ -121,7 +121,7 @@ class Api:
 
 
 def seed(api):
-    """A tenant with a member, a custom role, an API key and an invitation."""
+    """A tenant with a member, a custom role, an API key, an invitation and a plan."""
     _, pair = api.call("POST", "/v1/auth/login",
                        {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
     api.token = pair["access_token"]
@@ -139,6 +139,11 @@ def seed(api):
                       {"name": "runtime", "permissions": ["members.read"]})
     _, invitation = api.call("POST", f"/v1/tenants/{tid}/invitations",
                              {"email": "invitee@fuzz.example", "role": "viewer"})
+    api.call("POST", "/v1/admin/plans", {
+        "key": "team", "name": "Team", "price_minor": 4900, "currency": "usd",
+        "interval": "month", "trial_days": 14,
+        "entitlements": {"max_seats": 10, "features": ["approvals"]},
+    })
     return {
         "tid": tid,
         "user_id": member["id"],
@@ -147,6 +152,7 @@ def seed(api):
         "invitation_id": invitation["id"],
         "role": "desk-support",
         "provider": "openai",
+        "plan": "team",
     }
 
 

@@ -304,6 +304,9 @@ impl<E: tenantry_domain::DomainError> From<CommandError<E>> for ApiError {
                 "duplicate_provider_key",
                 "the tenant already has a key for this provider; replace it with PUT",
             ),
+            CommandError::Claimed(ClaimScope::PlanKey) => {
+                ApiError::conflict("plan_key_taken", "a plan with this key already exists")
+            }
             CommandError::Concurrency => ApiError::concurrent_update(),
             CommandError::Refused(Refusal::RefreshTokenReused) => ApiError::unauthorized(
                 "refresh_token_reused",

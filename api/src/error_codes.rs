@@ -42,6 +42,7 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (404, "llm_key_not_found", ""),
     (404, "invitation_not_found", ""),
     (404, "session_not_found", ""),
+    (404, "plan_not_found", ""),
     (405, "method_not_allowed", ""),
     (408, "request_timeout", ""),
     (409, "slug_taken", ""),
@@ -61,6 +62,14 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (409, "not_platform_admin", ""),
     (409, "cannot_revoke_own_admin", ""),
     (409, "cannot_deactivate_self", ""),
+    (409, "plan_key_taken", ""),
+    (409, "plan_retired", ""),
+    (409, "plan_already_exists", "only a racing duplicate command meets it"),
+    (
+        409,
+        "billing_not_configured",
+        "Stripe is not configured: plans are assigned by platform admins",
+    ),
     (409, "duplicate_provider_key", ""),
     (409, "already_member", ""),
     (409, "last_owner", ""),
@@ -103,6 +112,13 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (422, "permission_not_assignable", ""),
     (422, "no_permissions", ""),
     (422, "wrong_password", ""),
+    (
+        422,
+        "invalid_plan_terms",
+        "`details.field` and `details.field_code` name what is wrong",
+    ),
+    (422, "plan_has_no_trial", ""),
+
     (422, "invalid_idempotency_key", ""),
     (422, "idempotency_key_reused", ""),
     (423, "tenant_suspended", ""),
@@ -149,6 +165,15 @@ pub const FIELD_CODES: &[(&str, &str)] = &[
     ("api_key_too_long", "over 4 KiB"),
     ("user_not_found", "a user id that names nobody"),
     ("user_deactivated", "a user id of a deactivated user"),
+    ("invalid_price", "a plan's price below 0"),
+    ("invalid_currency", "not three lowercase letters"),
+    ("invalid_interval", "not month or year"),
+    ("invalid_trial", "a trial over 365 days"),
+    (
+        "invalid_entitlement",
+        "a limit of 0, a negative credit, an unknown rate tier",
+    ),
+    ("unknown_feature", "naming the known features"),
 ];
 
 /// Whether `code` is catalogued with `status`.

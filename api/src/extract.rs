@@ -267,6 +267,10 @@ path_param!(
     ProviderPath(String) = "provider", "not_found", "no such resource", Some
 );
 path_param!(
+    /// `{plan}`: a billing plan's key.
+    PlanPath(String) = "plan", "plan_not_found", "no such plan", Some
+);
+path_param!(
     /// `{file}`: a file of the documentation page.
     DocsFilePath(String) = "file", "not_found", "no such resource", Some
 );

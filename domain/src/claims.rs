@@ -9,6 +9,8 @@ pub enum ClaimScope {
     TenantSlug,
     /// One provider key per provider per tenant (`tenant_id:provider`).
     TenantProvider,
+    /// A billing plan's key (`team`, `agency`).
+    PlanKey,
 }
 
 impl ClaimScope {
@@ -18,6 +20,7 @@ impl ClaimScope {
             Self::UserEmail => "user_email",
             Self::TenantSlug => "tenant_slug",
             Self::TenantProvider => "tenant_provider",
+            Self::PlanKey => "plan_key",
         }
     }
 
@@ -26,6 +29,7 @@ impl ClaimScope {
             "user_email" => Some(Self::UserEmail),
             "tenant_slug" => Some(Self::TenantSlug),
             "tenant_provider" => Some(Self::TenantProvider),
+            "plan_key" => Some(Self::PlanKey),
             _ => None,
         }
     }

@@ -77,6 +77,10 @@ id_type!(
     /// An invitation, inside its tenant's aggregate.
     InvitationId
 );
+id_type!(
+    /// A billing plan.
+    PlanId
+);
 
 /// An aggregate and the id type that addresses its stream.
 pub trait AggregateRoot: cqrs_es::Aggregate {

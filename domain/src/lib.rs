@@ -6,11 +6,13 @@
 
 pub mod access;
 pub mod api_key;
+pub mod billing;
 pub mod claims;
 pub mod codec;
 pub mod ids;
 pub mod llm_key;
 pub mod metadata;
+pub mod plan;
 pub mod session;
 pub mod tenant;
 pub mod user;
@@ -18,7 +20,9 @@ pub mod values;
 
 pub use claims::{ClaimChange, ClaimScope, UniqueClaims};
 pub use codec::{CodecError, EventCodec};
-pub use ids::{AggregateRoot, ApiKeyId, InvitationId, LlmKeyId, SessionId, TenantId, UserId};
+pub use ids::{
+    AggregateRoot, ApiKeyId, InvitationId, LlmKeyId, PlanId, SessionId, TenantId, UserId,
+};
 pub use metadata::{Actor, EventMetadata, PLATFORM_TENANT};
 pub mod error;
 pub use error::{DomainError, ErrorKind};

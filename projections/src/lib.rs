@@ -11,6 +11,7 @@
 //! from zero yields identical rows.
 
 pub mod access;
+pub mod billing;
 pub mod invitations;
 pub mod llm_keys;
 pub mod runtime;
@@ -58,6 +59,11 @@ impl ReadModels {
         invitations::Invitations { pool: &self.pool }
     }
 
+    /// Plans and tenants' billing.
+    pub fn billing(&self) -> billing::BillingModels<'_> {
+        billing::BillingModels { pool: &self.pool }
+    }
+
     pub fn llm_keys(&self) -> llm_keys::LlmKeys<'_> {
         llm_keys::LlmKeys { pool: &self.pool }
     }
@@ -72,13 +78,16 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(llm_keys::PROJECTION),
         Arc::new(invitations::PROJECTION),
         Arc::new(invitations::OUTBOX),
+        Arc::new(billing::PROJECTION),
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use tenantry_domain::api_key::{ApiKey, ApiKeyEvent};
+    use tenantry_domain::billing::{Billing, BillingEvent};
     use tenantry_domain::llm_key::{LlmKey, LlmKeyEvent};
+    use tenantry_domain::plan::{Plan, PlanEvent};
     use tenantry_domain::session::{Session, SessionEvent};
     use tenantry_domain::tenant::{Tenant, TenantEvent};
     use tenantry_domain::user::{User, UserEvent};
@@ -110,6 +119,7 @@ mod tests {
             llm_keys::PROJECTION,
             invitations::PROJECTION,
             invitations::OUTBOX,
+            billing::PROJECTION,
         ];
         assert_eq!(
             projections.len(),
@@ -133,6 +143,12 @@ mod tests {
                     }
                     t if t == LlmKey::TYPE => {
                         *event_type == "*" || is_variant::<LlmKeyEvent>(event_type)
+                    }
+                    t if t == Plan::TYPE => {
+                        *event_type == "*" || is_variant::<PlanEvent>(event_type)
+                    }
+                    t if t == Billing::TYPE => {
+                        *event_type == "*" || is_variant::<BillingEvent>(event_type)
                     }
                     _ => false,
                 };

@@ -30,7 +30,9 @@ pub use log::{Checkpoint, StoredEvent, Written};
 
 use events::CommandExecutor;
 use sqlx::PgPool;
-use tenantry_domain::{AggregateRoot, ClaimScope, EventCodec, EventMetadata, UniqueClaims, UserId};
+use tenantry_domain::{
+    AggregateRoot, ClaimScope, EventCodec, EventMetadata, PlanId, UniqueClaims, UserId,
+};
 
 /// The write side's storage as the application sees it: the command
 /// executor and each side table's reads, behind one value. No caller holds
@@ -162,6 +164,14 @@ impl Store {
                 tracing::debug!(error = %e, "cannot announce appends; other processes will poll");
             }
         }
+    }
+
+    /// The plan holding a key, if any.
+    pub async fn plan_by_key(&self, key: &str) -> Result<Option<PlanId>, sqlx::Error> {
+        let owner = events::claim_owner(self.pool(), ClaimScope::PlanKey, key).await?;
+        Ok(owner
+            .and_then(|id| id.parse::<uuid::Uuid>().ok())
+            .map(PlanId::from))
     }
 
     /// The user holding an email, if any.

@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod docs;
 pub mod health;
 pub mod impersonation;
@@ -141,6 +142,7 @@ fn all() -> Vec<Route> {
         llm_keys::routes(),
         invitations::routes(),
         users::routes(),
+        billing::routes(),
         impersonation::routes(),
     ]
     .into_iter()

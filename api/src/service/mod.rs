@@ -4,6 +4,7 @@
 //! route module, and nothing outside `routes` imports a route module.
 
 pub mod api_keys;
+pub mod billing;
 pub mod invitations;
 pub mod llm_keys;
 pub mod memberships;

@@ -146,6 +146,22 @@ const SPEC: &[(&str, &str, Need)] = &[
     ("POST", "/v1/admin/users/{id}/revoke-platform-admin", Admin),
     ("POST", "/v1/admin/impersonate", Admin),
     ("POST", "/v1/admin/stop-impersonation", User),
+    ("POST", "/v1/admin/plans", Admin),
+    ("GET", "/v1/admin/plans", Admin),
+    ("POST", "/v1/admin/plans/{plan}/versions", Admin),
+    ("POST", "/v1/admin/plans/{plan}/retire", Admin),
+    ("GET", "/v1/tenants/{tid}/billing", Perm("billing.read")),
+    ("PUT", "/v1/tenants/{tid}/billing/plan", Admin),
+    (
+        "POST",
+        "/v1/tenants/{tid}/billing/checkout",
+        Perm("billing.manage"),
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/billing/portal",
+        Perm("billing.manage"),
+    ),
 ];
 
 /// Routes that end the caller's session or the tenant: probed last, in this order.
@@ -506,6 +522,7 @@ async fn every_route_refuses_every_caller_outside_its_access() {
             .replace("{token}", &invitation_token)
             .replace("{provider}", "openai")
             .replace("{file}", "swagger-ui.css")
+            .replace("{plan}", "no-such-plan")
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
     };
 

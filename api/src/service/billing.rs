@@ -1,0 +1,155 @@
+//! Billing's use cases, first part (manual mode): the plan catalogue, and a
+//! platform admin putting a tenant on a plan. Checkout and the billing
+//! portal need Stripe, which is not configured yet: they answer 409
+//! `billing_not_configured`.
+
+use tenantry_domain::billing::{Billing, BillingCommand};
+use tenantry_domain::plan::{Plan, PlanCommand, PlanTerms};
+use tenantry_domain::tenant::Tenant;
+use tenantry_domain::values::{Label, Slug};
+use tenantry_domain::{PlanId, PLATFORM_TENANT};
+use tenantry_projections::billing::{BillingRow, PlanRow};
+use uuid::Uuid;
+
+use crate::credentials::Caller;
+use crate::error::ApiError;
+use crate::extract::Context;
+use crate::state::AppState;
+
+pub fn plan_not_found() -> ApiError {
+    ApiError::not_found("plan_not_found", "no such plan")
+}
+
+pub fn not_configured() -> ApiError {
+    ApiError::conflict(
+        "billing_not_configured",
+        "Stripe is not configured on this installation: a platform admin assigns plans",
+    )
+}
+
+async fn plan_row(state: &AppState, key: &str) -> Result<PlanRow, ApiError> {
+    state
+        .reads
+        .billing()
+        .plan_by_key(key)
+        .await?
+        .ok_or_else(plan_not_found)
+}
+
+async fn plan_id(state: &AppState, key: &str) -> Result<PlanId, ApiError> {
+    state
+        .store
+        .plan_by_key(key)
+        .await?
+        .ok_or_else(plan_not_found)
+}
+
+async fn run_plan_command(
+    state: &AppState,
+    ctx: &Context,
+    admin: &Caller,
+    id: PlanId,
+    command: PlanCommand,
+) -> Result<(), ApiError> {
+    let meta = ctx.metadata(PLATFORM_TENANT, admin.actor());
+    let committed = state.store.execute::<Plan>(id, command, &meta).await?;
+    state.settle(committed.written.as_ref()).await;
+    Ok(())
+}
+
+/// A new plan at version 1.
+pub async fn create_plan(
+    state: &AppState,
+    ctx: &Context,
+    admin: &Caller,
+    key: Slug,
+    name: Label,
+    terms: PlanTerms,
+) -> Result<PlanRow, ApiError> {
+    let id = PlanId::generate();
+    let key_text = key.as_str().to_string();
+    let command = PlanCommand::Create {
+        plan_id: id,
+        key,
+        name,
+        terms,
+    };
+    run_plan_command(state, ctx, admin, id, command).await?;
+    plan_row(state, &key_text).await
+}
+
+/// New terms for a plan: its next version.
+pub async fn publish_version(
+    state: &AppState,
+    ctx: &Context,
+    admin: &Caller,
+    key: &str,
+    terms: PlanTerms,
+) -> Result<PlanRow, ApiError> {
+    let id = plan_id(state, key).await?;
+    run_plan_command(state, ctx, admin, id, PlanCommand::PublishVersion { terms }).await?;
+    plan_row(state, key).await
+}
+
+/// No new subscriptions to the plan; tenants on it keep it.
+pub async fn retire_plan(
+    state: &AppState,
+    ctx: &Context,
+    admin: &Caller,
+    key: &str,
+) -> Result<PlanRow, ApiError> {
+    let id = plan_id(state, key).await?;
+    run_plan_command(state, ctx, admin, id, PlanCommand::Retire).await?;
+    plan_row(state, key).await
+}
+
+/// Put a tenant on a plan's current version (manual mode), optionally
+/// starting its trial. The terms come from the plan's own stream.
+pub async fn assign_plan(
+    state: &AppState,
+    ctx: &Context,
+    admin: &Caller,
+    tenant_id: Uuid,
+    key: &str,
+    trial: bool,
+) -> Result<BillingRow, ApiError> {
+    let (tenant, _) = state
+        .store
+        .load::<Tenant>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    if tenant.id.is_none() {
+        return Err(ApiError::not_found("tenant_not_found", "tenant not found"));
+    }
+    let id = plan_id(state, key).await?;
+    let (plan, _) = state.store.load::<Plan>(id).await.map_err(ApiError::from)?;
+    let (Some(plan_key), Some(terms)) = (plan.key, plan.terms) else {
+        return Err(plan_not_found());
+    };
+    if plan.retired {
+        return Err(ApiError::conflict(
+            "plan_retired",
+            "the plan is retired: it takes no new subscriptions",
+        ));
+    }
+    let command = BillingCommand::AssignPlan {
+        plan_id: id,
+        plan_key,
+        version: plan.version,
+        terms,
+        trial,
+        now: state.now(),
+    };
+    let meta = ctx.metadata(tenant_id, admin.actor());
+    let committed = state
+        .store
+        .execute::<Billing>(tenant_id.into(), command, &meta)
+        .await?;
+    state.settle(committed.written.as_ref()).await;
+    state
+        .reads
+        .billing()
+        .tenant(tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("the plan was assigned but is not shown"))
+}

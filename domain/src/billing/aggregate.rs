@@ -1,0 +1,118 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{BillingCommand, BillingError, BillingEvent};
+use crate::plan::PlanTerms;
+use crate::values::Slug;
+
+/// A subscription's status, as Stripe names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingStatus {
+    Trialing,
+    Active,
+    PastDue,
+    Canceled,
+    Unpaid,
+    Incomplete,
+}
+
+impl BillingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trialing => "trialing",
+            Self::Active => "active",
+            Self::PastDue => "past_due",
+            Self::Canceled => "canceled",
+            Self::Unpaid => "unpaid",
+            Self::Incomplete => "incomplete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Billing {
+    pub plan_id: Option<Uuid>,
+    pub plan_key: Option<Slug>,
+    pub version: u32,
+    pub terms: Option<PlanTerms>,
+    pub status: Option<BillingStatus>,
+    pub trial_ends_at: Option<DateTime<Utc>>,
+}
+
+impl Billing {
+    /// In its tenant's chain.
+    fn chain_of(&self, _id: crate::TenantId, _actor: &crate::Actor) -> Option<Uuid> {
+        None
+    }
+
+    fn decide(&self, command: BillingCommand) -> Result<Vec<BillingEvent>, BillingError> {
+        match command {
+            BillingCommand::AssignPlan {
+                plan_id,
+                plan_key,
+                version,
+                terms,
+                trial,
+                now,
+            } => {
+                let (status, trial_ends_at) = if trial {
+                    if terms.trial_days == 0 {
+                        return Err(BillingError::NoTrial);
+                    }
+                    (
+                        BillingStatus::Trialing,
+                        Some(now + chrono::Duration::days(i64::from(terms.trial_days))),
+                    )
+                } else {
+                    (BillingStatus::Active, None)
+                };
+                let unchanged = self.plan_id == Some(plan_id.as_uuid())
+                    && self.version == version
+                    && self.status == Some(status)
+                    && !trial;
+                if unchanged {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![BillingEvent::PlanAssigned {
+                    plan_id: plan_id.as_uuid(),
+                    plan_key,
+                    version,
+                    terms,
+                    status,
+                    trial_ends_at,
+                }])
+            }
+        }
+    }
+
+    fn evolve(&mut self, event: BillingEvent) {
+        match event {
+            BillingEvent::PlanAssigned {
+                plan_id,
+                plan_key,
+                version,
+                terms,
+                status,
+                trial_ends_at,
+            } => {
+                self.plan_id = Some(plan_id);
+                self.plan_key = Some(plan_key);
+                self.version = version;
+                self.terms = Some(terms);
+                self.status = Some(status);
+                self.trial_ends_at = trial_ends_at;
+            }
+        }
+    }
+}
+
+crate::aggregate!(
+    Billing,
+    "billing",
+    crate::TenantId,
+    BillingCommand,
+    BillingEvent,
+    BillingError
+);

@@ -1,0 +1,20 @@
+use chrono::{DateTime, Utc};
+
+use crate::plan::PlanTerms;
+use crate::values::Slug;
+use crate::PlanId;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BillingCommand {
+    /// Put the tenant on a plan's current terms (manual mode: a platform
+    /// admin decides), optionally starting the plan's trial.
+    AssignPlan {
+        plan_id: PlanId,
+        plan_key: Slug,
+        version: u32,
+        terms: PlanTerms,
+        /// Start the plan's trial (its `trial_days`) instead of paying at once.
+        trial: bool,
+        now: DateTime<Utc>,
+    },
+}

@@ -1,0 +1,66 @@
+use cqrs_es::test::TestFramework;
+use uuid::Uuid;
+
+use super::*;
+use crate::plan::PlanTerms;
+use crate::values::Slug;
+
+type Given = TestFramework<Billing>;
+
+fn terms(trial_days: u32) -> PlanTerms {
+    let mut t = crate::plan::tests_support::terms(4900, Some(10));
+    t.trial_days = trial_days;
+    t
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+        .unwrap()
+        .into()
+}
+
+fn assign(trial: bool, trial_days: u32) -> BillingCommand {
+    BillingCommand::AssignPlan {
+        plan_id: Uuid::from_u128(1).into(),
+        plan_key: Slug::parse("team").unwrap(),
+        version: 1,
+        terms: terms(trial_days),
+        trial,
+        now: now(),
+    }
+}
+
+#[test]
+fn a_trial_ends_after_the_plans_trial_days() {
+    Given::with(())
+        .given_no_previous_events()
+        .when(assign(true, 14))
+        .then_expect_events(vec![BillingEvent::PlanAssigned {
+            plan_id: Uuid::from_u128(1),
+            plan_key: Slug::parse("team").unwrap(),
+            version: 1,
+            terms: terms(14),
+            status: BillingStatus::Trialing,
+            trial_ends_at: Some(now() + chrono::Duration::days(14)),
+        }]);
+    Given::with(())
+        .given_no_previous_events()
+        .when(assign(true, 0))
+        .then_expect_error(BillingError::NoTrial);
+}
+
+#[test]
+fn assigning_the_plan_a_tenant_holds_changes_nothing() {
+    let held = BillingEvent::PlanAssigned {
+        plan_id: Uuid::from_u128(1),
+        plan_key: Slug::parse("team").unwrap(),
+        version: 1,
+        terms: terms(14),
+        status: BillingStatus::Active,
+        trial_ends_at: None,
+    };
+    Given::with(())
+        .given(vec![held])
+        .when(assign(false, 14))
+        .then_expect_events(vec![]);
+}

@@ -1,0 +1,170 @@
+//! The `billing` read models: the plan catalogue (`plans_view`) and each
+//! tenant's plan, terms and status (`billing_view`).
+
+use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
+use serde_json::Value;
+use sqlx::{FromRow, PgConnection, PgPool};
+use tenantry_domain::billing::BillingEvent;
+use tenantry_domain::plan::PlanEvent;
+use tenantry_domain::EventCodec;
+use uuid::Uuid;
+
+use crate::log::StoredEvent;
+use crate::runtime::{Apply, ProjectionError, TableProjection};
+
+/// The `billing` projection.
+pub const PROJECTION: TableProjection = TableProjection {
+    name: "billing",
+    tables: &["plans_view", "billing_view"],
+    reads: &[("plan", "*"), ("billing", "*")],
+    apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
+};
+
+fn json(e: &StoredEvent, value: &impl serde::Serialize) -> Result<Value, ProjectionError> {
+    serde_json::to_value(value).map_err(|err| ProjectionError::decode(e, err))
+}
+
+async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+    let id = Uuid::parse_str(&e.aggregate_id).map_err(|err| ProjectionError::decode(e, err))?;
+    match e.aggregate_type.as_str() {
+        "plan" => {
+            let event = PlanEvent::decode(&e.event_type, e.event_version, e.payload.clone())
+                .map_err(|err| ProjectionError::decode(e, err))?;
+            match event {
+                PlanEvent::PlanCreated {
+                    key, name, terms, ..
+                } => {
+                    sqlx::query(
+                        "INSERT INTO plans_view (id, key, name, version, terms, created_at, updated_at) \
+                         VALUES ($1, $2, $3, 1, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(key.as_str())
+                    .bind(name.as_str())
+                    .bind(json(e, &terms)?)
+                    .bind(e.recorded_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                PlanEvent::PlanVersionPublished { version, terms } => {
+                    sqlx::query(
+                        "UPDATE plans_view SET version = $2, terms = $3, updated_at = $4 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(version as i32)
+                    .bind(json(e, &terms)?)
+                    .bind(e.recorded_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                PlanEvent::PlanRetired {} => {
+                    sqlx::query(
+                        "UPDATE plans_view SET retired = true, updated_at = $2 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(e.recorded_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        "billing" => {
+            let event = BillingEvent::decode(&e.event_type, e.event_version, e.payload.clone())
+                .map_err(|err| ProjectionError::decode(e, err))?;
+            match event {
+                BillingEvent::PlanAssigned {
+                    plan_id,
+                    plan_key,
+                    version,
+                    terms,
+                    status,
+                    trial_ends_at,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO billing_view (tenant_id, plan_id, plan_key, version, terms, status, trial_ends_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (tenant_id) DO UPDATE SET plan_id = $2, plan_key = $3, version = $4, \
+                             terms = $5, status = $6, trial_ends_at = $7, updated_at = $8",
+                    )
+                    .bind(id)
+                    .bind(plan_id)
+                    .bind(plan_key.as_str())
+                    .bind(version as i32)
+                    .bind(json(e, &terms)?)
+                    .bind(status.as_str())
+                    .bind(trial_ends_at)
+                    .bind(e.recorded_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A plan as the catalogue lists it.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct PlanRow {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub version: i32,
+    pub terms: Value,
+    pub retired: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A tenant's plan, the terms it holds and its status.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct BillingRow {
+    pub tenant_id: Uuid,
+    pub plan_id: Uuid,
+    pub plan_key: String,
+    pub version: i32,
+    pub terms: Value,
+    pub status: String,
+    pub trial_ends_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Plans and tenants' billing: [`crate::ReadModels::billing`].
+#[derive(Clone, Copy)]
+pub struct BillingModels<'a> {
+    pub(crate) pool: &'a PgPool,
+}
+
+const PLAN_COLUMNS: &str = "id, key, name, version, terms, retired, created_at, updated_at";
+
+impl BillingModels<'_> {
+    /// Every plan, retired ones last, by key.
+    pub async fn plans(&self) -> Result<Vec<PlanRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {PLAN_COLUMNS} FROM plans_view ORDER BY retired, key"
+        ))
+        .fetch_all(self.pool)
+        .await
+    }
+
+    pub async fn plan_by_key(&self, key: &str) -> Result<Option<PlanRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {PLAN_COLUMNS} FROM plans_view WHERE key = $1"
+        ))
+        .bind(key)
+        .fetch_optional(self.pool)
+        .await
+    }
+
+    pub async fn tenant(&self, tenant_id: Uuid) -> Result<Option<BillingRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT tenant_id, plan_id, plan_key, version, terms, status, trial_ends_at, updated_at \
+               FROM billing_view WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_optional(self.pool)
+        .await
+    }
+}

@@ -1,0 +1,224 @@
+//! Billing, first part: the plan catalogue, manual assignment, versions
+//! that tenants keep, trials, retirement, and the Stripe-backed actions
+//! while Stripe is not configured.
+
+use serde_json::{json, Value};
+use tenantry_tests::{code, TestApp};
+
+fn team_terms(price: i64) -> Value {
+    json!({
+        "price_minor": price,
+        "currency": "usd",
+        "interval": "month",
+        "trial_days": 14,
+        "entitlements": {
+            "max_seats": 10,
+            "max_agents": 5,
+            "monthly_credit_minor": 10000,
+            "rate_tier": "standard",
+            "features": ["approvals", "byo_llm_keys"]
+        }
+    })
+}
+
+fn plan_in(key: &str, price: i64) -> Value {
+    let mut body = team_terms(price);
+    body["key"] = json!(key);
+    body["name"] = json!("Team");
+    body
+}
+
+#[tokio::test]
+async fn plans_are_versioned_and_a_tenant_keeps_the_version_it_took() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (s, plan) = app
+        .post("/v1/admin/plans", &admin, plan_in("team", 4900))
+        .await;
+    assert_eq!(s, 201, "{plan}");
+    assert_eq!(plan["version"], 1);
+    assert_eq!(
+        plan["terms"]["entitlements"]["features"],
+        json!(["approvals", "byo_llm_keys"])
+    );
+    // The key is unique.
+    let (s, b) = app
+        .post("/v1/admin/plans", &admin, plan_in("team", 1))
+        .await;
+    assert_eq!((s, code(&b)), (409, "plan_key_taken"));
+
+    let tid = app.create_tenant(&admin, "Acme").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, billing) = app.get(&format!("/v1/tenants/{tid}/billing"), &admin).await;
+    assert_eq!((s, &billing["plan"]), (200, &Value::Null));
+    let (s, billing) = app
+        .put(
+            &format!("/v1/tenants/{tid}/billing/plan"),
+            &admin,
+            json!({ "plan": "team" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{billing}");
+    assert_eq!(billing["plan"]["version"], 1);
+    assert_eq!(billing["status"], "active");
+    assert_eq!(billing["terms"]["price_minor"], 4900);
+
+    // A new price is version 2; the tenant keeps version 1 until it changes plan.
+    let (s, plan) = app
+        .post("/v1/admin/plans/team/versions", &admin, team_terms(5900))
+        .await;
+    assert_eq!((s, &plan["version"]), (200, &json!(2)));
+    let (_, billing) = app.get(&format!("/v1/tenants/{tid}/billing"), &admin).await;
+    assert_eq!(
+        (
+            &billing["plan"]["version"],
+            &billing["terms"]["price_minor"]
+        ),
+        (&json!(1), &json!(4900))
+    );
+    // Assigned again, it takes the current version.
+    let (_, billing) = app
+        .put(
+            &format!("/v1/tenants/{tid}/billing/plan"),
+            &admin,
+            json!({ "plan": "team" }),
+        )
+        .await;
+    assert_eq!(billing["plan"]["version"], 2);
+    assert_eq!(billing["terms"]["price_minor"], 5900);
+
+    // The history is in the tenant's stream.
+    let (_, events) = app.get(&format!("/v1/tenants/{tid}/events"), &admin).await;
+    let assigned: Vec<&Value> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "PlanAssigned")
+        .collect();
+    assert_eq!(assigned.len(), 2);
+}
+
+#[tokio::test]
+async fn a_trial_ends_after_the_plans_days_and_a_retired_plan_takes_no_one() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    app.post("/v1/admin/plans", &admin, plan_in("team", 4900))
+        .await;
+    let mut free = plan_in("free", 0);
+    free["trial_days"] = json!(0);
+    app.post("/v1/admin/plans", &admin, free).await;
+    let tid = app.create_tenant(&admin, "Trial").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/tenants/{tid}/billing/plan");
+    let (s, billing) = app
+        .put(&path, &admin, json!({ "plan": "team", "trial": true }))
+        .await;
+    assert_eq!((s, &billing["status"]), (200, &json!("trialing")));
+    let ends: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(billing["trial_ends_at"].clone()).unwrap();
+    let days = (ends - chrono::Utc::now()).num_hours();
+    assert!((13 * 24..=14 * 24).contains(&days), "{days} hours");
+    let (s, b) = app
+        .put(&path, &admin, json!({ "plan": "free", "trial": true }))
+        .await;
+    assert_eq!((s, code(&b)), (422, "plan_has_no_trial"));
+
+    let (s, plan) = app
+        .post("/v1/admin/plans/free/retire", &admin, json!({}))
+        .await;
+    assert_eq!((s, &plan["retired"]), (200, &json!(true)));
+    let (s, b) = app.put(&path, &admin, json!({ "plan": "free" })).await;
+    assert_eq!((s, code(&b)), (409, "plan_retired"));
+    let (s, b) = app
+        .post("/v1/admin/plans/free/versions", &admin, team_terms(1))
+        .await;
+    assert_eq!((s, code(&b)), (409, "plan_retired"));
+    let (_, plans) = app.get("/v1/admin/plans", &admin).await;
+    let keys: Vec<&str> = plans["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["team", "free"], "retired plans last");
+    let (s, b) = app.put(&path, &admin, json!({ "plan": "nope" })).await;
+    assert_eq!((s, code(&b)), (404, "plan_not_found"));
+}
+
+#[tokio::test]
+async fn bad_terms_are_named_field_by_field() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut bad = plan_in("bad", -5);
+    bad["currency"] = json!("USD");
+    bad["interval"] = json!("week");
+    bad["entitlements"]["features"] = json!(["approvals", "teleport"]);
+    let (s, b) = app.post("/v1/admin/plans", &admin, bad).await;
+    assert_eq!((s, code(&b)), (422, "validation_failed"), "{b}");
+    let fields: Vec<&str> = b["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"interval"), "{fields:?}");
+    assert!(fields.contains(&"entitlements.features[1]"), "{fields:?}");
+    let mut zero = plan_in("zero", 100);
+    zero["entitlements"]["max_seats"] = json!(0);
+    let (s, b) = app.post("/v1/admin/plans", &admin, zero).await;
+    assert_eq!((s, code(&b)), (422, "validation_failed"));
+    assert_eq!(
+        b["error"]["details"]["fields"][0]["code"],
+        "invalid_entitlement"
+    );
+}
+
+#[tokio::test]
+async fn without_stripe_checkout_and_portal_say_so_and_billing_is_read_by_its_permission() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    app.post("/v1/admin/plans", &admin, plan_in("team", 4900))
+        .await;
+    let tid = app.create_tenant(&admin, "Acme").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, key) = app
+        .api_key(&admin, &tid, &["billing.read", "billing.manage"])
+        .await;
+    let (s, b) = app
+        .post(
+            &format!("/v1/tenants/{tid}/billing/checkout"),
+            &key,
+            json!({ "plan": "team" }),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (409, "billing_not_configured"));
+    let (s, b) = app
+        .post(
+            &format!("/v1/tenants/{tid}/billing/checkout"),
+            &key,
+            json!({ "plan": "nope" }),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (404, "plan_not_found"));
+    let (s, b) = app
+        .post(
+            &format!("/v1/tenants/{tid}/billing/portal"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (409, "billing_not_configured"));
+    let (s, b) = app.get(&format!("/v1/tenants/{tid}/billing"), &key).await;
+    assert_eq!((s, &b["tenant_id"]), (200, &json!(tid)));
+    let (_, reader) = app.api_key(&admin, &tid, &["tenant.read"]).await;
+    let (s, b) = app
+        .get(&format!("/v1/tenants/{tid}/billing"), &reader)
+        .await;
+    assert_eq!((s, code(&b)), (403, "missing_permission"));
+}
