@@ -207,6 +207,7 @@ async fn post_member(
         role,
         by: Authority::Platform,
         now: state.now(),
+        plan_seats: crate::service::billing::plan_seats(&state, tenant_id).await?,
     };
     run_tenant_command(&state, &ctx, admin.actor(), tenant_id, command).await?;
     Ok((

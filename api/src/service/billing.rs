@@ -57,6 +57,17 @@ async fn run_plan_command(
     Ok(())
 }
 
+/// The seats the tenant's plan includes (from the terms it holds), if it
+/// has a plan with a seat limit.
+pub async fn plan_seats(state: &AppState, tenant_id: Uuid) -> Result<Option<u32>, ApiError> {
+    let (billing, _) = state
+        .store
+        .load::<Billing>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    Ok(billing.terms.and_then(|t| t.entitlements.max_seats))
+}
+
 /// A new plan at version 1.
 pub async fn create_plan(
     state: &AppState,

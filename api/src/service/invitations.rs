@@ -275,6 +275,7 @@ pub async fn invite(
         existing_user,
         expires_at: expiry(state)?,
         now: state.now(),
+        plan_seats: crate::service::billing::plan_seats(state, scope.tenant_id).await?,
     };
     let token = issue(state, ctx, scope, invitation_id, 1, command).await?;
     Ok((invitation_id, token))

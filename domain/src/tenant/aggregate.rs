@@ -175,7 +175,8 @@ impl Tenant {
                 role,
                 by,
                 now,
-            } => self.add_member(user_id.as_uuid(), role, &by, now),
+                plan_seats,
+            } => self.add_member(user_id.as_uuid(), role, &by, now, plan_seats),
             ChangeMemberRole { user_id, role, by } => {
                 self.change_member_role(user_id.as_uuid(), role, &by)
             }
@@ -200,6 +201,7 @@ impl Tenant {
                 existing_user,
                 expires_at,
                 now,
+                plan_seats,
             } => self.invite(
                 invitation_id.as_uuid(),
                 email,
@@ -209,6 +211,7 @@ impl Tenant {
                 existing_user.map(UserId::as_uuid),
                 expires_at,
                 now,
+                plan_seats,
             ),
             ResendInvitation {
                 invitation_id,

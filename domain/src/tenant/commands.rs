@@ -42,6 +42,9 @@ pub enum TenantCommand {
         role: RoleName,
         by: Authority,
         now: DateTime<Utc>,
+        /// The seats the tenant's plan includes, if it has a plan with a
+        /// limit (a platform admin's `max_seats` setting overrides it).
+        plan_seats: Option<u32>,
     },
     ChangeMemberRole {
         user_id: UserId,
@@ -77,6 +80,8 @@ pub enum TenantCommand {
         existing_user: Option<UserId>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
+        /// As for `AddMember`.
+        plan_seats: Option<u32>,
     },
     /// A new token and a new expiry; the old token dies.
     ResendInvitation {

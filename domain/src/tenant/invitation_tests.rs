@@ -71,6 +71,7 @@ fn invite(by: Authority, role_name: &str, existing_user: Option<Uuid>) -> Tenant
         existing_user: existing_user.map(Into::into),
         expires_at: expiry(),
         now: now(),
+        plan_seats: None,
     }
 }
 
@@ -141,8 +142,38 @@ fn pending_invitations_hold_seats() {
             role: role("viewer"),
             by: Authority::Platform,
             now: now(),
+            plan_seats: None,
         })
         .then_expect_error(TenantError::SeatLimitReached { limit: 3 });
+}
+
+#[test]
+fn the_plan_limits_seats_unless_a_platform_admin_set_them() {
+    // No setting: the plan's three seats are taken (two members, one invitation).
+    Given::with(())
+        .given([acme(json!({})), vec![created()]].concat())
+        .when(TenantCommand::AddMember {
+            user_id: NEWCOMER.into(),
+            role: role("viewer"),
+            by: Authority::Platform,
+            now: now(),
+            plan_seats: Some(3),
+        })
+        .then_expect_error(TenantError::SeatLimitReached { limit: 3 });
+    // A platform admin's setting overrides the plan.
+    Given::with(())
+        .given([acme(json!({"max_seats": 4})), vec![created()]].concat())
+        .when(TenantCommand::AddMember {
+            user_id: NEWCOMER.into(),
+            role: role("viewer"),
+            by: Authority::Platform,
+            now: now(),
+            plan_seats: Some(3),
+        })
+        .then_expect_events(vec![TenantEvent::MemberAdded {
+            user_id: NEWCOMER,
+            role: role("viewer"),
+        }]);
 }
 
 #[test]
@@ -154,6 +185,7 @@ fn an_expired_invitation_frees_its_seat() {
             role: role("viewer"),
             by: Authority::Platform,
             now: expiry(),
+            plan_seats: None,
         })
         .then_expect_events(vec![TenantEvent::MemberAdded {
             user_id: NEWCOMER,

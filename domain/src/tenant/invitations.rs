@@ -38,9 +38,14 @@ impl Tenant {
         }
     }
 
-    /// Seat limit: members plus open invitations.
-    pub(super) fn check_seat(&self, now: DateTime<Utc>) -> Result<(), TenantError> {
-        match self.settings.max_seats() {
+    /// Seat limit: members plus open invitations, against the platform
+    /// admin's `max_seats` setting when set, else the plan's seats.
+    pub(super) fn check_seat(
+        &self,
+        now: DateTime<Utc>,
+        plan_seats: Option<u32>,
+    ) -> Result<(), TenantError> {
+        match self.settings.max_seats().or(plan_seats.map(u64::from)) {
             Some(limit) if (self.members.len() + self.open_invitations(now)) as u64 >= limit => {
                 Err(TenantError::SeatLimitReached { limit })
             }
@@ -59,6 +64,7 @@ impl Tenant {
         existing_user: Option<Uuid>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
+        plan_seats: Option<u32>,
     ) -> Result<Vec<TenantEvent>, TenantError> {
         if self.invitations.contains_key(&invitation_id) {
             return Err(TenantError::InvitationPending);
@@ -75,7 +81,7 @@ impl Tenant {
             return Err(TenantError::InvitationPending);
         }
         self.check_grant(&role, by)?;
-        self.check_seat(now)?;
+        self.check_seat(now, plan_seats)?;
         Ok(vec![TenantEvent::InvitationCreated {
             invitation_id,
             email,

@@ -61,12 +61,13 @@ impl Tenant {
         role: RoleName,
         by: &Authority,
         now: chrono::DateTime<chrono::Utc>,
+        plan_seats: Option<u32>,
     ) -> Result<Vec<TenantEvent>, TenantError> {
         if self.members.contains_key(&user_id) {
             return Err(TenantError::AlreadyMember);
         }
         self.check_grant(&role, by)?;
-        self.check_seat(now)?;
+        self.check_seat(now, plan_seats)?;
         Ok(vec![TenantEvent::MemberAdded { user_id, role }])
     }
 

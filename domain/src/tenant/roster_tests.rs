@@ -80,6 +80,7 @@ fn an_admin_adds_a_member_with_a_role_they_hold() {
             role: role("operator"),
             by: Authority::Member(ADMIN.into()),
             now: now(),
+            plan_seats: None,
         })
         .then_expect_events(vec![added(NEWCOMER, "operator")]);
 }
@@ -93,6 +94,7 @@ fn adding_someone_twice_is_already_member() {
             role: role("viewer"),
             by: Authority::Platform,
             now: now(),
+            plan_seats: None,
         })
         .then_expect_error(TenantError::AlreadyMember);
 }
@@ -233,6 +235,7 @@ fn an_api_key_grants_only_what_it_carries() {
                 Permission::TenantRead,
             ])),
             now: now(),
+            plan_seats: None,
         })
         .then_expect_error(TenantError::RoleEscalation {
             missing: crate::access::BuiltinRole::Viewer
@@ -254,6 +257,7 @@ fn the_seat_limit_refuses_one_member_too_many() {
             role: role("viewer"),
             by: Authority::Platform,
             now: now(),
+            plan_seats: None,
         })
         .then_expect_error(TenantError::SeatLimitReached { limit: 2 });
 }
@@ -267,6 +271,7 @@ fn unknown_roles_cannot_be_granted() {
             role: role("ghost"),
             by: Authority::Platform,
             now: now(),
+            plan_seats: None,
         })
         .then_expect_error(TenantError::UnknownRole);
 }
@@ -280,6 +285,7 @@ fn a_custom_role_is_defined_and_granted() {
             role: role("support"),
             by: Authority::Member(ADMIN.into()),
             now: now(),
+            plan_seats: None,
         })
         .then_expect_events(vec![added(NEWCOMER, "support")]);
 }

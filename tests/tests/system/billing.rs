@@ -222,3 +222,51 @@ async fn without_stripe_checkout_and_portal_say_so_and_billing_is_read_by_its_pe
         .await;
     assert_eq!((s, code(&b)), (403, "missing_permission"));
 }
+
+#[tokio::test]
+async fn the_plan_limits_seats_and_a_platform_admins_setting_overrides_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut small = plan_in("small", 900);
+    small["entitlements"]["max_seats"] = json!(2);
+    app.post("/v1/admin/plans", &admin, small).await;
+    let tid = app.create_tenant(&admin, "Small").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = app
+        .put(
+            &format!("/v1/tenants/{tid}/billing/plan"),
+            &admin,
+            json!({ "plan": "small" }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let invite = |email: &'static str| {
+        let (app, admin, tid) = (&app, admin.clone(), tid.clone());
+        async move {
+            app.post(
+                &format!("/v1/tenants/{tid}/invitations"),
+                &admin,
+                json!({ "email": email, "role": "viewer" }),
+            )
+            .await
+        }
+    };
+    // Two seats: two pending invitations take them.
+    assert_eq!(invite("one@small.test").await.0, 201);
+    assert_eq!(invite("two@small.test").await.0, 201);
+    let (s, b) = invite("three@small.test").await;
+    assert_eq!((s, code(&b)), (409, "seat_limit_reached"));
+    assert_eq!(b["error"]["details"]["max_seats"], 2);
+    // A platform admin's max_seats setting overrides the plan.
+    let (s, _) = app
+        .patch(
+            &format!("/v1/tenants/{tid}"),
+            &admin,
+            json!({ "settings": { "max_seats": 3 } }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(invite("three@small.test").await.0, 201);
+}
