@@ -186,6 +186,7 @@ impl Application {
             crate::workers::email::start(state.clone(), sender, shutdown.subscribe()),
             crate::workers::invitation_expiry::start(state.clone(), shutdown.subscribe()),
             crate::workers::auth_cache::start(state.clone(), shutdown.subscribe()),
+            crate::workers::trial_expiry::start(state.clone(), shutdown.subscribe()),
             {
                 let (store, stop) = (state.store.clone(), shutdown.subscribe());
                 tokio::spawn(async move { store.run_notifier(stop).await })

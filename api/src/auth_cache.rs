@@ -86,7 +86,9 @@ fn aggregate_type(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "session" => "session",
         "user" => "user",
-        "tenant" => "tenant",
+        // A tenant's billing (its aggregate id is the tenant's) is part of
+        // its standing.
+        "tenant" | "billing" => "tenant",
         "api_key" => "api_key",
         _ => return None,
     })
@@ -208,6 +210,7 @@ mod tests {
                 tenant_status: Some("active".into()),
                 role: Some(role.into()),
                 custom_permissions: None,
+                ..TenantAccess::default()
             },
         }
     }

@@ -92,6 +92,11 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (410, "invitation_revoked", ""),
     (410, "invitation_used", ""),
     (410, "session_revoked", ""),
+    (
+        402,
+        "payment_required",
+        "a change in a tenant whose subscription is not paid (`details.billing_status`, `details.checkout`); reads and billing still work",
+    ),
     (413, "payload_too_large", "the body is over 1 MiB"),
     (415, "unsupported_media_type", ""),
     (

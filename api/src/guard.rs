@@ -133,11 +133,14 @@ impl TenantScope {
 pub struct GuardState {
     pub app: AppState,
     pub access: Access,
+    /// The route's path template (billing routes stay open to a tenant
+    /// that must pay).
+    pub path: &'static str,
 }
 
 /// The middleware every route runs behind.
 pub async fn guard(
-    State(GuardState { app, access }): State<GuardState>,
+    State(GuardState { app, access, path }): State<GuardState>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -194,7 +197,14 @@ pub async fn guard(
             let (principal, standing) = authenticate_in(&app, &parts, Some(tenant_id)).await?;
             let acting_on_self = matches!(access, Access::TenantOrSelf(_))
                 && matches!(&principal, Principal::User(c) if param("user_id") == Some(c.user_id));
-            let scope = authorize(tenant_id, principal.clone(), standing, &parts.method)?;
+            let scope = authorize(
+                tenant_id,
+                principal.clone(),
+                standing,
+                &parts.method,
+                path,
+                app.now(),
+            )?;
             if !scope.has(permission) && !acting_on_self {
                 return Err(missing_permission(permission));
             }
@@ -292,11 +302,7 @@ async fn authenticate_in(
 ) -> Result<(Principal, TenantAccess), ApiError> {
     let token = presented_token(parts)?;
     if token.starts_with(API_KEY_PREFIX) {
-        let (key, tenant_status) = authenticate_key(app, token).await?;
-        let standing = TenantAccess {
-            tenant_status,
-            ..TenantAccess::default()
-        };
+        let (key, standing) = authenticate_key(app, token).await?;
         return Ok((Principal::ApiKey(key), standing));
     }
     let claims = app.jwt.verify(token).ok_or_else(invalid_token)?;
@@ -334,7 +340,7 @@ const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 async fn authenticate_key(
     app: &AppState,
     token: &str,
-) -> Result<(KeyCaller, Option<String>), ApiError> {
+) -> Result<(KeyCaller, TenantAccess), ApiError> {
     let hash = token_hash(token);
     let now = chrono::Utc::now();
     let key = match app.auth_cache.key(&hash) {
@@ -370,7 +376,13 @@ async fn authenticate_key(
         permissions: PermissionSet::parse(&key.permissions)
             .map_err(|e| ApiError::internal(format!("api key {}: {e}", key.id)))?,
     };
-    Ok((caller, key.tenant_status))
+    let standing = TenantAccess {
+        tenant_status: key.tenant_status,
+        billing_status: key.billing_status,
+        trial_ends_at: key.trial_ends_at,
+        ..TenantAccess::default()
+    };
+    Ok((caller, standing))
 }
 
 /// The caller's standing in a tenant: 404 when they may not know it exists,
@@ -380,6 +392,8 @@ fn authorize(
     principal: Principal,
     standing: TenantAccess,
     method: &Method,
+    path: &str,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<TenantScope, ApiError> {
     let status = match standing.tenant_status.as_deref() {
         None => return Err(tenant_not_found()),
@@ -413,6 +427,36 @@ fn authorize(
             "tenant_suspended",
             "the tenant is suspended; reads still work, changes do not",
         ));
+    }
+    // A tenant that must pay still reads, and still reaches billing.
+    let billing = standing
+        .billing_status
+        .as_deref()
+        .and_then(tenantry_domain::billing::BillingStatus::parse);
+    if let Some(billing) = billing {
+        if !reads.contains(method)
+            && !path.starts_with("/v1/tenants/{tid}/billing")
+            && !tenantry_domain::billing::Billing::allows_changes(
+                billing,
+                standing.trial_ends_at,
+                now,
+            )
+        {
+            let shown = if billing == tenantry_domain::billing::BillingStatus::Trialing {
+                "trial_ended"
+            } else {
+                billing.as_str()
+            };
+            return Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "payment_required",
+                "the tenant's subscription is not paid: reads still work, changes need a plan",
+            )
+            .with_details(json!({
+                "billing_status": shown,
+                "checkout": format!("POST /v1/tenants/{tenant_id}/billing/checkout"),
+            })));
+        }
     }
     Ok(TenantScope {
         tenant_id,

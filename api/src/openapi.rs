@@ -111,6 +111,7 @@ fn access_codes(access: Access) -> &'static [&'static str] {
             "missing_permission",
             "tenant_not_found",
             "tenant_suspended",
+            "payment_required",
         ],
     }
 }

@@ -98,6 +98,15 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
                     .execute(&mut *tx)
                     .await?;
                 }
+                BillingEvent::TrialEnded {} => {
+                    sqlx::query(
+                        "UPDATE billing_view SET status = 'unpaid', updated_at = $2 WHERE tenant_id = $1",
+                    )
+                    .bind(id)
+                    .bind(e.recorded_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
         }
         _ => {}
@@ -155,6 +164,22 @@ impl BillingModels<'_> {
         ))
         .bind(key)
         .fetch_optional(self.pool)
+        .await
+    }
+
+    /// Tenants whose trial ran out and is not recorded yet, at most `limit`.
+    pub async fn trials_due(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT tenant_id FROM billing_view \
+              WHERE status = 'trialing' AND trial_ends_at <= $1 ORDER BY trial_ends_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool)
         .await
     }
 

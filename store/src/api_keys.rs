@@ -60,6 +60,9 @@ pub struct KeyAuth {
     pub last_used_at: Option<DateTime<Utc>>,
     /// The key's tenant's status (`None` if the tenant is unknown).
     pub tenant_status: Option<String>,
+    /// The tenant's subscription status (`None`: no plan yet).
+    pub billing_status: Option<String>,
+    pub trial_ends_at: Option<DateTime<Utc>>,
 }
 
 impl KeyAuth {
@@ -92,8 +95,10 @@ impl ApiKeys<'_> {
         sqlx::query_as!(
             KeyAuth,
             "SELECT k.id, k.tenant_id, k.permissions, k.last_used_at, t.status AS \"tenant_status?\", \
-                    k.revoked_at IS NOT NULL AS \"revoked!\", k.expires_at \
+                    k.revoked_at IS NOT NULL AS \"revoked!\", k.expires_at, \
+                    b.status AS \"billing_status?\", b.trial_ends_at AS \"trial_ends_at?\" \
                FROM api_keys k LEFT JOIN tenants_view t ON t.id = k.tenant_id \
+               LEFT JOIN billing_view b ON b.tenant_id = k.tenant_id \
               WHERE k.secret_hash = $1",
             hash
         )

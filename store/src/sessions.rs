@@ -152,6 +152,9 @@ pub struct TenantAccess {
     pub role: Option<String>,
     /// The role's permissions when it is a custom role.
     pub custom_permissions: Option<Vec<String>>,
+    /// The tenant's subscription status (`None`: no plan yet).
+    pub billing_status: Option<String>,
+    pub trial_ends_at: Option<DateTime<Utc>>,
 }
 
 /// Reading credentials and sessions: [`crate::Store::sessions`].
@@ -196,12 +199,14 @@ impl Sessions<'_> {
     ) -> Result<Option<SessionAuth>, sqlx::Error> {
         let row = sqlx::query!(
             "SELECT COALESCE(u.is_platform_admin, false) AS \"is_platform_admin!\", s.impersonator_id, s.expires_at, \
-                    t.status AS \"tenant_status?\", m.role AS \"role?\", r.permissions AS \"custom_permissions?\" \
+                    t.status AS \"tenant_status?\", m.role AS \"role?\", r.permissions AS \"custom_permissions?\", \
+                    b.status AS \"billing_status?\", b.trial_ends_at AS \"trial_ends_at?\" \
                FROM sessions s \
                LEFT JOIN users_view u ON u.id = s.user_id \
                LEFT JOIN tenants_view t ON t.id = $3 \
                LEFT JOIN members_view m ON m.tenant_id = t.id AND m.user_id = s.user_id \
                LEFT JOIN roles_view r ON r.tenant_id = t.id AND r.name = m.role \
+               LEFT JOIN billing_view b ON b.tenant_id = t.id \
               WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()",
             session_id,
             user_id,
@@ -217,6 +222,8 @@ impl Sessions<'_> {
                 tenant_status: row.tenant_status,
                 role: row.role,
                 custom_permissions: row.custom_permissions,
+                billing_status: row.billing_status,
+                trial_ends_at: row.trial_ends_at,
             },
         }))
     }

@@ -294,7 +294,11 @@ impl PlanOut {
 }
 
 impl BillingOut {
-    fn from_row(tenant_id: Uuid, row: Option<BillingRow>) -> Result<Self, ApiError> {
+    fn from_row(
+        tenant_id: Uuid,
+        row: Option<BillingRow>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
         let Some(r) = row else {
             return Ok(Self {
                 tenant_id,
@@ -312,7 +316,15 @@ impl BillingOut {
                 key: r.plan_key,
                 version: r.version,
             }),
-            status: Some(r.status),
+            // A trial that ran out reads as unpaid at once, before the job
+            // records it.
+            status: Some(
+                if r.status == "trialing" && r.trial_ends_at.is_some_and(|end| end <= now) {
+                    "unpaid".to_string()
+                } else {
+                    r.status
+                },
+            ),
             trial_ends_at: r.trial_ends_at,
             terms: Some(TermsIn::from_stored(r.terms)?),
             updated_at: Some(r.updated_at),
@@ -382,7 +394,11 @@ async fn get_billing(
     scope: TenantScope,
 ) -> Result<axum::Json<BillingOut>, ApiError> {
     let row = state.reads.billing().tenant(scope.tenant_id).await?;
-    Ok(axum::Json(BillingOut::from_row(scope.tenant_id, row)?))
+    Ok(axum::Json(BillingOut::from_row(
+        scope.tenant_id,
+        row,
+        state.now(),
+    )?))
 }
 
 async fn put_plan(
@@ -394,7 +410,11 @@ async fn put_plan(
 ) -> Result<axum::Json<BillingOut>, ApiError> {
     record_tenant(tenant_id);
     let row = billing::assign_plan(&state, &ctx, &admin, tenant_id, &body.plan, body.trial).await?;
-    Ok(axum::Json(BillingOut::from_row(tenant_id, Some(row))?))
+    Ok(axum::Json(BillingOut::from_row(
+        tenant_id,
+        Some(row),
+        state.now(),
+    )?))
 }
 
 async fn post_checkout(

@@ -172,6 +172,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             GuardState {
                 app: state.clone(),
                 access: r.access,
+                path: r.path,
             },
             guard,
         ));

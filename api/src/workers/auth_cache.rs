@@ -85,7 +85,7 @@ async fn follow(state: &AppState, after: Checkpoint) -> Result<Option<Checkpoint
     kinds.sort_unstable();
     kinds.dedup();
     for kind in kinds {
-        let Some(aggregate_type) = ["tenant", "user", "session", "api_key"]
+        let Some(aggregate_type) = ["tenant", "user", "session", "api_key", "billing"]
             .into_iter()
             .find(|k| *k == kind)
         else {

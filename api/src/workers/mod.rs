@@ -5,3 +5,4 @@
 pub mod auth_cache;
 pub mod email;
 pub mod invitation_expiry;
+pub mod trial_expiry;

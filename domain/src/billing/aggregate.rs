@@ -19,6 +19,19 @@ pub enum BillingStatus {
 }
 
 impl BillingStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Trialing,
+        Self::Active,
+        Self::PastDue,
+        Self::Canceled,
+        Self::Unpaid,
+        Self::Incomplete,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Trialing => "trialing",
@@ -84,11 +97,37 @@ impl Billing {
                     trial_ends_at,
                 }])
             }
+            BillingCommand::EndTrial { now } => {
+                let ran_out = self.status == Some(BillingStatus::Trialing)
+                    && self.trial_ends_at.is_some_and(|end| end <= now);
+                Ok(if ran_out {
+                    vec![BillingEvent::TrialEnded {}]
+                } else {
+                    Vec::new()
+                })
+            }
+        }
+    }
+
+    /// Whether the tenant may change things: not when unpaid, canceled or
+    /// incomplete, nor when its trial has run out.
+    pub fn allows_changes(
+        status: BillingStatus,
+        trial_ends_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        match status {
+            BillingStatus::Active | BillingStatus::PastDue => true,
+            BillingStatus::Trialing => trial_ends_at.is_none_or(|end| end > now),
+            BillingStatus::Unpaid | BillingStatus::Canceled | BillingStatus::Incomplete => false,
         }
     }
 
     fn evolve(&mut self, event: BillingEvent) {
         match event {
+            BillingEvent::TrialEnded {} => {
+                self.status = Some(BillingStatus::Unpaid);
+            }
             BillingEvent::PlanAssigned {
                 plan_id,
                 plan_key,

@@ -17,4 +17,7 @@ pub enum BillingCommand {
         trial: bool,
         now: DateTime<Utc>,
     },
+    /// Record that a trial ran out without a subscription (the job that
+    /// looks for them; reads and the guard treat it as ended already).
+    EndTrial { now: DateTime<Utc> },
 }

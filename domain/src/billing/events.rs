@@ -19,6 +19,9 @@ pub enum BillingEvent {
         status: BillingStatus,
         trial_ends_at: Option<DateTime<Utc>>,
     },
+    /// The trial ran out without a subscription: the tenant is `unpaid`
+    /// (its changes are refused with 402 until it pays or gets a plan).
+    TrialEnded {},
 }
 
 crate::stored_event!(BillingEvent);

@@ -64,3 +64,45 @@ fn assigning_the_plan_a_tenant_holds_changes_nothing() {
         .when(assign(false, 14))
         .then_expect_events(vec![]);
 }
+
+#[test]
+fn a_trial_that_ran_out_ends_once_and_an_active_plan_has_no_trial_to_end() {
+    let trialing = BillingEvent::PlanAssigned {
+        plan_id: Uuid::from_u128(1),
+        plan_key: Slug::parse("team").unwrap(),
+        version: 1,
+        terms: terms(14),
+        status: BillingStatus::Trialing,
+        trial_ends_at: Some(now() + chrono::Duration::days(14)),
+    };
+    Given::with(())
+        .given(vec![trialing.clone()])
+        .when(BillingCommand::EndTrial {
+            now: now() + chrono::Duration::days(13),
+        })
+        .then_expect_events(vec![]);
+    Given::with(())
+        .given(vec![trialing.clone()])
+        .when(BillingCommand::EndTrial {
+            now: now() + chrono::Duration::days(14),
+        })
+        .then_expect_events(vec![BillingEvent::TrialEnded {}]);
+    Given::with(())
+        .given(vec![trialing, BillingEvent::TrialEnded {}])
+        .when(BillingCommand::EndTrial {
+            now: now() + chrono::Duration::days(20),
+        })
+        .then_expect_events(vec![]);
+    let end = now() + chrono::Duration::days(14);
+    assert!(Billing::allows_changes(
+        BillingStatus::Trialing,
+        Some(end),
+        now()
+    ));
+    assert!(!Billing::allows_changes(
+        BillingStatus::Trialing,
+        Some(end),
+        end
+    ));
+    assert!(!Billing::allows_changes(BillingStatus::Unpaid, None, now()));
+}

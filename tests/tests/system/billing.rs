@@ -270,3 +270,94 @@ async fn the_plan_limits_seats_and_a_platform_admins_setting_overrides_it() {
     assert_eq!(s, 200);
     assert_eq!(invite("three@small.test").await.0, 201);
 }
+
+#[tokio::test]
+async fn a_trial_that_runs_out_refuses_changes_with_402_until_the_tenant_has_a_plan() {
+    use std::sync::Arc;
+    use tenantry_api::clock::ManualClock;
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_with_clock(
+        &[("TENANTRY_INVITATION_EXPIRY_SCAN", "100ms")],
+        clock.clone(),
+    )
+    .await;
+    let admin = app.admin_token().await;
+    app.post("/v1/admin/plans", &admin, plan_in("team", 4900))
+        .await;
+    // The tenant's owner acts (platform admins are never held back).
+    let owner = app
+        .create_user(&admin, "owner@trial.test", "owner-password-1")
+        .await;
+    let (s, tenant) = app
+        .post(
+            "/v1/tenants",
+            &admin,
+            json!({ "name": "Trying", "owner_user_id": owner["id"] }),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let tid = tenant["id"].as_str().unwrap().to_string();
+    let key = app.token_for("owner@trial.test", "owner-password-1").await;
+    let plan = format!("/v1/tenants/{tid}/billing/plan");
+    let (s, _) = app
+        .put(&plan, &admin, json!({ "plan": "team", "trial": true }))
+        .await;
+    assert_eq!(s, 200);
+    let invite = |email: &'static str| {
+        let (app, key, tid) = (&app, key.clone(), tid.clone());
+        async move {
+            app.post(
+                &format!("/v1/tenants/{tid}/invitations"),
+                &key,
+                json!({ "email": email, "role": "viewer" }),
+            )
+            .await
+        }
+    };
+    assert_eq!(invite("during@trial.test").await.0, 201);
+
+    // Fourteen days on, the trial has run out: reads work, changes are 402,
+    // billing stays reachable.
+    clock.advance(chrono::Duration::days(14) + chrono::Duration::minutes(1));
+    let (s, b) = invite("after@trial.test").await;
+    assert_eq!((s, code(&b)), (402, "payment_required"), "{b}");
+    assert_eq!(b["error"]["details"]["billing_status"], "trial_ended");
+    let (s, b) = app.get(&format!("/v1/tenants/{tid}"), &key).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, billing) = app.get(&format!("/v1/tenants/{tid}/billing"), &key).await;
+    assert_eq!((s, &billing["status"]), (200, &json!("unpaid")));
+    let (s, b) = app
+        .post(
+            &format!("/v1/tenants/{tid}/billing/checkout"),
+            &key,
+            json!({ "plan": "team" }),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (409, "billing_not_configured"));
+    // The job records the trial's end.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE event_type = 'TrialEnded' AND tenant_id = $1::uuid",
+        )
+        .bind(&tid)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if ended == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "TrialEnded never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Recorded or not yet seen by the read model, the tenant still pays first.
+    let (s, b) = invite("still@trial.test").await;
+    assert_eq!((s, code(&b)), (402, "payment_required"));
+    // A plan lifts it at once.
+    let (s, billing) = app.put(&plan, &admin, json!({ "plan": "team" })).await;
+    assert_eq!((s, &billing["status"]), (200, &json!("active")));
+    assert_eq!(invite("paid@trial.test").await.0, 201);
+}
