@@ -29,6 +29,7 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (403, "invitation_email_mismatch", ""),
     (403, "cannot_impersonate_admin", ""),
     (403, "not_allowed_while_impersonating", ""),
+    (403, "feature_not_in_plan", "`details.feature`"),
     (
         404,
         "not_found",

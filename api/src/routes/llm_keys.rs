@@ -34,12 +34,12 @@ pub fn routes() -> Vec<Route> {
             .summary("Store a key for a provider the tenant has none for yet")
             .body::<LlmKeyIn>()
             .answers::<LlmKeyOut>(StatusCode::CREATED)
-            .errors(&["duplicate_provider_key"]),
+            .errors(&["duplicate_provider_key", "feature_not_in_plan"]),
         Route::put(KEY, In(Permission::LlmKeysManage), put_llm_key)
             .summary("Replace a key's secret; the old data key is destroyed")
             .body::<ReplaceIn>()
             .answers::<LlmKeyOut>(StatusCode::OK)
-            .errors(&["llm_key_not_found"]),
+            .errors(&["llm_key_not_found", "feature_not_in_plan"]),
         Route::delete(KEY, In(Permission::LlmKeysManage), delete_llm_key)
             .summary("Delete a key and crypto-shred its data key")
             .no_content()

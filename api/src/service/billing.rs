@@ -68,6 +68,32 @@ pub async fn plan_seats(state: &AppState, tenant_id: Uuid) -> Result<Option<u32>
     Ok(billing.terms.and_then(|t| t.entitlements.max_seats))
 }
 
+/// Refuse (403 `feature_not_in_plan`) a capability the tenant's plan does
+/// not include. A tenant without a plan is not held back (manual mode
+/// before plans were assigned).
+pub async fn require_feature(
+    state: &AppState,
+    tenant_id: Uuid,
+    feature: tenantry_domain::plan::Feature,
+) -> Result<(), ApiError> {
+    let (billing, _) = state
+        .store
+        .load::<Billing>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    match billing.terms {
+        Some(terms) if !terms.entitlements.features.contains(&feature) => {
+            let name = serde_json::to_value(feature).unwrap_or_default();
+            Err(ApiError::forbidden(
+                "feature_not_in_plan",
+                "the tenant's plan does not include this feature",
+            )
+            .with_details(serde_json::json!({ "feature": name })))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A new plan at version 1.
 pub async fn create_plan(
     state: &AppState,

@@ -97,6 +97,12 @@ pub async fn add(
     label: Option<Label>,
     secret: &str,
 ) -> Result<Uuid, ApiError> {
+    crate::service::billing::require_feature(
+        state,
+        scope.tenant_id,
+        tenantry_domain::plan::Feature::ByoLlmKeys,
+    )
+    .await?;
     let key_id = Uuid::now_v7();
     let binding = Binding {
         tenant_id: scope.tenant_id,
@@ -126,6 +132,12 @@ pub async fn replace(
     id: Uuid,
     secret: &str,
 ) -> Result<(), ApiError> {
+    crate::service::billing::require_feature(
+        state,
+        scope.tenant_id,
+        tenantry_domain::plan::Feature::ByoLlmKeys,
+    )
+    .await?;
     let key = tenant_key(state, scope, id).await?;
     let provider = key.provider.ok_or_else(not_found)?;
     provider

@@ -361,3 +361,56 @@ async fn a_trial_that_runs_out_refuses_changes_with_402_until_the_tenant_has_a_p
     assert_eq!((s, &billing["status"]), (200, &json!("active")));
     assert_eq!(invite("paid@trial.test").await.0, 201);
 }
+
+#[tokio::test]
+async fn bringing_your_own_llm_keys_needs_a_plan_that_includes_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut basic = plan_in("basic", 900);
+    basic["entitlements"]["features"] = json!([]);
+    app.post("/v1/admin/plans", &admin, basic).await;
+    app.post("/v1/admin/plans", &admin, plan_in("team", 4900))
+        .await;
+    let tid = app.create_tenant(&admin, "Keys").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keys = format!("/v1/tenants/{tid}/llm-keys");
+    let body = json!({ "provider": "openai", "api_key": "sk-abcdefghijklmnopqrstuvwxyz012345" });
+    // No plan yet: not held back.
+    let (s, created) = app.post(&keys, &admin, body.clone()).await;
+    assert_eq!(s, 201, "{created}");
+    let (s, billing) = app
+        .put(
+            &format!("/v1/tenants/{tid}/billing/plan"),
+            &admin,
+            json!({ "plan": "basic" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{billing}");
+    assert_eq!(billing["terms"]["entitlements"]["features"], json!([]), "{billing}");
+    let (s, b) = app
+        .put(
+            &format!("{keys}/{}", created["id"].as_str().unwrap()),
+            &admin,
+            json!({ "api_key": "sk-zyxwvutsrqponmlkjihgfedcba543210" }),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (403, "feature_not_in_plan"), "{b}");
+    assert_eq!(b["error"]["details"]["feature"], "byo_llm_keys");
+    // The plan that includes it lets the tenant store keys again.
+    app.put(
+        &format!("/v1/tenants/{tid}/billing/plan"),
+        &admin,
+        json!({ "plan": "team" }),
+    )
+    .await;
+    let (s, _) = app
+        .post(
+            &keys,
+            &admin,
+            json!({ "provider": "anthropic", "api_key": "sk-ant-abcdefghijklmnopqrstuvwxyz" }),
+        )
+        .await;
+    assert_eq!(s, 201);
+}
