@@ -21,6 +21,40 @@ fn team_terms(price: i64) -> Value {
     })
 }
 
+/// A new tenant's id.
+async fn new_tenant(app: &TestApp, admin: &str, name: &str) -> String {
+    app.create_tenant(admin, name).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Put a tenant on a plan (platform admin).
+async fn put_on_plan(
+    app: &TestApp,
+    admin: &str,
+    tid: &str,
+    plan: &str,
+    trial: bool,
+) -> (u16, Value) {
+    app.put(
+        &format!("/v1/tenants/{tid}/billing/plan"),
+        admin,
+        json!({ "plan": plan, "trial": trial }),
+    )
+    .await
+}
+
+/// Invite an email as a viewer.
+async fn invite(app: &TestApp, token: &str, tid: &str, email: &str) -> (u16, Value) {
+    app.post(
+        &format!("/v1/tenants/{tid}/invitations"),
+        token,
+        json!({ "email": email, "role": "viewer" }),
+    )
+    .await
+}
+
 fn plan_in(key: &str, price: i64) -> Value {
     let mut body = team_terms(price);
     body["key"] = json!(key);
@@ -47,19 +81,10 @@ async fn plans_are_versioned_and_a_tenant_keeps_the_version_it_took() {
         .await;
     assert_eq!((s, code(&b)), (409, "plan_key_taken"));
 
-    let tid = app.create_tenant(&admin, "Acme").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tid = new_tenant(&app, &admin, "Acme").await;
     let (s, billing) = app.get(&format!("/v1/tenants/{tid}/billing"), &admin).await;
     assert_eq!((s, &billing["plan"]), (200, &Value::Null));
-    let (s, billing) = app
-        .put(
-            &format!("/v1/tenants/{tid}/billing/plan"),
-            &admin,
-            json!({ "plan": "team" }),
-        )
-        .await;
+    let (s, billing) = put_on_plan(&app, &admin, &tid, "team", false).await;
     assert_eq!(s, 200, "{billing}");
     assert_eq!(billing["plan"]["version"], 1);
     assert_eq!(billing["status"], "active");
@@ -79,13 +104,7 @@ async fn plans_are_versioned_and_a_tenant_keeps_the_version_it_took() {
         (&json!(1), &json!(4900))
     );
     // Assigned again, it takes the current version.
-    let (_, billing) = app
-        .put(
-            &format!("/v1/tenants/{tid}/billing/plan"),
-            &admin,
-            json!({ "plan": "team" }),
-        )
-        .await;
+    let (_, billing) = put_on_plan(&app, &admin, &tid, "team", false).await;
     assert_eq!(billing["plan"]["version"], 2);
     assert_eq!(billing["terms"]["price_minor"], 5900);
 
@@ -109,10 +128,7 @@ async fn a_trial_ends_after_the_plans_days_and_a_retired_plan_takes_no_one() {
     let mut free = plan_in("free", 0);
     free["trial_days"] = json!(0);
     app.post("/v1/admin/plans", &admin, free).await;
-    let tid = app.create_tenant(&admin, "Trial").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tid = new_tenant(&app, &admin, "Trial").await;
     let path = format!("/v1/tenants/{tid}/billing/plan");
     let (s, billing) = app
         .put(&path, &admin, json!({ "plan": "team", "trial": true }))
@@ -183,10 +199,7 @@ async fn without_stripe_checkout_and_portal_say_so_and_billing_is_read_by_its_pe
     let admin = app.admin_token().await;
     app.post("/v1/admin/plans", &admin, plan_in("team", 4900))
         .await;
-    let tid = app.create_tenant(&admin, "Acme").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tid = new_tenant(&app, &admin, "Acme").await;
     let (_, key) = app
         .api_key(&admin, &tid, &["billing.read", "billing.manage"])
         .await;
@@ -230,33 +243,13 @@ async fn the_plan_limits_seats_and_a_platform_admins_setting_overrides_it() {
     let mut small = plan_in("small", 900);
     small["entitlements"]["max_seats"] = json!(2);
     app.post("/v1/admin/plans", &admin, small).await;
-    let tid = app.create_tenant(&admin, "Small").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, _) = app
-        .put(
-            &format!("/v1/tenants/{tid}/billing/plan"),
-            &admin,
-            json!({ "plan": "small" }),
-        )
-        .await;
+    let tid = new_tenant(&app, &admin, "Small").await;
+    let (s, _) = put_on_plan(&app, &admin, &tid, "small", false).await;
     assert_eq!(s, 200);
-    let invite = |email: &'static str| {
-        let (app, admin, tid) = (&app, admin.clone(), tid.clone());
-        async move {
-            app.post(
-                &format!("/v1/tenants/{tid}/invitations"),
-                &admin,
-                json!({ "email": email, "role": "viewer" }),
-            )
-            .await
-        }
-    };
     // Two seats: two pending invitations take them.
-    assert_eq!(invite("one@small.test").await.0, 201);
-    assert_eq!(invite("two@small.test").await.0, 201);
-    let (s, b) = invite("three@small.test").await;
+    assert_eq!(invite(&app, &admin, &tid, "one@small.test").await.0, 201);
+    assert_eq!(invite(&app, &admin, &tid, "two@small.test").await.0, 201);
+    let (s, b) = invite(&app, &admin, &tid, "three@small.test").await;
     assert_eq!((s, code(&b)), (409, "seat_limit_reached"));
     assert_eq!(b["error"]["details"]["max_seats"], 2);
     // A platform admin's max_seats setting overrides the plan.
@@ -268,7 +261,7 @@ async fn the_plan_limits_seats_and_a_platform_admins_setting_overrides_it() {
         )
         .await;
     assert_eq!(s, 200);
-    assert_eq!(invite("three@small.test").await.0, 201);
+    assert_eq!(invite(&app, &admin, &tid, "three@small.test").await.0, 201);
 }
 
 #[tokio::test]
@@ -303,23 +296,12 @@ async fn a_trial_that_runs_out_refuses_changes_with_402_until_the_tenant_has_a_p
         .put(&plan, &admin, json!({ "plan": "team", "trial": true }))
         .await;
     assert_eq!(s, 200);
-    let invite = |email: &'static str| {
-        let (app, key, tid) = (&app, key.clone(), tid.clone());
-        async move {
-            app.post(
-                &format!("/v1/tenants/{tid}/invitations"),
-                &key,
-                json!({ "email": email, "role": "viewer" }),
-            )
-            .await
-        }
-    };
-    assert_eq!(invite("during@trial.test").await.0, 201);
+    assert_eq!(invite(&app, &key, &tid, "during@trial.test").await.0, 201);
 
     // Fourteen days on, the trial has run out: reads work, changes are 402,
     // billing stays reachable.
     clock.advance(chrono::Duration::days(14) + chrono::Duration::minutes(1));
-    let (s, b) = invite("after@trial.test").await;
+    let (s, b) = invite(&app, &key, &tid, "after@trial.test").await;
     assert_eq!((s, code(&b)), (402, "payment_required"), "{b}");
     assert_eq!(b["error"]["details"]["billing_status"], "trial_ended");
     let (s, b) = app.get(&format!("/v1/tenants/{tid}"), &key).await;
@@ -354,12 +336,12 @@ async fn a_trial_that_runs_out_refuses_changes_with_402_until_the_tenant_has_a_p
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Recorded or not yet seen by the read model, the tenant still pays first.
-    let (s, b) = invite("still@trial.test").await;
+    let (s, b) = invite(&app, &key, &tid, "still@trial.test").await;
     assert_eq!((s, code(&b)), (402, "payment_required"));
     // A plan lifts it at once.
     let (s, billing) = app.put(&plan, &admin, json!({ "plan": "team" })).await;
     assert_eq!((s, &billing["status"]), (200, &json!("active")));
-    assert_eq!(invite("paid@trial.test").await.0, 201);
+    assert_eq!(invite(&app, &key, &tid, "paid@trial.test").await.0, 201);
 }
 
 #[tokio::test]
@@ -371,24 +353,19 @@ async fn bringing_your_own_llm_keys_needs_a_plan_that_includes_it() {
     app.post("/v1/admin/plans", &admin, basic).await;
     app.post("/v1/admin/plans", &admin, plan_in("team", 4900))
         .await;
-    let tid = app.create_tenant(&admin, "Keys").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tid = new_tenant(&app, &admin, "Keys").await;
     let keys = format!("/v1/tenants/{tid}/llm-keys");
     let body = json!({ "provider": "openai", "api_key": "sk-abcdefghijklmnopqrstuvwxyz012345" });
     // No plan yet: not held back.
     let (s, created) = app.post(&keys, &admin, body.clone()).await;
     assert_eq!(s, 201, "{created}");
-    let (s, billing) = app
-        .put(
-            &format!("/v1/tenants/{tid}/billing/plan"),
-            &admin,
-            json!({ "plan": "basic" }),
-        )
-        .await;
+    let (s, billing) = put_on_plan(&app, &admin, &tid, "basic", false).await;
     assert_eq!(s, 200, "{billing}");
-    assert_eq!(billing["terms"]["entitlements"]["features"], json!([]), "{billing}");
+    assert_eq!(
+        billing["terms"]["entitlements"]["features"],
+        json!([]),
+        "{billing}"
+    );
     let (s, b) = app
         .put(
             &format!("{keys}/{}", created["id"].as_str().unwrap()),
@@ -399,12 +376,7 @@ async fn bringing_your_own_llm_keys_needs_a_plan_that_includes_it() {
     assert_eq!((s, code(&b)), (403, "feature_not_in_plan"), "{b}");
     assert_eq!(b["error"]["details"]["feature"], "byo_llm_keys");
     // The plan that includes it lets the tenant store keys again.
-    app.put(
-        &format!("/v1/tenants/{tid}/billing/plan"),
-        &admin,
-        json!({ "plan": "team" }),
-    )
-    .await;
+    put_on_plan(&app, &admin, &tid, "team", false).await;
     let (s, _) = app
         .post(
             &keys,
