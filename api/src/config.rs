@@ -68,6 +68,10 @@ pub struct Config {
     /// The bearer token `GET /metrics` answers to (`TENANTRY_METRICS_TOKEN`;
     /// unset: generated and kept in the data directory as `metrics_token`).
     pub metrics_token: SecretString,
+    /// Stripe webhook endpoint secrets (`TENANTRY_STRIPE_WEBHOOK_SECRETS`,
+    /// comma-separated: during a rotation both are accepted). Empty: the
+    /// webhook endpoint answers 409 `billing_not_configured`.
+    pub stripe_webhook_secrets: Vec<SecretString>,
     /// `/readyz` says not ready while a projection of this instance is
     /// further behind the log than this.
     pub projection_max_lag: Duration,
@@ -254,6 +258,15 @@ impl Config {
             }
         };
         let projection_max_lag = duration("TENANTRY_READY_MAX_PROJECTION_LAG", "30s")?;
+        let stripe_webhook_secrets = get("TENANTRY_STRIPE_WEBHOOK_SECRETS")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| SecretString::from(s.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let master_keys = match configured_master_keys {
             Some(keys) => keys,
             None => {
@@ -290,6 +303,7 @@ impl Config {
             database_acquire_timeout,
             metrics_token,
             projection_max_lag,
+            stripe_webhook_secrets,
             generated,
         })
     }

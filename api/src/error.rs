@@ -304,6 +304,10 @@ impl<E: tenantry_domain::DomainError> From<CommandError<E>> for ApiError {
                 "duplicate_provider_key",
                 "the tenant already has a key for this provider; replace it with PUT",
             ),
+            CommandError::Claimed(ClaimScope::StripeEvent) => ApiError::conflict(
+                "stripe_event_applied",
+                "this Stripe event was applied already",
+            ),
             CommandError::Claimed(ClaimScope::PlanKey) => {
                 ApiError::conflict("plan_key_taken", "a plan with this key already exists")
             }

@@ -10,6 +10,12 @@
 pub const CODES: &[(u16, &str, &str)] = &[
     (400, "malformed_json", "the body is not JSON"),
     (400, "bad_request", "any other request the framework refuses"),
+    (
+        400,
+        "invalid_signature",
+        "a Stripe webhook whose Stripe-Signature is missing, malformed, stale or forged; nothing is changed",
+    ),
+    (400, "malformed_event", "a signed Stripe webhook that is not an event"),
     (401, "missing_token", ""),
     (
         401,
@@ -64,6 +70,11 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (409, "cannot_revoke_own_admin", ""),
     (409, "cannot_deactivate_self", ""),
     (409, "plan_key_taken", ""),
+    (
+        409,
+        "stripe_event_applied",
+        "never answered to Stripe: a replayed event is acknowledged with 200",
+    ),
     (409, "plan_retired", ""),
     (409, "plan_already_exists", "only a racing duplicate command meets it"),
     (

@@ -11,6 +11,8 @@ pub enum ClaimScope {
     TenantProvider,
     /// A billing plan's key (`team`, `agency`).
     PlanKey,
+    /// A Stripe event id: each is applied at most once.
+    StripeEvent,
 }
 
 impl ClaimScope {
@@ -21,6 +23,7 @@ impl ClaimScope {
             Self::TenantSlug => "tenant_slug",
             Self::TenantProvider => "tenant_provider",
             Self::PlanKey => "plan_key",
+            Self::StripeEvent => "stripe_event",
         }
     }
 
@@ -30,6 +33,7 @@ impl ClaimScope {
             "tenant_slug" => Some(Self::TenantSlug),
             "tenant_provider" => Some(Self::TenantProvider),
             "plan_key" => Some(Self::PlanKey),
+            "stripe_event" => Some(Self::StripeEvent),
             _ => None,
         }
     }

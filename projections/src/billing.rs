@@ -98,6 +98,27 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
                     .execute(&mut *tx)
                     .await?;
                 }
+                BillingEvent::SubscriptionSynced {
+                    status,
+                    cancel_at_period_end,
+                    current_period_end,
+                    subscription_id,
+                    ..
+                } => {
+                    sqlx::query(
+                        "UPDATE billing_view SET status = $2, cancel_at_period_end = $3, \
+                                current_period_end = $4, subscription_id = $5, trial_ends_at = NULL, \
+                                updated_at = $6 WHERE tenant_id = $1",
+                    )
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(cancel_at_period_end)
+                    .bind(current_period_end)
+                    .bind(subscription_id)
+                    .bind(e.recorded_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 BillingEvent::TrialEnded {} => {
                     sqlx::query(
                         "UPDATE billing_view SET status = 'unpaid', updated_at = $2 WHERE tenant_id = $1",

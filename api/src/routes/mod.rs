@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod roles;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use axum::handler::Handler;
 use axum::http::{Method, StatusCode};
@@ -143,6 +144,7 @@ fn all() -> Vec<Route> {
         invitations::routes(),
         users::routes(),
         billing::routes(),
+        webhooks::routes(),
         impersonation::routes(),
     ]
     .into_iter()

@@ -9,5 +9,6 @@ pub mod invitations;
 pub mod llm_keys;
 pub mod memberships;
 pub mod sessions;
+pub mod stripe_webhooks;
 pub mod tenants;
 pub mod users;

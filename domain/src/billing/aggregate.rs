@@ -52,6 +52,12 @@ pub struct Billing {
     pub terms: Option<PlanTerms>,
     pub status: Option<BillingStatus>,
     pub trial_ends_at: Option<DateTime<Utc>>,
+    /// The Stripe subscription, once one was seen.
+    pub subscription_id: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// When Stripe created the last event applied.
+    pub last_observed_at: Option<DateTime<Utc>>,
 }
 
 impl Billing {
@@ -97,6 +103,29 @@ impl Billing {
                     trial_ends_at,
                 }])
             }
+            BillingCommand::SyncSubscription {
+                stripe_event_id,
+                subscription_id,
+                status,
+                cancel_at_period_end,
+                current_period_end,
+                observed_at,
+            } => {
+                if self
+                    .last_observed_at
+                    .is_some_and(|last| last >= observed_at)
+                {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![BillingEvent::SubscriptionSynced {
+                    stripe_event_id,
+                    subscription_id,
+                    status,
+                    cancel_at_period_end,
+                    current_period_end,
+                    observed_at,
+                }])
+            }
             BillingCommand::EndTrial { now } => {
                 let ran_out = self.status == Some(BillingStatus::Trialing)
                     && self.trial_ends_at.is_some_and(|end| end <= now);
@@ -127,6 +156,21 @@ impl Billing {
         match event {
             BillingEvent::TrialEnded {} => {
                 self.status = Some(BillingStatus::Unpaid);
+            }
+            BillingEvent::SubscriptionSynced {
+                subscription_id,
+                status,
+                cancel_at_period_end,
+                current_period_end,
+                observed_at,
+                ..
+            } => {
+                self.subscription_id = Some(subscription_id);
+                self.status = Some(status);
+                self.cancel_at_period_end = cancel_at_period_end;
+                self.current_period_end = current_period_end;
+                self.last_observed_at = Some(observed_at);
+                self.trial_ends_at = None;
             }
             BillingEvent::PlanAssigned {
                 plan_id,

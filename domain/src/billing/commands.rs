@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 
+use super::BillingStatus;
 use crate::plan::PlanTerms;
 use crate::values::Slug;
 use crate::PlanId;
@@ -16,6 +17,17 @@ pub enum BillingCommand {
         /// Start the plan's trial (its `trial_days`) instead of paying at once.
         trial: bool,
         now: DateTime<Utc>,
+    },
+    /// Take a subscription's state from a Stripe event. An event older than
+    /// the last one applied never moves the subscription backwards.
+    SyncSubscription {
+        stripe_event_id: String,
+        subscription_id: String,
+        status: BillingStatus,
+        cancel_at_period_end: bool,
+        current_period_end: Option<DateTime<Utc>>,
+        /// When Stripe created the event.
+        observed_at: DateTime<Utc>,
     },
     /// Record that a trial ran out without a subscription (the job that
     /// looks for them; reads and the guard treat it as ended already).

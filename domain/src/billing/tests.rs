@@ -106,3 +106,42 @@ fn a_trial_that_ran_out_ends_once_and_an_active_plan_has_no_trial_to_end() {
     ));
     assert!(!Billing::allows_changes(BillingStatus::Unpaid, None, now()));
 }
+
+fn synced(event: &str, status: BillingStatus, minute: i64) -> BillingCommand {
+    BillingCommand::SyncSubscription {
+        stripe_event_id: event.into(),
+        subscription_id: "sub_1".into(),
+        status,
+        cancel_at_period_end: false,
+        current_period_end: None,
+        observed_at: now() + chrono::Duration::minutes(minute),
+    }
+}
+
+#[test]
+fn an_older_stripe_event_never_moves_the_subscription_back() {
+    let canceled = BillingEvent::SubscriptionSynced {
+        stripe_event_id: "evt_deleted".into(),
+        subscription_id: "sub_1".into(),
+        status: BillingStatus::Canceled,
+        cancel_at_period_end: false,
+        current_period_end: None,
+        observed_at: now() + chrono::Duration::minutes(5),
+    };
+    // `deleted` arrived first; the older `created` changes nothing.
+    Given::with(())
+        .given(vec![canceled.clone()])
+        .when(synced("evt_created", BillingStatus::Active, 1))
+        .then_expect_events(vec![]);
+    Given::with(())
+        .given(vec![canceled])
+        .when(synced("evt_later", BillingStatus::Active, 9))
+        .then_expect_events(vec![BillingEvent::SubscriptionSynced {
+            stripe_event_id: "evt_later".into(),
+            subscription_id: "sub_1".into(),
+            status: BillingStatus::Active,
+            cancel_at_period_end: false,
+            current_period_end: None,
+            observed_at: now() + chrono::Duration::minutes(9),
+        }]);
+}

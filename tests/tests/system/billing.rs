@@ -386,3 +386,151 @@ async fn bringing_your_own_llm_keys_needs_a_plan_that_includes_it() {
         .await;
     assert_eq!(s, 201);
 }
+
+mod stripe_webhooks {
+    use super::*;
+    use tenantry_api::stripe_signature::sign;
+
+    const SECRET: &str = "whsec_test_secret_one";
+
+    fn event(id: &str, kind: &str, created: i64, tid: &str, status: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "id": id,
+            "object": "event",
+            "type": kind,
+            "created": created,
+            "data": { "object": {
+                "id": "sub_123",
+                "object": "subscription",
+                "status": status,
+                "cancel_at_period_end": false,
+                "current_period_end": created + 30 * 86_400,
+                "metadata": { "tenant_id": tid }
+            }}
+        }))
+        .unwrap()
+    }
+
+    async fn deliver(app: &TestApp, body: &[u8], header: &str) -> (u16, Value) {
+        let r = app
+            .client
+            .post(app.url("/v1/webhooks/stripe"))
+            .header("stripe-signature", header)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn synced(app: &TestApp, tid: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE event_type = 'SubscriptionSynced' AND tenant_id = $1::uuid",
+        )
+        .bind(tid)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn signed_events_apply_once_in_stripes_order_and_forgeries_change_nothing() {
+        let app = TestApp::spawn_with(&[(
+            "TENANTRY_STRIPE_WEBHOOK_SECRETS",
+            &format!("whsec_old_rotated_out, {SECRET}"),
+        )])
+        .await;
+        let admin = app.admin_token().await;
+        app.post("/v1/admin/plans", &admin, plan_in("team", 4900))
+            .await;
+        let tid = new_tenant(&app, &admin, "Stripe").await;
+        put_on_plan(&app, &admin, &tid, "team", false).await;
+        let now = chrono::Utc::now().timestamp();
+
+        // A payment failed: past_due.
+        let body = event(
+            "evt_1",
+            "customer.subscription.updated",
+            now - 60,
+            &tid,
+            "past_due",
+        );
+        let header = sign(&body, SECRET, now);
+        let (s, r) = deliver(&app, &body, &header).await;
+        assert_eq!((s, &r["applied"]), (200, &json!(true)), "{r}");
+        let (_, billing) = app.get(&format!("/v1/tenants/{tid}/billing"), &admin).await;
+        assert_eq!(billing["status"], "past_due");
+        // Delivered again: acknowledged, applied once.
+        let (s, r) = deliver(&app, &body, &header).await;
+        assert_eq!((s, &r["applied"]), (200, &json!(false)));
+        assert_eq!(synced(&app, &tid).await, 1);
+
+        // Two deliveries of one event at once: one effect.
+        let deleted = event(
+            "evt_3",
+            "customer.subscription.deleted",
+            now - 10,
+            &tid,
+            "canceled",
+        );
+        let header = sign(&deleted, SECRET, now);
+        let (a, b) = tokio::join!(
+            deliver(&app, &deleted, &header),
+            deliver(&app, &deleted, &header)
+        );
+        assert_eq!((a.0, b.0), (200, 200));
+        assert_eq!(synced(&app, &tid).await, 2);
+        // An older event arriving late never moves it back.
+        let created = event(
+            "evt_2",
+            "customer.subscription.created",
+            now - 30,
+            &tid,
+            "active",
+        );
+        let (s, r) = deliver(&app, &created, &sign(&created, SECRET, now)).await;
+        assert_eq!((s, &r["applied"]), (200, &json!(false)));
+        let (_, billing) = app.get(&format!("/v1/tenants/{tid}/billing"), &admin).await;
+        assert_eq!(billing["status"], "canceled");
+
+        // Forged, stale, unsigned: 400, nothing changes.
+        let later = event(
+            "evt_4",
+            "customer.subscription.updated",
+            now,
+            &tid,
+            "active",
+        );
+        for header in [
+            sign(&later, "whsec_attacker", now),
+            sign(&later, SECRET, now - 301),
+            "t=1,v1=zz".to_string(),
+        ] {
+            let (s, r) = deliver(&app, &later, &header).await;
+            assert_eq!((s, code(&r)), (400, "invalid_signature"), "{header}");
+        }
+        assert_eq!(synced(&app, &tid).await, 2);
+        // A type Tenantry does not use: acknowledged and ignored.
+        let invoice = serde_json::to_vec(&json!({
+            "id": "evt_5", "type": "invoice.created", "created": now, "data": { "object": {} }
+        }))
+        .unwrap();
+        let (s, r) = deliver(&app, &invoice, &sign(&invoice, SECRET, now)).await;
+        assert_eq!((s, &r["applied"]), (200, &json!(false)));
+    }
+
+    #[tokio::test]
+    async fn without_secrets_the_endpoint_says_billing_is_not_configured() {
+        let app = TestApp::spawn().await;
+        let body = b"{}";
+        let (s, r) = deliver(
+            &app,
+            body,
+            &sign(body, SECRET, chrono::Utc::now().timestamp()),
+        )
+        .await;
+        assert_eq!((s, code(&r)), (409, "billing_not_configured"));
+    }
+}

@@ -162,6 +162,7 @@ const SPEC: &[(&str, &str, Need)] = &[
         "/v1/tenants/{tid}/billing/portal",
         Perm("billing.manage"),
     ),
+    ("POST", "/v1/webhooks/stripe", Public),
 ];
 
 /// Routes that end the caller's session or the tenant: probed last, in this order.
