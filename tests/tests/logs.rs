@@ -252,3 +252,44 @@ async fn trace_level_logs_of_create_resolve_replace_and_delete_hold_no_plaintext
         );
     }
 }
+
+#[tokio::test]
+async fn trace_level_logs_of_stripe_webhooks_hold_no_signing_secret() {
+    const WEBHOOK_SECRET: &str = "whsec_never_in_a_log_0123456789";
+    let capture = capture();
+    let app = TestApp::spawn_with(&[("TENANTRY_STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET)]).await;
+    let now = chrono::Utc::now().timestamp();
+    let body = serde_json::to_vec(&json!({
+        "id": "evt_log", "type": "customer.subscription.updated", "created": now,
+        "data": { "object": { "id": "sub_log", "status": "active", "metadata": {} } }
+    }))
+    .unwrap();
+    for header in [
+        tenantry_api::stripe_signature::sign(&body, WEBHOOK_SECRET, now),
+        tenantry_api::stripe_signature::sign(&body, "whsec_forged", now),
+    ] {
+        let r = app
+            .client
+            .post(app.url("/v1/webhooks/stripe"))
+            .header("stripe-signature", header)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status() == 200 || r.status() == 400);
+    }
+    drop(app);
+    let logs = capture.text();
+    assert!(
+        logs.contains("/v1/webhooks/stripe"),
+        "the capture saw the deliveries"
+    );
+    assert!(
+        !logs.contains(WEBHOOK_SECRET),
+        "a log line holds the signing secret"
+    );
+    assert!(
+        !logs.contains(&WEBHOOK_SECRET[6..]),
+        "a log line holds part of the secret"
+    );
+}
