@@ -72,6 +72,9 @@ pub struct Config {
     /// comma-separated: during a rotation both are accepted). Empty: the
     /// webhook endpoint answers 409 `billing_not_configured`.
     pub stripe_webhook_secrets: Vec<SecretString>,
+    /// How long a tenant whose payment failed (`past_due`) may still make
+    /// changes before they answer 402 (`TENANTRY_BILLING_GRACE`).
+    pub billing_grace: Duration,
     /// `/readyz` says not ready while a projection of this instance is
     /// further behind the log than this.
     pub projection_max_lag: Duration,
@@ -258,6 +261,7 @@ impl Config {
             }
         };
         let projection_max_lag = duration("TENANTRY_READY_MAX_PROJECTION_LAG", "30s")?;
+        let billing_grace = duration("TENANTRY_BILLING_GRACE", "7d")?;
         let stripe_webhook_secrets = get("TENANTRY_STRIPE_WEBHOOK_SECRETS")
             .map(|raw| {
                 raw.split(',')
@@ -304,6 +308,7 @@ impl Config {
             metrics_token,
             projection_max_lag,
             stripe_webhook_secrets,
+            billing_grace,
             generated,
         })
     }

@@ -204,6 +204,7 @@ pub async fn guard(
                 &parts.method,
                 path,
                 app.now(),
+                app.config.billing_grace,
             )?;
             if !scope.has(permission) && !acting_on_self {
                 return Err(missing_permission(permission));
@@ -380,6 +381,7 @@ async fn authenticate_key(
         tenant_status: key.tenant_status,
         billing_status: key.billing_status,
         trial_ends_at: key.trial_ends_at,
+        past_due_since: key.past_due_since,
         ..TenantAccess::default()
     };
     Ok((caller, standing))
@@ -394,6 +396,7 @@ fn authorize(
     method: &Method,
     path: &str,
     now: chrono::DateTime<chrono::Utc>,
+    grace: std::time::Duration,
 ) -> Result<TenantScope, ApiError> {
     let status = match standing.tenant_status.as_deref() {
         None => return Err(tenant_not_found()),
@@ -439,6 +442,8 @@ fn authorize(
             && !tenantry_domain::billing::Billing::allows_changes(
                 billing,
                 standing.trial_ends_at,
+                standing.past_due_since,
+                chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX),
                 now,
             )
         {

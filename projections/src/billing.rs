@@ -103,12 +103,17 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
                     cancel_at_period_end,
                     current_period_end,
                     subscription_id,
+                    observed_at,
                     ..
                 } => {
                     sqlx::query(
                         "UPDATE billing_view SET status = $2, cancel_at_period_end = $3, \
                                 current_period_end = $4, subscription_id = $5, trial_ends_at = NULL, \
-                                updated_at = $6 WHERE tenant_id = $1",
+                                updated_at = $6, \
+                                past_due_since = CASE WHEN $2 <> 'past_due' THEN NULL \
+                                                      WHEN status = 'past_due' THEN past_due_since \
+                                                      ELSE $7 END \
+                          WHERE tenant_id = $1",
                     )
                     .bind(id)
                     .bind(status.as_str())
@@ -116,6 +121,7 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
                     .bind(current_period_end)
                     .bind(subscription_id)
                     .bind(e.recorded_at)
+                    .bind(observed_at)
                     .execute(&mut *tx)
                     .await?;
                 }

@@ -63,6 +63,7 @@ pub struct KeyAuth {
     /// The tenant's subscription status (`None`: no plan yet).
     pub billing_status: Option<String>,
     pub trial_ends_at: Option<DateTime<Utc>>,
+    pub past_due_since: Option<DateTime<Utc>>,
 }
 
 impl KeyAuth {
@@ -96,7 +97,8 @@ impl ApiKeys<'_> {
             KeyAuth,
             "SELECT k.id, k.tenant_id, k.permissions, k.last_used_at, t.status AS \"tenant_status?\", \
                     k.revoked_at IS NOT NULL AS \"revoked!\", k.expires_at, \
-                    b.status AS \"billing_status?\", b.trial_ends_at AS \"trial_ends_at?\" \
+                    b.status AS \"billing_status?\", b.trial_ends_at AS \"trial_ends_at?\", \
+                    b.past_due_since AS \"past_due_since?\" \
                FROM api_keys k LEFT JOIN tenants_view t ON t.id = k.tenant_id \
                LEFT JOIN billing_view b ON b.tenant_id = k.tenant_id \
               WHERE k.secret_hash = $1",

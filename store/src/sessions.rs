@@ -155,6 +155,8 @@ pub struct TenantAccess {
     /// The tenant's subscription status (`None`: no plan yet).
     pub billing_status: Option<String>,
     pub trial_ends_at: Option<DateTime<Utc>>,
+    /// When a failing payment made the subscription `past_due`.
+    pub past_due_since: Option<DateTime<Utc>>,
 }
 
 /// Reading credentials and sessions: [`crate::Store::sessions`].
@@ -200,7 +202,8 @@ impl Sessions<'_> {
         let row = sqlx::query!(
             "SELECT COALESCE(u.is_platform_admin, false) AS \"is_platform_admin!\", s.impersonator_id, s.expires_at, \
                     t.status AS \"tenant_status?\", m.role AS \"role?\", r.permissions AS \"custom_permissions?\", \
-                    b.status AS \"billing_status?\", b.trial_ends_at AS \"trial_ends_at?\" \
+                    b.status AS \"billing_status?\", b.trial_ends_at AS \"trial_ends_at?\", \
+                    b.past_due_since AS \"past_due_since?\" \
                FROM sessions s \
                LEFT JOIN users_view u ON u.id = s.user_id \
                LEFT JOIN tenants_view t ON t.id = $3 \
@@ -224,6 +227,7 @@ impl Sessions<'_> {
                 custom_permissions: row.custom_permissions,
                 billing_status: row.billing_status,
                 trial_ends_at: row.trial_ends_at,
+                past_due_since: row.past_due_since,
             },
         }))
     }

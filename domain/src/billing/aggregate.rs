@@ -58,6 +58,8 @@ pub struct Billing {
     pub current_period_end: Option<DateTime<Utc>>,
     /// When Stripe created the last event applied.
     pub last_observed_at: Option<DateTime<Utc>>,
+    /// When the subscription last became `past_due` (a payment failed).
+    pub past_due_since: Option<DateTime<Utc>>,
 }
 
 impl Billing {
@@ -139,14 +141,18 @@ impl Billing {
     }
 
     /// Whether the tenant may change things: not when unpaid, canceled or
-    /// incomplete, nor when its trial has run out.
+    /// incomplete, nor when its trial has run out, nor when a payment has
+    /// been failing for longer than `grace`.
     pub fn allows_changes(
         status: BillingStatus,
         trial_ends_at: Option<DateTime<Utc>>,
+        past_due_since: Option<DateTime<Utc>>,
+        grace: chrono::Duration,
         now: DateTime<Utc>,
     ) -> bool {
         match status {
-            BillingStatus::Active | BillingStatus::PastDue => true,
+            BillingStatus::Active => true,
+            BillingStatus::PastDue => past_due_since.is_none_or(|since| since + grace > now),
             BillingStatus::Trialing => trial_ends_at.is_none_or(|end| end > now),
             BillingStatus::Unpaid | BillingStatus::Canceled | BillingStatus::Incomplete => false,
         }
@@ -166,6 +172,11 @@ impl Billing {
                 ..
             } => {
                 self.subscription_id = Some(subscription_id);
+                self.past_due_since = match (status, self.status) {
+                    (BillingStatus::PastDue, Some(BillingStatus::PastDue)) => self.past_due_since,
+                    (BillingStatus::PastDue, _) => Some(observed_at),
+                    _ => None,
+                };
                 self.status = Some(status);
                 self.cancel_at_period_end = cancel_at_period_end;
                 self.current_period_end = current_period_end;

@@ -94,17 +94,26 @@ fn a_trial_that_ran_out_ends_once_and_an_active_plan_has_no_trial_to_end() {
         })
         .then_expect_events(vec![]);
     let end = now() + chrono::Duration::days(14);
-    assert!(Billing::allows_changes(
-        BillingStatus::Trialing,
-        Some(end),
-        now()
+    let grace = chrono::Duration::days(7);
+    let allows =
+        |status, trial, failed, at| Billing::allows_changes(status, trial, failed, grace, at);
+    assert!(allows(BillingStatus::Trialing, Some(end), None, now()));
+    assert!(!allows(BillingStatus::Trialing, Some(end), None, end));
+    assert!(!allows(BillingStatus::Unpaid, None, None, now()));
+    // A failed payment: changes go on through the grace period, not after.
+    let failed = Some(now());
+    assert!(allows(
+        BillingStatus::PastDue,
+        None,
+        failed,
+        now() + chrono::Duration::days(6)
     ));
-    assert!(!Billing::allows_changes(
-        BillingStatus::Trialing,
-        Some(end),
-        end
+    assert!(!allows(
+        BillingStatus::PastDue,
+        None,
+        failed,
+        now() + chrono::Duration::days(7)
     ));
-    assert!(!Billing::allows_changes(BillingStatus::Unpaid, None, now()));
 }
 
 fn synced(event: &str, status: BillingStatus, minute: i64) -> BillingCommand {

@@ -521,6 +521,75 @@ mod stripe_webhooks {
         assert_eq!((s, &r["applied"]), (200, &json!(false)));
     }
 
+    /// Dunning: a failed payment makes the subscription past_due; through
+    /// the grace period changes go on, after it they are 402 while reads
+    /// work; a successful payment lifts it at once.
+    #[tokio::test]
+    async fn a_failed_payment_restricts_changes_after_the_grace_period_and_a_payment_lifts_it() {
+        use std::sync::Arc;
+        use tenantry_api::clock::{Clock, ManualClock};
+        let clock = Arc::new(ManualClock::default());
+        let app = TestApp::spawn_with_clock(
+            &[
+                ("TENANTRY_STRIPE_WEBHOOK_SECRETS", SECRET),
+                ("TENANTRY_BILLING_GRACE", "3d"),
+            ],
+            clock.clone(),
+        )
+        .await;
+        let admin = app.admin_token().await;
+        app.post("/v1/admin/plans", &admin, plan_in("team", 4900))
+            .await;
+        let owner = app
+            .create_user(&admin, "owner@dunning.test", "owner-password-1")
+            .await;
+        let (_, tenant) = app
+            .post(
+                "/v1/tenants",
+                &admin,
+                json!({ "name": "Dunning", "owner_user_id": owner["id"] }),
+            )
+            .await;
+        let tid = tenant["id"].as_str().unwrap().to_string();
+        put_on_plan(&app, &admin, &tid, "team", false).await;
+        let owner = app
+            .token_for("owner@dunning.test", "owner-password-1")
+            .await;
+        let t = clock.now().timestamp();
+        let failed = event(
+            "evt_failed",
+            "customer.subscription.updated",
+            t,
+            &tid,
+            "past_due",
+        );
+        let (s, _) = deliver(&app, &failed, &sign(&failed, SECRET, t)).await;
+        assert_eq!(s, 200);
+        // Within the grace period: changes work.
+        clock.advance(chrono::Duration::days(2));
+        assert_eq!(invite(&app, &owner, &tid, "a@dunning.test").await.0, 201);
+        // After it: 402 on changes, reads and billing still work.
+        clock.advance(chrono::Duration::days(2));
+        let (s, b) = invite(&app, &owner, &tid, "b@dunning.test").await;
+        assert_eq!((s, code(&b)), (402, "payment_required"), "{b}");
+        assert_eq!(b["error"]["details"]["billing_status"], "past_due");
+        assert_eq!(app.get(&format!("/v1/tenants/{tid}"), &owner).await.0, 200);
+        let (_, billing) = app.get(&format!("/v1/tenants/{tid}/billing"), &owner).await;
+        assert_eq!(billing["status"], "past_due");
+        // The payment goes through: lifted at once.
+        let t = clock.now().timestamp();
+        let paid = event(
+            "evt_paid",
+            "customer.subscription.updated",
+            t,
+            &tid,
+            "active",
+        );
+        let (s, r) = deliver(&app, &paid, &sign(&paid, SECRET, t)).await;
+        assert_eq!((s, &r["applied"]), (200, &json!(true)));
+        assert_eq!(invite(&app, &owner, &tid, "b@dunning.test").await.0, 201);
+    }
+
     #[tokio::test]
     async fn without_secrets_the_endpoint_says_billing_is_not_configured() {
         let app = TestApp::spawn().await;
