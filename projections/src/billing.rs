@@ -16,7 +16,7 @@ use crate::runtime::{Apply, ProjectionError, TableProjection};
 /// The `billing` projection.
 pub const PROJECTION: TableProjection = TableProjection {
     name: "billing",
-    tables: &["plans_view", "billing_view"],
+    tables: &["plans_view", "billing_view", "invoices_view"],
     reads: &[("plan", "*"), ("billing", "*")],
     apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
@@ -125,6 +125,30 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
                     .execute(&mut *tx)
                     .await?;
                 }
+                BillingEvent::InvoiceRecorded { invoice, .. } => {
+                    sqlx::query(
+                        "INSERT INTO invoices_view (tenant_id, id, number, status, currency, amount_due, \
+                                amount_paid, hosted_invoice_url, invoice_pdf, period_start, period_end, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                         ON CONFLICT (id) DO UPDATE SET number = $3, status = $4, currency = $5, \
+                             amount_due = $6, amount_paid = $7, hosted_invoice_url = $8, invoice_pdf = $9, \
+                             period_start = $10, period_end = $11, updated_at = $12",
+                    )
+                    .bind(id)
+                    .bind(&invoice.id)
+                    .bind(&invoice.number)
+                    .bind(&invoice.status)
+                    .bind(&invoice.currency)
+                    .bind(invoice.amount_due)
+                    .bind(invoice.amount_paid)
+                    .bind(&invoice.hosted_invoice_url)
+                    .bind(&invoice.invoice_pdf)
+                    .bind(invoice.period_start)
+                    .bind(invoice.period_end)
+                    .bind(e.recorded_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 BillingEvent::TrialEnded {} => {
                     sqlx::query(
                         "UPDATE billing_view SET status = 'unpaid', updated_at = $2 WHERE tenant_id = $1",
@@ -164,6 +188,22 @@ pub struct BillingRow {
     pub terms: Value,
     pub status: String,
     pub trial_ends_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An invoice of a tenant's.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct InvoiceRow {
+    pub id: String,
+    pub number: Option<String>,
+    pub status: String,
+    pub currency: String,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -208,6 +248,30 @@ impl BillingModels<'_> {
         .bind(limit)
         .fetch_all(self.pool)
         .await
+    }
+
+    /// A tenant's invoices, newest period first.
+    pub async fn invoices(&self, tenant_id: Uuid) -> Result<Vec<InvoiceRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, number, status, currency, amount_due, amount_paid, hosted_invoice_url, \
+                    invoice_pdf, period_start, period_end, updated_at \
+               FROM invoices_view WHERE tenant_id = $1 \
+              ORDER BY period_start DESC NULLS LAST, id LIMIT 200",
+        )
+        .bind(tenant_id)
+        .fetch_all(self.pool)
+        .await
+    }
+
+    /// The tenant a Stripe subscription belongs to.
+    pub async fn tenant_of_subscription(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar("SELECT tenant_id FROM billing_view WHERE subscription_id = $1")
+            .bind(subscription_id)
+            .fetch_optional(self.pool)
+            .await
     }
 
     pub async fn tenant(&self, tenant_id: Uuid) -> Result<Option<BillingRow>, sqlx::Error> {

@@ -52,6 +52,13 @@ pub fn routes() -> Vec<Route> {
         )
         .summary("The tenant's plan, the terms it holds and its subscription status")
         .answers::<BillingOut>(StatusCode::OK),
+        Route::get(
+            "/v1/tenants/{tid}/billing/invoices",
+            In(Permission::BillingRead),
+            list_invoices,
+        )
+        .summary("The tenant's invoices, newest period first (from Stripe's invoice events)")
+        .answers_all::<InvoiceOut>(),
         Route::put("/v1/tenants/{tid}/billing/plan", Admin, put_plan)
             .summary("Put the tenant on a plan's current version (manual mode)")
             .body::<AssignIn>()
@@ -399,6 +406,47 @@ async fn get_billing(
         row,
         state.now(),
     )?))
+}
+
+/// An invoice; amounts in minor units of `currency`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InvoiceOut {
+    id: String,
+    number: Option<String>,
+    /// Stripe's: `draft`, `open`, `paid`, `uncollectible`, `void`.
+    status: String,
+    currency: String,
+    amount_due: i64,
+    amount_paid: i64,
+    hosted_invoice_url: Option<String>,
+    invoice_pdf: Option<String>,
+    period_start: Option<DateTime<Utc>>,
+    period_end: Option<DateTime<Utc>>,
+}
+
+async fn list_invoices(
+    State(state): State<AppState>,
+    scope: TenantScope,
+) -> Result<axum::Json<crate::extract::ListOut<InvoiceOut>>, ApiError> {
+    let rows = state.reads.billing().invoices(scope.tenant_id).await?;
+    Ok(axum::Json(crate::extract::ListOut {
+        data: rows
+            .into_iter()
+            .map(|r| InvoiceOut {
+                id: r.id,
+                number: r.number,
+                status: r.status,
+                currency: r.currency,
+                amount_due: r.amount_due,
+                amount_paid: r.amount_paid,
+                hosted_invoice_url: r.hosted_invoice_url,
+                invoice_pdf: r.invoice_pdf,
+                period_start: r.period_start,
+                period_end: r.period_end,
+            })
+            .collect(),
+        next_cursor: None,
+    }))
 }
 
 async fn put_plan(

@@ -44,6 +44,21 @@ impl BillingStatus {
     }
 }
 
+/// An invoice as Stripe describes it; amounts in minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    pub number: Option<String>,
+    pub status: String,
+    pub currency: String,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Billing {
     pub plan_id: Option<Uuid>,
@@ -60,6 +75,8 @@ pub struct Billing {
     pub last_observed_at: Option<DateTime<Utc>>,
     /// When the subscription last became `past_due` (a payment failed).
     pub past_due_since: Option<DateTime<Utc>>,
+    /// Per invoice, when Stripe created the last event applied to it.
+    pub invoices_observed: std::collections::BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Billing {
@@ -128,6 +145,24 @@ impl Billing {
                     observed_at,
                 }])
             }
+            BillingCommand::RecordInvoice {
+                stripe_event_id,
+                invoice,
+                observed_at,
+            } => {
+                if self
+                    .invoices_observed
+                    .get(&invoice.id)
+                    .is_some_and(|last| *last >= observed_at)
+                {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![BillingEvent::InvoiceRecorded {
+                    stripe_event_id,
+                    invoice,
+                    observed_at,
+                }])
+            }
             BillingCommand::EndTrial { now } => {
                 let ran_out = self.status == Some(BillingStatus::Trialing)
                     && self.trial_ends_at.is_some_and(|end| end <= now);
@@ -162,6 +197,13 @@ impl Billing {
         match event {
             BillingEvent::TrialEnded {} => {
                 self.status = Some(BillingStatus::Unpaid);
+            }
+            BillingEvent::InvoiceRecorded {
+                invoice,
+                observed_at,
+                ..
+            } => {
+                self.invoices_observed.insert(invoice.id, observed_at);
             }
             BillingEvent::SubscriptionSynced {
                 subscription_id,

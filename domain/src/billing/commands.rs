@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 
-use super::BillingStatus;
+use super::{BillingStatus, Invoice};
 use crate::plan::PlanTerms;
 use crate::values::Slug;
 use crate::PlanId;
@@ -27,6 +27,13 @@ pub enum BillingCommand {
         cancel_at_period_end: bool,
         current_period_end: Option<DateTime<Utc>>,
         /// When Stripe created the event.
+        observed_at: DateTime<Utc>,
+    },
+    /// Take an invoice's state from a Stripe event; an event older than the
+    /// last one applied to that invoice changes nothing.
+    RecordInvoice {
+        stripe_event_id: String,
+        invoice: Invoice,
         observed_at: DateTime<Utc>,
     },
     /// Record that a trial ran out without a subscription (the job that

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::BillingStatus;
+use super::{BillingStatus, Invoice};
 use crate::claims::{ClaimChange, ClaimScope, UniqueClaims};
 use crate::plan::PlanTerms;
 use crate::values::Slug;
@@ -29,6 +29,12 @@ pub enum BillingEvent {
         current_period_end: Option<DateTime<Utc>>,
         observed_at: DateTime<Utc>,
     },
+    /// A Stripe event set an invoice's state.
+    InvoiceRecorded {
+        stripe_event_id: String,
+        invoice: Invoice,
+        observed_at: DateTime<Utc>,
+    },
     /// The trial ran out without a subscription: the tenant is `unpaid`
     /// (its changes are refused with 402 until it pays or gets a plan).
     TrialEnded {},
@@ -40,6 +46,9 @@ impl UniqueClaims for BillingEvent {
     fn claim_changes(&self) -> Vec<ClaimChange> {
         match self {
             Self::SubscriptionSynced {
+                stripe_event_id, ..
+            }
+            | Self::InvoiceRecorded {
                 stripe_event_id, ..
             } => vec![ClaimChange::Claim {
                 scope: ClaimScope::StripeEvent,

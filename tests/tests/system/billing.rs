@@ -590,6 +590,65 @@ mod stripe_webhooks {
         assert_eq!(invite(&app, &owner, &tid, "b@dunning.test").await.0, 201);
     }
 
+    fn invoice_event(id: &str, kind: &str, created: i64, invoice: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "id": id, "object": "event", "type": kind, "created": created,
+            "data": { "object": invoice }
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn invoice_events_are_listed_for_the_tenant_of_their_subscription() {
+        let app = TestApp::spawn_with(&[("TENANTRY_STRIPE_WEBHOOK_SECRETS", SECRET)]).await;
+        let admin = app.admin_token().await;
+        app.post("/v1/admin/plans", &admin, plan_in("team", 4900))
+            .await;
+        let tid = new_tenant(&app, &admin, "Invoiced").await;
+        put_on_plan(&app, &admin, &tid, "team", false).await;
+        let now = chrono::Utc::now().timestamp();
+        // The subscription, with the tenant in its metadata.
+        let created = event(
+            "evt_sub",
+            "customer.subscription.created",
+            now - 100,
+            &tid,
+            "active",
+        );
+        deliver(&app, &created, &sign(&created, SECRET, now)).await;
+        // Its invoice names only the subscription.
+        let invoice = |status: &str, paid: i64| {
+            json!({
+                "id": "in_1", "object": "invoice", "number": "TEN-0001", "status": status,
+                "currency": "usd", "amount_due": 4900, "amount_paid": paid,
+                "hosted_invoice_url": "https://invoice.stripe.com/i/in_1",
+                "invoice_pdf": "https://pay.stripe.com/invoice/in_1/pdf",
+                "period_start": now - 100, "period_end": now - 100 + 30 * 86_400,
+                "subscription": "sub_123", "metadata": {}
+            })
+        };
+        let finalized = invoice_event("evt_fin", "invoice.finalized", now - 50, invoice("open", 0));
+        let paid = invoice_event("evt_paid", "invoice.paid", now - 10, invoice("paid", 4900));
+        // Paid arrives before finalized: the older one changes nothing.
+        for body in [&paid, &finalized] {
+            let (s, _) = deliver(&app, body, &sign(body, SECRET, now)).await;
+            assert_eq!(s, 200);
+        }
+        let (s, list) = app
+            .get(&format!("/v1/tenants/{tid}/billing/invoices"), &admin)
+            .await;
+        assert_eq!(s, 200, "{list}");
+        let invoices = list["data"].as_array().unwrap();
+        assert_eq!(invoices.len(), 1, "{list}");
+        assert_eq!(invoices[0]["status"], "paid");
+        assert_eq!(invoices[0]["amount_paid"], 4900);
+        assert_eq!(invoices[0]["number"], "TEN-0001");
+        assert_eq!(
+            invoices[0]["invoice_pdf"],
+            "https://pay.stripe.com/invoice/in_1/pdf"
+        );
+    }
+
     #[tokio::test]
     async fn without_secrets_the_endpoint_says_billing_is_not_configured() {
         let app = TestApp::spawn().await;

@@ -151,6 +151,11 @@ const SPEC: &[(&str, &str, Need)] = &[
     ("POST", "/v1/admin/plans/{plan}/versions", Admin),
     ("POST", "/v1/admin/plans/{plan}/retire", Admin),
     ("GET", "/v1/tenants/{tid}/billing", Perm("billing.read")),
+    (
+        "GET",
+        "/v1/tenants/{tid}/billing/invoices",
+        Perm("billing.read"),
+    ),
     ("PUT", "/v1/tenants/{tid}/billing/plan", Admin),
     (
         "POST",
