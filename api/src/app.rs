@@ -40,6 +40,8 @@ pub enum StartError {
     Query(String),
     #[error("{0}")]
     Mail(String),
+    #[error("TENANTRY_STRIPE_SECRET_KEY: {0}")]
+    Stripe(String),
     #[error(
         "TENANTRY_MASTER_KEYS: data keys are wrapped by master key(s) {missing} that are not configured; \
          add them back (run `tenantry keys rotate` before removing a master key)"
@@ -169,6 +171,12 @@ impl Application {
                 config.jwt_secret_bytes(),
             )),
             auth_cache: Arc::default(),
+            stripe: config
+                .stripe
+                .as_ref()
+                .map(crate::stripe_api::StripeApi::new)
+                .transpose()
+                .map_err(|e| StartError::Stripe(e.to_string()))?,
             config: Arc::new(config),
         };
         // This process's commits drop what the guard knew of their aggregate

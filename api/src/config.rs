@@ -72,6 +72,12 @@ pub struct Config {
     /// comma-separated: during a rotation both are accepted). Empty: the
     /// webhook endpoint answers 409 `billing_not_configured`.
     pub stripe_webhook_secrets: Vec<SecretString>,
+    /// Stripe's API (`TENANTRY_STRIPE_SECRET_KEY`; unset: manual mode,
+    /// checkout and portal answer 409 `billing_not_configured`).
+    pub stripe: Option<StripeSettings>,
+    /// How often the leader compares Tenantry's billing with Stripe's
+    /// (`TENANTRY_BILLING_RECONCILE_INTERVAL`; only with Stripe configured).
+    pub billing_reconcile_interval: Duration,
     /// How long a tenant whose payment failed (`past_due`) may still make
     /// changes before they answer 402 (`TENANTRY_BILLING_GRACE`).
     pub billing_grace: Duration,
@@ -80,6 +86,22 @@ pub struct Config {
     pub projection_max_lag: Duration,
     /// Secrets generated for unset settings, not yet kept on disk.
     generated: Vec<Generated>,
+}
+
+/// How Tenantry reaches Stripe's API.
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    pub secret_key: SecretString,
+    /// `TENANTRY_STRIPE_API_BASE`: a Stripe-compatible server (tests, a
+    /// local mock); unset: Stripe.
+    pub api_base: Option<String>,
+    /// Where Checkout sends the customer after paying, and after giving up
+    /// (`TENANTRY_STRIPE_SUCCESS_URL`, `TENANTRY_STRIPE_CANCEL_URL`), and
+    /// where the billing portal returns to (`TENANTRY_STRIPE_RETURN_URL`).
+    /// Default: the public URL.
+    pub success_url: String,
+    pub cancel_url: String,
+    pub return_url: String,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry";
@@ -271,6 +293,37 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        let billing_reconcile_interval = duration("TENANTRY_BILLING_RECONCILE_INTERVAL", "1h")?;
+        let stripe = match get("TENANTRY_STRIPE_SECRET_KEY") {
+            None => None,
+            Some(key) if !(key.starts_with("sk_") || key.starts_with("rk_")) || key.len() < 8 => {
+                return Err(bad(
+                    "TENANTRY_STRIPE_SECRET_KEY",
+                    "must be a Stripe secret or restricted key (sk_... or rk_...)",
+                ))
+            }
+            Some(key) => {
+                let url = |var: &'static str| -> Result<Option<String>, ConfigError> {
+                    match get(var) {
+                        None => Ok(None),
+                        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                            Ok(Some(u.trim_end_matches('/').to_string()))
+                        }
+                        Some(_) => Err(bad(var, "must be an http:// or https:// URL")),
+                    }
+                };
+                Some(StripeSettings {
+                    secret_key: SecretString::from(key),
+                    api_base: url("TENANTRY_STRIPE_API_BASE")?,
+                    success_url: url("TENANTRY_STRIPE_SUCCESS_URL")?
+                        .unwrap_or_else(|| format!("{public_url}/billing/success")),
+                    cancel_url: url("TENANTRY_STRIPE_CANCEL_URL")?
+                        .unwrap_or_else(|| format!("{public_url}/billing/cancel")),
+                    return_url: url("TENANTRY_STRIPE_RETURN_URL")?
+                        .unwrap_or_else(|| format!("{public_url}/billing")),
+                })
+            }
+        };
         let master_keys = match configured_master_keys {
             Some(keys) => keys,
             None => {
@@ -308,6 +361,8 @@ impl Config {
             metrics_token,
             projection_max_lag,
             stripe_webhook_secrets,
+            stripe,
+            billing_reconcile_interval,
             billing_grace,
             generated,
         })

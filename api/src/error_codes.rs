@@ -82,6 +82,12 @@ pub const CODES: &[(u16, &str, &str)] = &[
         "billing_not_configured",
         "Stripe is not configured: plans are assigned by platform admins",
     ),
+    (
+        409,
+        "no_stripe_customer",
+        "the billing portal before the tenant has subscribed through checkout",
+    ),
+    (409, "plan_not_for_sale", "a free plan, or one without a Stripe price: a platform admin assigns it"),
     (409, "duplicate_provider_key", ""),
     (409, "already_member", ""),
     (409, "last_owner", ""),
@@ -153,6 +159,11 @@ pub const CODES: &[(u16, &str, &str)] = &[
         503,
         "service_unavailable",
         "the database cannot be reached: `Retry-After`, `details.retry_after_seconds` and `details.request_id`",
+    ),
+    (
+        502,
+        "stripe_unavailable",
+        "Stripe did not complete a call (`details.stripe_status` when it answered); retry. A webhook answered so is retried by Stripe",
     ),
     (503, "not_ready", "from `/readyz`"),
 ];

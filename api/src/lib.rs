@@ -25,6 +25,7 @@ pub mod routes;
 pub mod secret_file;
 pub mod service;
 pub mod state;
+pub mod stripe_api;
 pub mod stripe_signature;
 pub mod telemetry;
 pub mod throttle;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub email_hasher: Arc<EmailHasher>,
     /// The guard's standing of sessions and API keys (`auth_cache`).
     pub auth_cache: Arc<crate::auth_cache::AuthCache>,
+    /// Stripe's API; `None`: manual mode (`TENANTRY_STRIPE_SECRET_KEY` unset).
+    pub stripe: Option<crate::stripe_api::StripeApi>,
 }
 
 /// How long a command waits for the projections to show its events.

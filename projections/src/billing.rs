@@ -16,7 +16,12 @@ use crate::runtime::{Apply, ProjectionError, TableProjection};
 /// The `billing` projection.
 pub const PROJECTION: TableProjection = TableProjection {
     name: "billing",
-    tables: &["plans_view", "billing_view", "invoices_view"],
+    tables: &[
+        "plans_view",
+        "billing_view",
+        "invoices_view",
+        "billing_customers",
+    ],
     reads: &[("plan", "*"), ("billing", "*")],
     apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
 };
@@ -103,9 +108,32 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
                     cancel_at_period_end,
                     current_period_end,
                     subscription_id,
+                    customer_id,
+                    plan,
                     observed_at,
                     ..
                 } => {
+                    if let Some(plan) = plan {
+                        // A subscription to a plan version the tenant did not
+                        // hold (perhaps no plan at all yet): its row first.
+                        sqlx::query(
+                            "INSERT INTO billing_view (tenant_id, plan_id, plan_key, version, terms, status, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                             ON CONFLICT (tenant_id) DO UPDATE SET plan_id = $2, plan_key = $3, version = $4, terms = $5",
+                        )
+                        .bind(id)
+                        .bind(plan.plan_id)
+                        .bind(plan.plan_key.as_str())
+                        .bind(plan.version as i32)
+                        .bind(json(e, &plan.terms)?)
+                        .bind(status.as_str())
+                        .bind(e.recorded_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some(customer_id) = customer_id {
+                        link_customer(tx, id, &customer_id, e.recorded_at).await?;
+                    }
                     sqlx::query(
                         "UPDATE billing_view SET status = $2, cancel_at_period_end = $3, \
                                 current_period_end = $4, subscription_id = $5, trial_ends_at = NULL, \
@@ -124,6 +152,9 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
                     .bind(observed_at)
                     .execute(&mut *tx)
                     .await?;
+                }
+                BillingEvent::StripeCustomerLinked { customer_id, .. } => {
+                    link_customer(tx, id, &customer_id, e.recorded_at).await?;
                 }
                 BillingEvent::InvoiceRecorded { invoice, .. } => {
                     sqlx::query(
@@ -165,6 +196,35 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
     Ok(())
 }
 
+async fn link_customer(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    customer_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO billing_customers (tenant_id, customer_id, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id) DO UPDATE SET customer_id = $2, updated_at = $3",
+    )
+    .bind(tenant_id)
+    .bind(customer_id)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// What Tenantry holds of a tenant's Stripe side, for reconciliation.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct StripeLinkRow {
+    pub tenant_id: Uuid,
+    pub customer_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub status: Option<String>,
+    pub plan_key: Option<String>,
+    pub version: Option<i32>,
+}
+
 /// A plan as the catalogue lists it.
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct PlanRow {
@@ -188,6 +248,10 @@ pub struct BillingRow {
     pub terms: Value,
     pub status: String,
     pub trial_ends_at: Option<DateTime<Utc>>,
+    pub subscription_id: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub customer_id: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -274,10 +338,57 @@ impl BillingModels<'_> {
             .await
     }
 
+    /// The tenant a Stripe customer belongs to.
+    pub async fn tenant_of_customer(
+        &self,
+        customer_id: &str,
+    ) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT tenant_id FROM billing_customers WHERE customer_id = $1 \
+              ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(customer_id)
+        .fetch_optional(self.pool)
+        .await
+    }
+
+    /// Every tenant with a Stripe customer or subscription (or only this
+    /// one), with what Tenantry holds of it.
+    pub async fn stripe_links(
+        &self,
+        only: Option<Uuid>,
+    ) -> Result<Vec<StripeLinkRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT coalesce(b.tenant_id, c.tenant_id) AS tenant_id, c.customer_id, \
+                    b.subscription_id, b.status, b.plan_key, b.version \
+               FROM billing_view b FULL JOIN billing_customers c ON c.tenant_id = b.tenant_id \
+              WHERE (b.subscription_id IS NOT NULL OR c.customer_id IS NOT NULL) \
+                AND ($1::uuid IS NULL OR coalesce(b.tenant_id, c.tenant_id) = $1) \
+              ORDER BY 1",
+        )
+        .bind(only)
+        .fetch_all(self.pool)
+        .await
+    }
+
+    /// The status Tenantry holds of each of these invoices.
+    pub async fn invoice_statuses(
+        &self,
+        tenant_id: Uuid,
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        sqlx::query_as("SELECT id, status FROM invoices_view WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_all(self.pool)
+            .await
+    }
+
     pub async fn tenant(&self, tenant_id: Uuid) -> Result<Option<BillingRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT tenant_id, plan_id, plan_key, version, terms, status, trial_ends_at, updated_at \
-               FROM billing_view WHERE tenant_id = $1",
+            "SELECT b.tenant_id, b.plan_id, b.plan_key, b.version, b.terms, b.status, b.trial_ends_at, \
+                    b.subscription_id, b.cancel_at_period_end, b.current_period_end, c.customer_id, \
+                    b.updated_at \
+               FROM billing_view b LEFT JOIN billing_customers c ON c.tenant_id = b.tenant_id \
+              WHERE b.tenant_id = $1",
         )
         .bind(tenant_id)
         .fetch_optional(self.pool)

@@ -75,18 +75,28 @@ pub fn routes() -> Vec<Route> {
             In(Permission::BillingManage),
             post_checkout,
         )
-        .summary("Subscribe through Stripe Checkout (needs Stripe)")
+        .summary("Subscribe to a plan through Stripe Checkout: answers the session's URL (needs Stripe)")
         .body::<CheckoutIn>()
-        .answers::<BillingOut>(StatusCode::OK)
-        .errors(&["plan_not_found", "billing_not_configured"]),
+        .answers::<SessionOut>(StatusCode::OK)
+        .errors(&[
+            "plan_not_found",
+            "plan_retired",
+            "plan_not_for_sale",
+            "billing_not_configured",
+            "stripe_unavailable",
+        ]),
         Route::post(
             "/v1/tenants/{tid}/billing/portal",
             In(Permission::BillingManage),
             post_portal,
         )
-        .summary("Open the Stripe billing portal (needs Stripe)")
-        .answers::<BillingOut>(StatusCode::OK)
-        .errors(&["billing_not_configured"]),
+        .summary("Open the Stripe billing portal to change card or plan, or cancel: answers its URL (needs Stripe)")
+        .answers::<SessionOut>(StatusCode::OK)
+        .errors(&[
+            "no_stripe_customer",
+            "billing_not_configured",
+            "stripe_unavailable",
+        ]),
     ]
 }
 
@@ -190,7 +200,18 @@ pub struct BillingOut {
     trial_ends_at: Option<DateTime<Utc>>,
     /// The terms of the version the tenant holds.
     terms: Option<TermsIn>,
+    /// The Stripe subscription, once there is one.
+    subscription: Option<SubscriptionOut>,
     updated_at: Option<DateTime<Utc>>,
+}
+
+/// A tenant's Stripe subscription.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubscriptionOut {
+    id: String,
+    current_period_end: Option<DateTime<Utc>>,
+    /// Canceled by the customer: it ends with the current period.
+    cancel_at_period_end: bool,
 }
 
 fn interval_name(i: Interval) -> &'static str {
@@ -313,6 +334,7 @@ impl BillingOut {
                 status: None,
                 trial_ends_at: None,
                 terms: None,
+                subscription: None,
                 updated_at: None,
             });
         };
@@ -334,6 +356,11 @@ impl BillingOut {
             ),
             trial_ends_at: r.trial_ends_at,
             terms: Some(TermsIn::from_stored(r.terms)?),
+            subscription: r.subscription_id.map(|id| SubscriptionOut {
+                id,
+                current_period_end: r.current_period_end,
+                cancel_at_period_end: r.cancel_at_period_end,
+            }),
             updated_at: Some(r.updated_at),
         })
     }
@@ -465,21 +492,43 @@ async fn put_plan(
     )?))
 }
 
-async fn post_checkout(
-    State(state): State<AppState>,
-    _scope: TenantScope,
-    Json(body): Json<CheckoutIn>,
-) -> Result<axum::Json<BillingOut>, ApiError> {
-    // An unknown plan is not found whatever else holds.
-    state
-        .reads
-        .billing()
-        .plan_by_key(&body.plan)
-        .await?
-        .ok_or_else(billing::plan_not_found)?;
-    Err(billing::not_configured())
+/// A Stripe-hosted page to send the user to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionOut {
+    /// Stripe's session id.
+    id: String,
+    url: String,
 }
 
-async fn post_portal(_scope: TenantScope) -> Result<axum::Json<BillingOut>, ApiError> {
-    Err(billing::not_configured())
+impl From<billing::StripeSession> for SessionOut {
+    fn from(s: billing::StripeSession) -> Self {
+        Self {
+            id: s.id,
+            url: s.url,
+        }
+    }
+}
+
+async fn post_checkout(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    Json(body): Json<CheckoutIn>,
+) -> Result<axum::Json<SessionOut>, ApiError> {
+    let session =
+        billing::checkout(
+        &state,
+        &ctx,
+        &scope.principal.actor(),
+        scope.tenant_id,
+        &body.plan,
+    ).await?;
+    Ok(axum::Json(session.into()))
+}
+
+async fn post_portal(
+    State(state): State<AppState>,
+    scope: TenantScope,
+) -> Result<axum::Json<SessionOut>, ApiError> {
+    Ok(axum::Json(billing::portal(&state, scope.tenant_id).await?.into()))
 }

@@ -1,7 +1,7 @@
-//! Billing's use cases, first part (manual mode): the plan catalogue, and a
-//! platform admin putting a tenant on a plan. Checkout and the billing
-//! portal need Stripe, which is not configured yet: they answer 409
-//! `billing_not_configured`.
+//! Billing's use cases: the plan catalogue, a platform admin putting a
+//! tenant on a plan (manual mode), and with Stripe configured, Checkout and
+//! the billing portal (the tenant's Stripe customer is created on first
+//! need). Without Stripe they answer 409 `billing_not_configured`.
 
 use tenantry_domain::billing::{Billing, BillingCommand};
 use tenantry_domain::plan::{Plan, PlanCommand, PlanTerms};
@@ -14,7 +14,15 @@ use uuid::Uuid;
 use crate::credentials::Caller;
 use crate::error::ApiError;
 use crate::extract::Context;
+use crate::service::stripe_sync;
 use crate::state::AppState;
+use crate::stripe_api::StripeApiError;
+
+/// Where Stripe sends the user next.
+pub struct StripeSession {
+    pub id: String,
+    pub url: String,
+}
 
 pub fn plan_not_found() -> ApiError {
     ApiError::not_found("plan_not_found", "no such plan")
@@ -189,4 +197,136 @@ pub async fn assign_plan(
         .tenant(tenant_id)
         .await?
         .ok_or_else(|| ApiError::internal("the plan was assigned but is not shown"))
+}
+
+fn session_url(session: crate::stripe_api::Session) -> Result<StripeSession, ApiError> {
+    match session.url {
+        Some(url) => Ok(StripeSession {
+            id: session.id,
+            url,
+        }),
+        None => Err(stripe_sync::stripe_failed(StripeApiError::Unavailable(
+            "a session without a URL".into(),
+        ))),
+    }
+}
+
+/// The tenant's Stripe customer, created (and recorded) on first need.
+async fn customer_of(
+    state: &AppState,
+    ctx: &Context,
+    actor: &tenantry_domain::Actor,
+    tenant_id: Uuid,
+) -> Result<String, ApiError> {
+    let (billing, _) = state
+        .store
+        .load::<Billing>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    if let Some(customer) = billing.customer_id {
+        return Ok(customer);
+    }
+    let (tenant, _) = state
+        .store
+        .load::<Tenant>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    let name = tenant
+        .name
+        .map(|n| n.as_str().to_string())
+        .unwrap_or_else(|| tenant_id.to_string());
+    let api = stripe_sync::api(state)?;
+    let customer = api
+        .create_customer(tenant_id, &name)
+        .await
+        .map_err(stripe_sync::stripe_failed)?;
+    let command = BillingCommand::LinkCustomer {
+        customer_id: customer.id.clone(),
+        stripe_event_id: None,
+    };
+    let meta = ctx.metadata(tenant_id, actor.clone());
+    let committed = state
+        .store
+        .execute::<Billing>(tenant_id.into(), command, &meta)
+        .await?;
+    state.settle(committed.written.as_ref()).await;
+    Ok(customer.id)
+}
+
+/// A Stripe Checkout Session subscribing the tenant to the plan's current
+/// version (its Stripe price `tenantry_{key}_v{version}`).
+pub async fn checkout(
+    state: &AppState,
+    ctx: &Context,
+    actor: &tenantry_domain::Actor,
+    tenant_id: Uuid,
+    key: &str,
+) -> Result<StripeSession, ApiError> {
+    let id = plan_id(state, key).await?;
+    let api = stripe_sync::api(state)?;
+    let (plan, _) = state.store.load::<Plan>(id).await.map_err(ApiError::from)?;
+    let (Some(plan_key), Some(terms)) = (plan.key, plan.terms) else {
+        return Err(plan_not_found());
+    };
+    if plan.retired {
+        return Err(ApiError::conflict(
+            "plan_retired",
+            "the plan is retired: it takes no new subscriptions",
+        ));
+    }
+    let not_for_sale = |why: &str| {
+        ApiError::conflict("plan_not_for_sale", why.to_string())
+            .with_details(serde_json::json!({ "plan": plan_key.as_str() }))
+    };
+    if terms.price_minor == 0 {
+        return Err(not_for_sale(
+            "a free plan is not sold through Stripe: a platform admin assigns it",
+        ));
+    }
+    let customer = customer_of(state, ctx, actor, tenant_id).await?;
+    let price = tenantry_domain::plan::stripe_price_id(plan_key.as_str(), plan.version);
+    let settings = state
+        .config
+        .stripe
+        .as_ref()
+        .ok_or_else(not_configured)?;
+    match api
+        .create_checkout_session(settings, &customer, tenant_id, &price)
+        .await
+    {
+        Ok(session) => session_url(session),
+        Err(StripeApiError::Refused {
+            status: 400 | 404,
+            message,
+        }) if message.contains(&price) => Err(not_for_sale(
+            "Stripe has no price for this plan version yet: a platform admin runs `tenantry billing sync-plans`",
+        )),
+        Err(e) => Err(stripe_sync::stripe_failed(e)),
+    }
+}
+
+/// A Stripe billing portal session for the tenant's customer.
+pub async fn portal(state: &AppState, tenant_id: Uuid) -> Result<StripeSession, ApiError> {
+    let api = stripe_sync::api(state)?;
+    let (billing, _) = state
+        .store
+        .load::<Billing>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    let customer = billing.customer_id.ok_or_else(|| {
+        ApiError::conflict(
+            "no_stripe_customer",
+            "the tenant has no Stripe customer yet: subscribe through checkout first",
+        )
+    })?;
+    let settings = state
+        .config
+        .stripe
+        .as_ref()
+        .ok_or_else(not_configured)?;
+    let session = api
+        .create_portal_session(settings, &customer)
+        .await
+        .map_err(stripe_sync::stripe_failed)?;
+    session_url(session)
 }

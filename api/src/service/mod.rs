@@ -9,6 +9,7 @@ pub mod invitations;
 pub mod llm_keys;
 pub mod memberships;
 pub mod sessions;
+pub mod stripe_sync;
 pub mod stripe_webhooks;
 pub mod tenants;
 pub mod users;

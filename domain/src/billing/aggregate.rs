@@ -59,6 +59,27 @@ pub struct Invoice {
     pub period_end: Option<DateTime<Utc>>,
 }
 
+/// A plan version a Stripe subscription pays for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscribedPlan {
+    pub plan_id: Uuid,
+    pub plan_key: Slug,
+    pub version: u32,
+    pub terms: PlanTerms,
+}
+
+/// A Stripe subscription as Tenantry keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionState {
+    pub subscription_id: String,
+    pub status: BillingStatus,
+    pub cancel_at_period_end: bool,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub customer_id: Option<String>,
+    /// The plan version its price stands for, when Tenantry knows it.
+    pub plan: Option<SubscribedPlan>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Billing {
     pub plan_id: Option<Uuid>,
@@ -67,6 +88,8 @@ pub struct Billing {
     pub terms: Option<PlanTerms>,
     pub status: Option<BillingStatus>,
     pub trial_ends_at: Option<DateTime<Utc>>,
+    /// The Stripe customer, once created or seen.
+    pub customer_id: Option<String>,
     /// The Stripe subscription, once one was seen.
     pub subscription_id: Option<String>,
     pub cancel_at_period_end: bool,
@@ -124,43 +147,50 @@ impl Billing {
             }
             BillingCommand::SyncSubscription {
                 stripe_event_id,
-                subscription_id,
-                status,
-                cancel_at_period_end,
-                current_period_end,
+                fetched,
+                state,
                 observed_at,
-            } => {
-                if self
-                    .last_observed_at
-                    .is_some_and(|last| last >= observed_at)
-                {
-                    return Ok(Vec::new());
-                }
-                Ok(vec![BillingEvent::SubscriptionSynced {
-                    stripe_event_id,
-                    subscription_id,
-                    status,
-                    cancel_at_period_end,
-                    current_period_end,
-                    observed_at,
-                }])
-            }
+            } => Ok(self
+                .sync(stripe_event_id, fetched, state, observed_at)
+                .into_iter()
+                .collect()),
             BillingCommand::RecordInvoice {
                 stripe_event_id,
                 invoice,
                 observed_at,
+                subscription,
             } => {
-                if self
+                let newer = self
                     .invoices_observed
                     .get(&invoice.id)
-                    .is_some_and(|last| *last >= observed_at)
-                {
+                    .is_none_or(|last| *last < observed_at);
+                let mut events = Vec::new();
+                if newer {
+                    events.push(BillingEvent::InvoiceRecorded {
+                        stripe_event_id: stripe_event_id.clone(),
+                        invoice,
+                        observed_at,
+                    });
+                }
+                if let Some((state, fetched_at)) = subscription {
+                    // Fetched because of this event: the event's claim is
+                    // the invoice's; without one (an old invoice event),
+                    // the sync is not claimed either.
+                    let id = if newer { stripe_event_id } else { None };
+                    events.extend(self.sync(id, true, state, fetched_at));
+                }
+                Ok(events)
+            }
+            BillingCommand::LinkCustomer {
+                customer_id,
+                stripe_event_id,
+            } => {
+                if self.customer_id.as_deref() == Some(customer_id.as_str()) {
                     return Ok(Vec::new());
                 }
-                Ok(vec![BillingEvent::InvoiceRecorded {
+                Ok(vec![BillingEvent::StripeCustomerLinked {
+                    customer_id,
                     stripe_event_id,
-                    invoice,
-                    observed_at,
                 }])
             }
             BillingCommand::EndTrial { now } => {
@@ -173,6 +203,38 @@ impl Billing {
                 })
             }
         }
+    }
+
+    /// The subscription's new state, unless an equal or newer one was
+    /// applied already.
+    fn sync(
+        &self,
+        stripe_event_id: Option<String>,
+        fetched: bool,
+        state: SubscriptionState,
+        observed_at: DateTime<Utc>,
+    ) -> Option<BillingEvent> {
+        if self
+            .last_observed_at
+            .is_some_and(|last| last >= observed_at)
+        {
+            return None;
+        }
+        // The plan only when it changes what the tenant holds.
+        let plan = state.plan.filter(|p| {
+            self.plan_id != Some(p.plan_id) || self.version != p.version
+        });
+        Some(BillingEvent::SubscriptionSynced {
+            stripe_event_id,
+            fetched,
+            subscription_id: state.subscription_id,
+            status: state.status,
+            cancel_at_period_end: state.cancel_at_period_end,
+            current_period_end: state.current_period_end,
+            customer_id: state.customer_id,
+            plan,
+            observed_at,
+        })
     }
 
     /// Whether the tenant may change things: not when unpaid, canceled or
@@ -205,14 +267,28 @@ impl Billing {
             } => {
                 self.invoices_observed.insert(invoice.id, observed_at);
             }
+            BillingEvent::StripeCustomerLinked { customer_id, .. } => {
+                self.customer_id = Some(customer_id);
+            }
             BillingEvent::SubscriptionSynced {
                 subscription_id,
                 status,
                 cancel_at_period_end,
                 current_period_end,
+                customer_id,
+                plan,
                 observed_at,
                 ..
             } => {
+                if let Some(plan) = plan {
+                    self.plan_id = Some(plan.plan_id);
+                    self.plan_key = Some(plan.plan_key);
+                    self.version = plan.version;
+                    self.terms = Some(plan.terms);
+                }
+                if customer_id.is_some() {
+                    self.customer_id = customer_id;
+                }
                 self.subscription_id = Some(subscription_id);
                 self.past_due_since = match (status, self.status) {
                     (BillingStatus::PastDue, Some(BillingStatus::PastDue)) => self.past_due_since,

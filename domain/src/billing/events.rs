@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{BillingStatus, Invoice};
+use super::{BillingStatus, Invoice, SubscribedPlan};
 use crate::claims::{ClaimChange, ClaimScope, UniqueClaims};
 use crate::plan::PlanTerms;
 use crate::values::Slug;
@@ -19,21 +19,36 @@ pub enum BillingEvent {
         status: BillingStatus,
         trial_ends_at: Option<DateTime<Utc>>,
     },
-    /// A Stripe event set the subscription's state (`stripe_event_id`
-    /// names it; each is applied at most once).
+    /// Stripe set the subscription's state: a Stripe event
+    /// (`stripe_event_id` names it; each is applied at most once), the
+    /// subscription fetched because of one (`fetched`), or the reconciler
+    /// (no event id, actor `system:reconciler`).
     SubscriptionSynced {
-        stripe_event_id: String,
+        stripe_event_id: Option<String>,
+        #[serde(default)]
+        fetched: bool,
         subscription_id: String,
         status: BillingStatus,
         cancel_at_period_end: bool,
         current_period_end: Option<DateTime<Utc>>,
+        #[serde(default)]
+        customer_id: Option<String>,
+        /// The plan version the subscription's price stands for, when it is
+        /// not the one the tenant held: the tenant holds it from now on.
+        #[serde(default)]
+        plan: Option<SubscribedPlan>,
         observed_at: DateTime<Utc>,
     },
-    /// A Stripe event set an invoice's state.
+    /// Stripe set an invoice's state (an event, or the reconciler).
     InvoiceRecorded {
-        stripe_event_id: String,
+        stripe_event_id: Option<String>,
         invoice: Invoice,
         observed_at: DateTime<Utc>,
+    },
+    /// The tenant's Stripe customer.
+    StripeCustomerLinked {
+        customer_id: String,
+        stripe_event_id: Option<String>,
     },
     /// The trial ran out without a subscription: the tenant is `unpaid`
     /// (its changes are refused with 402 until it pays or gets a plan).
@@ -46,13 +61,20 @@ impl UniqueClaims for BillingEvent {
     fn claim_changes(&self) -> Vec<ClaimChange> {
         match self {
             Self::SubscriptionSynced {
-                stripe_event_id, ..
+                stripe_event_id: Some(id),
+                fetched: false,
+                ..
             }
             | Self::InvoiceRecorded {
-                stripe_event_id, ..
+                stripe_event_id: Some(id),
+                ..
+            }
+            | Self::StripeCustomerLinked {
+                stripe_event_id: Some(id),
+                ..
             } => vec![ClaimChange::Claim {
                 scope: ClaimScope::StripeEvent,
-                value: stripe_event_id.clone(),
+                value: id.clone(),
             }],
             _ => Vec::new(),
         }

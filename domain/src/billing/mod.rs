@@ -7,7 +7,7 @@ mod commands;
 mod error;
 mod events;
 
-pub use aggregate::{Billing, BillingStatus, Invoice};
+pub use aggregate::{Billing, BillingStatus, Invoice, SubscribedPlan, SubscriptionState};
 pub use commands::BillingCommand;
 pub use error::BillingError;
 pub use events::BillingEvent;

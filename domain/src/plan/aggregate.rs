@@ -12,7 +12,25 @@ pub struct Plan {
     /// The current version (1 after creation).
     pub version: u32,
     pub terms: Option<PlanTerms>,
+    /// Every version's terms: a subscription to an older version's Stripe
+    /// price still names what it pays for.
+    pub versions: std::collections::BTreeMap<u32, PlanTerms>,
     pub retired: bool,
+}
+
+/// The Stripe price (a Stripe plan object, which Stripe accepts wherever a
+/// price is asked for) that stands for a plan version: `tenantry_{key}_v{n}`.
+/// `tenantry billing sync-plans` creates the missing ones.
+pub fn stripe_price_id(key: &str, version: u32) -> String {
+    format!("tenantry_{key}_v{version}")
+}
+
+/// The plan key and version a Tenantry-named Stripe price stands for.
+pub fn parse_stripe_price_id(price: &str) -> Option<(&str, u32)> {
+    let rest = price.strip_prefix("tenantry_")?;
+    let (key, version) = rest.rsplit_once("_v")?;
+    let version = version.parse().ok().filter(|v| *v > 0)?;
+    (!key.is_empty()).then_some((key, version))
 }
 
 impl Plan {
@@ -86,10 +104,12 @@ impl Plan {
                 self.key = Some(key);
                 self.name = Some(name);
                 self.version = 1;
+                self.versions.insert(1, terms.clone());
                 self.terms = Some(terms);
             }
             PlanEvent::PlanVersionPublished { version, terms } => {
                 self.version = version;
+                self.versions.insert(version, terms.clone());
                 self.terms = Some(terms);
             }
             PlanEvent::PlanRetired {} => self.retired = true,

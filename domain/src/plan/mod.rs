@@ -9,7 +9,7 @@ mod error;
 mod events;
 mod terms;
 
-pub use aggregate::Plan;
+pub use aggregate::{parse_stripe_price_id, stripe_price_id, Plan};
 pub use commands::PlanCommand;
 pub use error::PlanError;
 pub use events::PlanEvent;

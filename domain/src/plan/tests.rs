@@ -96,3 +96,15 @@ fn terms_are_checked_and_a_retired_plan_takes_no_new_version() {
         })
         .then_expect_error(PlanError::Retired);
 }
+
+#[test]
+fn a_versions_stripe_price_names_its_plan_and_version_and_nothing_else_parses() {
+    assert_eq!(stripe_price_id("team-pro", 3), "tenantry_team-pro_v3");
+    assert_eq!(
+        parse_stripe_price_id("tenantry_team-pro_v3"),
+        Some(("team-pro", 3))
+    );
+    for other in ["price_123", "tenantry__v1", "tenantry_team_v0", "tenantry_team_vx", "team_v1"] {
+        assert_eq!(parse_stripe_price_id(other), None, "{other}");
+    }
+}
