@@ -99,6 +99,128 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The shared state with its projectors running: what the server and the
+/// command-line tools that read the read models (`billing reconcile`)
+/// stand on.
+async fn start_state(
+    config: Config,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> Result<
+    (
+        AppState,
+        watch::Sender<bool>,
+        tenantry_projections::runtime::ProjectorTasks,
+    ),
+    StartError,
+> {
+    // The binary kept them already; a server built another way (tests)
+    // keeps them here. Idempotent.
+    config.persist_generated().map_err(StartError::Config)?;
+    // Before anything counts: a metric recorded with no recorder is lost.
+    crate::metrics::handle();
+    let pool = crate::db::prepare(
+        &config.database_url,
+        POOL_SIZE,
+        config.database_acquire_timeout,
+    )
+    .await?;
+    let store = Store::new(pool.clone());
+    check_master_keys(&store, &config).await?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let projector_config = ProjectorConfig {
+        poll_interval: config.projector_poll,
+        ..ProjectorConfig::default()
+    };
+    let (projector, projector_tasks) = ProjectorRuntime::start(
+        pool.clone(),
+        tenantry_projections::all(),
+        projector_config,
+        store.appends(),
+        shutdown_rx,
+    );
+    let state = AppState {
+        store,
+        reads: tenantry_projections::ReadModels::new(pool),
+        projector,
+        jwt: Arc::new(JwtKeys::new(
+            config.jwt_secret_bytes(),
+            config.access_token_ttl,
+        )),
+        public_limiter: Arc::new(crate::throttle::address_limiter(config.public_rate_limit)),
+        sign_in_throttle: Arc::new(crate::throttle::SignInThrottle::new(
+            config.sign_in_rate_limit,
+            config.sign_in_max_failures,
+            config.sign_in_failure_window,
+        )),
+        outages: Arc::new(crate::outage::Outages::default()),
+        clock,
+        email_hasher: Arc::new(crate::credentials::EmailHasher::derive(
+            config.jwt_secret_bytes(),
+        )),
+        auth_cache: Arc::default(),
+        stripe: config
+            .stripe
+            .as_ref()
+            .map(crate::stripe_api::StripeApi::new)
+            .transpose()
+            .map_err(|e| StartError::Stripe(e.to_string()))?,
+        config: Arc::new(config),
+    };
+    // This process's commits drop what the guard knew of their aggregate
+    // before the command returns; other processes' through the log.
+    {
+        let cache = state.auth_cache.clone();
+        state
+            .store
+            .on_commit(move |kind, id| cache.invalidate(kind, id));
+    }
+    Ok((state, shutdown, projector_tasks))
+}
+
+/// The state for a command-line tool: projectors running and caught up
+/// with the log as it stood at the start; no listener, no workers.
+pub struct ToolContext {
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    projector_tasks: tenantry_projections::runtime::ProjectorTasks,
+}
+
+impl ToolContext {
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let (state, shutdown, projector_tasks) =
+            start_state(config, Arc::new(crate::clock::SystemClock)).await?;
+        let head = state
+            .store
+            .head()
+            .await
+            .map_err(|e| StartError::Query(e.to_string()))?;
+        if let Some(head) = head {
+            if !state
+                .projector
+                .wait_for_all(head, std::time::Duration::from_secs(120))
+                .await
+            {
+                return Err(StartError::Query(
+                    "the read models did not catch up with the log within 2 minutes".into(),
+                ));
+            }
+        }
+        Ok(Self {
+            state,
+            shutdown,
+            projector_tasks,
+        })
+    }
+
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.projector_tasks.join().await;
+        // Running servers learn of what the tool appended now.
+        let _ = self.state.store.announce().await;
+        self.state.store.close().await;
+    }
+}
+
 /// A server bound to its address, ready to run.
 pub struct Application {
     listener: TcpListener,
@@ -119,74 +241,14 @@ impl Application {
         config: Config,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Self, StartError> {
-        // The binary kept them already; a server built another way (tests)
-        // keeps them here. Idempotent.
-        config.persist_generated().map_err(StartError::Config)?;
-        // Before anything counts: a metric recorded with no recorder is lost.
-        crate::metrics::handle();
-        let pool = crate::db::prepare(
-            &config.database_url,
-            POOL_SIZE,
-            config.database_acquire_timeout,
-        )
-        .await?;
-        let store = Store::new(pool.clone());
-        check_master_keys(&store, &config).await?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let projector_config = ProjectorConfig {
-            poll_interval: config.projector_poll,
-            ..ProjectorConfig::default()
-        };
-        let (projector, projector_tasks) = ProjectorRuntime::start(
-            pool.clone(),
-            tenantry_projections::all(),
-            projector_config,
-            store.appends(),
-            shutdown_rx,
-        );
-        let state = AppState {
-            store,
-            reads: tenantry_projections::ReadModels::new(pool),
-            projector,
-            jwt: Arc::new(JwtKeys::new(
-                config.jwt_secret_bytes(),
-                config.access_token_ttl,
-            )),
-            public_limiter: Arc::new(crate::throttle::address_limiter(config.public_rate_limit)),
-            sign_in_throttle: Arc::new(crate::throttle::SignInThrottle::new(
-                config.sign_in_rate_limit,
-                config.sign_in_max_failures,
-                config.sign_in_failure_window,
-            )),
-            outages: Arc::new(crate::outage::Outages::default()),
-            clock,
-            email_hasher: Arc::new(crate::credentials::EmailHasher::derive(
-                config.jwt_secret_bytes(),
-            )),
-            auth_cache: Arc::default(),
-            stripe: config
-                .stripe
-                .as_ref()
-                .map(crate::stripe_api::StripeApi::new)
-                .transpose()
-                .map_err(|e| StartError::Stripe(e.to_string()))?,
-            config: Arc::new(config),
-        };
-        // This process's commits drop what the guard knew of their aggregate
-        // before the command returns; other processes' through the log.
-        {
-            let cache = state.auth_cache.clone();
-            state
-                .store
-                .on_commit(move |kind, id| cache.invalidate(kind, id));
-        }
+        let listen = config.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let (state, shutdown, projector_tasks) = start_state(config, clock).await?;
         bootstrap_admin(&state).await?;
         let sender =
             crate::workers::email::Sender::from_config(&state.config).map_err(StartError::Mail)?;
@@ -195,6 +257,7 @@ impl Application {
             crate::workers::invitation_expiry::start(state.clone(), shutdown.subscribe()),
             crate::workers::auth_cache::start(state.clone(), shutdown.subscribe()),
             crate::workers::trial_expiry::start(state.clone(), shutdown.subscribe()),
+            crate::workers::billing_reconcile::start(state.clone(), shutdown.subscribe()),
             {
                 let (store, stop) = (state.store.clone(), shutdown.subscribe());
                 tokio::spawn(async move { store.run_notifier(stop).await })

@@ -38,6 +38,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Billing with Stripe: the plans' prices and reconciliation.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
     /// Provider-key vault maintenance.
     Keys {
         #[command(subcommand)]
@@ -54,6 +59,35 @@ pub enum Command {
         threads: usize,
     },
 }
+
+#[derive(Subcommand)]
+pub enum BillingCommand {
+    /// Compare Tenantry's billing with Stripe's (customers, subscriptions,
+    /// invoices) and print every difference; exits 1 when there is drift.
+    Reconcile {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+        /// Repair what differs with corrective events (actor
+        /// system:reconciler); a second run then finds nothing.
+        #[arg(long)]
+        fix: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Create in Stripe the price of every plan's current version that has
+    /// none yet (`tenantry_{key}_v{version}`). Safe to re-run.
+    SyncPlans,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// The process's exit code for a command whose answer is "found drift".
+pub const DRIFT_EXIT_CODE: i32 = 1;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -111,6 +145,17 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => rotate_keys(&config).await,
+        Command::Billing {
+            command: BillingCommand::SyncPlans,
+        } => sync_plans(config).await,
+        Command::Billing {
+            command:
+                BillingCommand::Reconcile {
+                    tenant,
+                    fix,
+                    format,
+                },
+        } => reconcile(config, tenant, fix, format).await,
         Command::HashRate { seconds, threads } => {
             let rate = hash_rate(std::time::Duration::from_secs(seconds), threads.max(1));
             println!("{{\"hashes_per_s\": {rate:.2}}}");
@@ -139,6 +184,78 @@ fn hash_rate(run: std::time::Duration, threads: usize) -> f64 {
         .collect();
     let total: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
     total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// One line for the operator from a failed use case.
+fn said(e: ApiError) -> String {
+    match e.internal {
+        Some(cause) => format!("{}: {} ({cause})", e.code, e.message),
+        None => format!("{}: {}", e.code, e.message),
+    }
+}
+
+async fn sync_plans(config: Config) -> Result<(), String> {
+    let tool = crate::app::ToolContext::start(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = crate::service::billing::sync_plans(&tool.state).await;
+    tool.stop().await;
+    for price in result.map_err(said)? {
+        let what = if price.created { "created" } else { "exists" };
+        println!("{what} {}", price.price_id);
+    }
+    Ok(())
+}
+
+async fn reconcile(
+    config: Config,
+    tenant: Option<uuid::Uuid>,
+    fix: bool,
+    format: Format,
+) -> Result<(), String> {
+    let tool = crate::app::ToolContext::start(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = crate::service::billing_reconcile::reconcile(&tool.state, tenant, fix).await;
+    tool.stop().await;
+    let report = result.map_err(said)?;
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        ),
+        Format::Text => {
+            for d in &report.differences {
+                println!(
+                    "{} tenant={} object={} tenantry={} stripe={}{}",
+                    d.kind,
+                    d.tenant_id,
+                    d.stripe_object,
+                    d.tenantry.as_deref().unwrap_or("-"),
+                    d.stripe.as_deref().unwrap_or("-"),
+                    if d.fixed { " fixed" } else { "" }
+                );
+            }
+            match &report.failed_deliveries {
+                Some(events) => {
+                    for e in events {
+                        println!("failed_delivery event={} type={}", e.id, e.kind);
+                    }
+                }
+                None => println!("failed_deliveries unknown: the Stripe server cannot list them"),
+            }
+            println!(
+                "{} tenants checked, {} differences, {} fixed",
+                report.tenants_checked,
+                report.differences.len(),
+                report.fixed
+            );
+        }
+    }
+    if report.drift() {
+        std::process::exit(DRIFT_EXIT_CODE);
+    }
+    Ok(())
 }
 
 async fn rotate_keys(config: &Config) -> Result<(), String> {

@@ -77,6 +77,8 @@ pub struct Subscription {
     pub id: String,
     pub status: String,
     #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
     pub cancel_at_period_end: bool,
     /// On the subscription (older API versions) or on its items (newer).
     pub current_period_end: Option<i64>,
@@ -177,7 +179,9 @@ impl Invoice {
                 .subscription_details
                 .as_ref()
                 .or_else(|| self.parent.as_ref().map(|p| &p["subscription_details"]))?;
-            details["metadata"]["tenant_id"].as_str().map(str::to_string)
+            details["metadata"]["tenant_id"]
+                .as_str()
+                .map(str::to_string)
         })
     }
 }
@@ -323,6 +327,32 @@ impl StripeApi {
         .await
     }
 
+    /// The events of the last `days` days whose delivery to a webhook
+    /// endpoint failed. `Ok(None)`: the server cannot say (a
+    /// Stripe-compatible server without the `delivery_success` filter).
+    pub async fn failed_deliveries(
+        &self,
+        since: i64,
+    ) -> Result<Option<Vec<EventSummary>>, StripeApiError> {
+        let listed = self
+            .all(|after| {
+                let mut request = stripe_core::event::ListEvent::new()
+                    .delivery_success(false)
+                    .created(stripe_types::RangeQueryTs::gte(since))
+                    .limit(100);
+                if let Some(after) = after {
+                    request = request.starting_after(after);
+                }
+                Self::request(&request)
+            })
+            .await;
+        match listed {
+            Ok(events) => Ok(Some(events)),
+            Err(StripeApiError::Refused { status: 400, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every customer.
     pub async fn customers(&self) -> Result<Vec<Object>, StripeApiError> {
         self.all(|after| {
@@ -339,7 +369,9 @@ impl StripeApi {
     async fn all<T, F>(&self, page: F) -> Result<Vec<T>, StripeApiError>
     where
         T: DeserializeOwned + HasId,
-        F: Fn(Option<String>) -> stripe_client_core::CustomizableStripeRequest<miniserde::json::Value>,
+        F: Fn(
+            Option<String>,
+        ) -> stripe_client_core::CustomizableStripeRequest<miniserde::json::Value>,
     {
         let mut out: Vec<T> = Vec::new();
         let mut after = None;
@@ -382,12 +414,13 @@ impl StripeApi {
             tenantry_domain::plan::Interval::Month => stripe_shared::PlanInterval::Month,
             tenantry_domain::plan::Interval::Year => stripe_shared::PlanInterval::Year,
         };
-        let currency = currency
-            .parse::<stripe_types::Currency>()
-            .map_err(|_| StripeApiError::Refused {
-                status: 400,
-                message: format!("{currency} is not a currency Stripe knows"),
-            })?;
+        let currency =
+            currency
+                .parse::<stripe_types::Currency>()
+                .map_err(|_| StripeApiError::Refused {
+                    status: 400,
+                    message: format!("{currency} is not a currency Stripe knows"),
+                })?;
         let request = CreatePlan::new(currency, interval)
             .id(id)
             .amount(amount_minor)
@@ -396,6 +429,21 @@ impl StripeApi {
                 CreatePlanInlineProductParams::new(name),
             ));
         self.send(Self::request(&request)).await
+    }
+}
+
+/// An event as the reconciler lists it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
+pub struct EventSummary {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created: i64,
+}
+
+impl HasId for EventSummary {
+    fn id(&self) -> &str {
+        &self.id
     }
 }
 

@@ -339,10 +339,7 @@ impl BillingModels<'_> {
     }
 
     /// The tenant a Stripe customer belongs to.
-    pub async fn tenant_of_customer(
-        &self,
-        customer_id: &str,
-    ) -> Result<Option<Uuid>, sqlx::Error> {
+    pub async fn tenant_of_customer(&self, customer_id: &str) -> Result<Option<Uuid>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT tenant_id FROM billing_customers WHERE customer_id = $1 \
               ORDER BY updated_at DESC LIMIT 1",

@@ -495,6 +495,23 @@ impl ProjectorRuntime {
         true
     }
 
+    /// Wait until every projection has passed `checkpoint` (a tool that
+    /// reads the read models after catching up with the log). False if
+    /// `timeout` ran out first.
+    pub async fn wait_for_all(&self, checkpoint: Checkpoint, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for p in self.projectors.iter() {
+            let name = p.projection.name();
+            if !self
+                .wait_one(name, p.progress.clone(), checkpoint, deadline)
+                .await
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     async fn wait_one(
         &self,
         name: &str,

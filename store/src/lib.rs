@@ -22,6 +22,7 @@ pub mod invitations;
 pub mod log;
 pub mod outbox;
 pub mod page;
+pub mod reconciliations;
 pub mod sessions;
 pub mod vault;
 
@@ -213,6 +214,10 @@ impl Store {
 
     pub fn outbox(&self) -> outbox::Outbox<'_> {
         outbox::Outbox { pool: self.pool() }
+    }
+
+    pub fn reconciliations(&self) -> reconciliations::Reconciliations<'_> {
+        reconciliations::Reconciliations { pool: self.pool() }
     }
 
     /// A tenant's events in per-tenant order, after `after_sequence`.

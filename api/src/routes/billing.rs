@@ -46,6 +46,13 @@ pub fn routes() -> Vec<Route> {
             .answers::<PlanOut>(StatusCode::OK)
             .errors(&["plan_not_found"]),
         Route::get(
+            "/v1/admin/billing/reconciliation",
+            Admin,
+            get_reconciliation,
+        )
+        .summary("The last billing reconciliation's report (the server's schedule or the CLI)")
+        .answers::<ReconciliationOut>(StatusCode::OK),
+        Route::get(
             "/v1/tenants/{tid}/billing",
             In(Permission::BillingRead),
             get_billing,
@@ -515,14 +522,14 @@ async fn post_checkout(
     scope: TenantScope,
     Json(body): Json<CheckoutIn>,
 ) -> Result<axum::Json<SessionOut>, ApiError> {
-    let session =
-        billing::checkout(
+    let session = billing::checkout(
         &state,
         &ctx,
         &scope.principal.actor(),
         scope.tenant_id,
         &body.plan,
-    ).await?;
+    )
+    .await?;
     Ok(axum::Json(session.into()))
 }
 
@@ -530,5 +537,23 @@ async fn post_portal(
     State(state): State<AppState>,
     scope: TenantScope,
 ) -> Result<axum::Json<SessionOut>, ApiError> {
-    Ok(axum::Json(billing::portal(&state, scope.tenant_id).await?.into()))
+    Ok(axum::Json(
+        billing::portal(&state, scope.tenant_id).await?.into(),
+    ))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReconciliationOut {
+    /// `null`: no reconciliation has run yet (Stripe not configured, or
+    /// the first scheduled run is still ahead).
+    last: Option<crate::service::billing_reconcile::Report>,
+}
+
+async fn get_reconciliation(
+    State(state): State<AppState>,
+    _admin: PlatformAdmin,
+) -> Result<axum::Json<ReconciliationOut>, ApiError> {
+    Ok(axum::Json(ReconciliationOut {
+        last: crate::service::billing_reconcile::last(&state).await?,
+    }))
 }

@@ -285,11 +285,7 @@ pub async fn checkout(
     }
     let customer = customer_of(state, ctx, actor, tenant_id).await?;
     let price = tenantry_domain::plan::stripe_price_id(plan_key.as_str(), plan.version);
-    let settings = state
-        .config
-        .stripe
-        .as_ref()
-        .ok_or_else(not_configured)?;
+    let settings = state.config.stripe.as_ref().ok_or_else(not_configured)?;
     match api
         .create_checkout_session(settings, &customer, tenant_id, &price)
         .await
@@ -319,14 +315,57 @@ pub async fn portal(state: &AppState, tenant_id: Uuid) -> Result<StripeSession, 
             "the tenant has no Stripe customer yet: subscribe through checkout first",
         )
     })?;
-    let settings = state
-        .config
-        .stripe
-        .as_ref()
-        .ok_or_else(not_configured)?;
+    let settings = state.config.stripe.as_ref().ok_or_else(not_configured)?;
     let session = api
         .create_portal_session(settings, &customer)
         .await
         .map_err(stripe_sync::stripe_failed)?;
     session_url(session)
+}
+
+/// What `sync-plans` did for one plan version.
+pub struct PriceSync {
+    pub price_id: String,
+    pub created: bool,
+}
+
+/// Create in Stripe the price (a Stripe plan object, `tenantry_{key}_v{n}`)
+/// of every plan's current version that is for sale and has none yet.
+/// Running it again creates nothing.
+pub async fn sync_plans(state: &AppState) -> Result<Vec<PriceSync>, ApiError> {
+    let api = stripe_sync::api(state)?;
+    let mut done = Vec::new();
+    for row in state.reads.billing().plans().await? {
+        if row.retired {
+            continue;
+        }
+        let terms: PlanTerms = serde_json::from_value(row.terms)
+            .map_err(|e| ApiError::internal(format!("stored plan terms: {e}")))?;
+        if terms.price_minor == 0 {
+            continue;
+        }
+        let version = u32::try_from(row.version).unwrap_or(0);
+        let price_id = tenantry_domain::plan::stripe_price_id(&row.key, version);
+        let exists = api
+            .plan(&price_id)
+            .await
+            .map_err(stripe_sync::stripe_failed)?
+            .is_some();
+        if !exists {
+            api.create_plan(
+                &price_id,
+                &format!("{} (v{version})", row.name),
+                terms.price_minor,
+                &terms.currency,
+                terms.interval,
+            )
+            .await
+            .map_err(stripe_sync::stripe_failed)?;
+        }
+        done.push(PriceSync {
+            price_id,
+            created: !exists,
+        });
+    }
+    Ok(done)
 }

@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod billing;
+pub mod billing_reconcile;
 pub mod invitations;
 pub mod llm_keys;
 pub mod memberships;

@@ -94,7 +94,14 @@ async fn run(
     tenant_id: Uuid,
     command: BillingCommand,
 ) -> Result<bool, ApiError> {
-    stripe_sync::apply(state, Some(ctx.request_id.clone()), "stripe", tenant_id, command).await
+    stripe_sync::apply(
+        state,
+        Some(ctx.request_id.clone()),
+        "stripe",
+        tenant_id,
+        command,
+    )
+    .await
 }
 
 /// A completed checkout names the tenant's customer.
@@ -154,11 +161,7 @@ async fn subscription_changed(
 /// An invoice's state, recorded for its tenant; with Stripe's API, its
 /// subscription as it stands now too (a payment that failed or went
 /// through moves it).
-async fn invoice_changed(
-    state: &AppState,
-    ctx: &Context,
-    event: Event,
-) -> Result<bool, ApiError> {
+async fn invoice_changed(state: &AppState, ctx: &Context, event: Event) -> Result<bool, ApiError> {
     let Ok(invoice) = serde_json::from_value::<stripe_api::Invoice>(event.data.object) else {
         return Ok(false);
     };

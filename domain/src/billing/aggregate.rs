@@ -221,9 +221,9 @@ impl Billing {
             return None;
         }
         // The plan only when it changes what the tenant holds.
-        let plan = state.plan.filter(|p| {
-            self.plan_id != Some(p.plan_id) || self.version != p.version
-        });
+        let plan = state
+            .plan
+            .filter(|p| self.plan_id != Some(p.plan_id) || self.version != p.version);
         Some(BillingEvent::SubscriptionSynced {
             stripe_event_id,
             fetched,

@@ -136,7 +136,12 @@ fn synced(event: &str, status: BillingStatus, minute: i64) -> BillingCommand {
     }
 }
 
-fn synced_event(event: Option<&str>, fetched: bool, status: BillingStatus, minute: i64) -> BillingEvent {
+fn synced_event(
+    event: Option<&str>,
+    fetched: bool,
+    status: BillingStatus,
+    minute: i64,
+) -> BillingEvent {
     BillingEvent::SubscriptionSynced {
         stripe_event_id: event.map(str::to_string),
         fetched,
@@ -213,7 +218,12 @@ fn an_invoice_event_syncs_its_subscription_as_fetched_in_the_same_step() {
         .then_expect_events(events);
     // A subscription state newer than the fetch stays.
     Given::with(())
-        .given(vec![synced_event(Some("evt_x"), false, BillingStatus::Active, 4)])
+        .given(vec![synced_event(
+            Some("evt_x"),
+            false,
+            BillingStatus::Active,
+            4,
+        )])
         .when(command)
         .then_expect_events(vec![BillingEvent::InvoiceRecorded {
             stripe_event_id: Some("evt_failed".into()),

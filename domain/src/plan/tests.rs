@@ -104,7 +104,13 @@ fn a_versions_stripe_price_names_its_plan_and_version_and_nothing_else_parses() 
         parse_stripe_price_id("tenantry_team-pro_v3"),
         Some(("team-pro", 3))
     );
-    for other in ["price_123", "tenantry__v1", "tenantry_team_v0", "tenantry_team_vx", "team_v1"] {
+    for other in [
+        "price_123",
+        "tenantry__v1",
+        "tenantry_team_v0",
+        "tenantry_team_vx",
+        "team_v1",
+    ] {
         assert_eq!(parse_stripe_price_id(other), None, "{other}");
     }
 }

@@ -148,6 +148,7 @@ const SPEC: &[(&str, &str, Need)] = &[
     ("POST", "/v1/admin/stop-impersonation", User),
     ("POST", "/v1/admin/plans", Admin),
     ("GET", "/v1/admin/plans", Admin),
+    ("GET", "/v1/admin/billing/reconciliation", Admin),
     ("POST", "/v1/admin/plans/{plan}/versions", Admin),
     ("POST", "/v1/admin/plans/{plan}/retire", Admin),
     ("GET", "/v1/tenants/{tid}/billing", Perm("billing.read")),
