@@ -38,6 +38,8 @@ pub enum StartError {
     Bootstrap(String),
     #[error("reading the vault failed: {0}")]
     Query(String),
+    #[error("catching up with the event log: {0}")]
+    CatchUp(String),
     #[error("{0}")]
     Mail(String),
     #[error("TENANTRY_STRIPE_SECRET_KEY: {0}")]
@@ -189,21 +191,15 @@ impl ToolContext {
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let (state, shutdown, projector_tasks) =
             start_state(config, Arc::new(crate::clock::SystemClock)).await?;
-        let head = state
-            .store
-            .head()
+        let caught_up = state
+            .projector
+            .wait_caught_up(std::time::Duration::from_secs(120))
             .await
-            .map_err(|e| StartError::Query(e.to_string()))?;
-        if let Some(head) = head {
-            if !state
-                .projector
-                .wait_for_all(head, std::time::Duration::from_secs(120))
-                .await
-            {
-                return Err(StartError::Query(
-                    "the read models did not catch up with the log within 2 minutes".into(),
-                ));
-            }
+            .map_err(|e| StartError::CatchUp(e.to_string()))?;
+        if !caught_up {
+            return Err(StartError::CatchUp(
+                "the read models did not catch up within 2 minutes".into(),
+            ));
         }
         Ok(Self {
             state,

@@ -86,8 +86,14 @@ pub enum Format {
     Json,
 }
 
-/// The process's exit code for a command whose answer is "found drift".
-pub const DRIFT_EXIT_CODE: i32 = 1;
+/// How a command that ran ended: the process exits 0 for `Clean` and 3
+/// for `Drift` (reconciliation found differences); 1 for an error, 2 for a
+/// configuration error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    Clean,
+    Drift,
+}
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -116,8 +122,28 @@ pub enum AdminCommand {
     },
 }
 
+/// Parse a command line (the program's name first), as the binary does.
+pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Cli, String> {
+    Cli::try_parse_from(args).map_err(|e| e.to_string())
+}
+
 /// Run a command; the error is one line for the operator.
-pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
+pub async fn run(cli: Cli, config: Config) -> Result<Done, String> {
+    if let Command::Billing {
+        command:
+            BillingCommand::Reconcile {
+                tenant,
+                fix,
+                format,
+            },
+    } = cli.command
+    {
+        return reconcile(config, tenant, fix, format).await;
+    }
+    run_other(cli, config).await.map(|()| Done::Clean)
+}
+
+async fn run_other(cli: Cli, config: Config) -> Result<(), String> {
     match cli.command {
         Command::Serve => {
             let app = Application::build(config)
@@ -149,13 +175,8 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), String> {
             command: BillingCommand::SyncPlans,
         } => sync_plans(config).await,
         Command::Billing {
-            command:
-                BillingCommand::Reconcile {
-                    tenant,
-                    fix,
-                    format,
-                },
-        } => reconcile(config, tenant, fix, format).await,
+            command: BillingCommand::Reconcile { .. },
+        } => Err("reconcile runs through `run`".into()),
         Command::HashRate { seconds, threads } => {
             let rate = hash_rate(std::time::Duration::from_secs(seconds), threads.max(1));
             println!("{{\"hashes_per_s\": {rate:.2}}}");
@@ -194,7 +215,20 @@ fn said(e: ApiError) -> String {
     }
 }
 
+/// Billing commands talk to Stripe: refuse before touching anything when
+/// it is not configured.
+fn needs_stripe(config: &Config) -> Result<(), String> {
+    match config.stripe {
+        Some(_) => Ok(()),
+        None => {
+            Err(said(crate::service::billing::not_configured())
+                + " (set TENANTRY_STRIPE_SECRET_KEY)")
+        }
+    }
+}
+
 async fn sync_plans(config: Config) -> Result<(), String> {
+    needs_stripe(&config)?;
     let tool = crate::app::ToolContext::start(config)
         .await
         .map_err(|e| e.to_string())?;
@@ -212,7 +246,8 @@ async fn reconcile(
     tenant: Option<uuid::Uuid>,
     fix: bool,
     format: Format,
-) -> Result<(), String> {
+) -> Result<Done, String> {
+    needs_stripe(&config)?;
     let tool = crate::app::ToolContext::start(config)
         .await
         .map_err(|e| e.to_string())?;
@@ -252,10 +287,11 @@ async fn reconcile(
             );
         }
     }
-    if report.drift() {
-        std::process::exit(DRIFT_EXIT_CODE);
-    }
-    Ok(())
+    Ok(if report.drift() {
+        Done::Drift
+    } else {
+        Done::Clean
+    })
 }
 
 async fn rotate_keys(config: &Config) -> Result<(), String> {

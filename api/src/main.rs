@@ -1,5 +1,5 @@
 use clap::Parser;
-use tenantry_api::cli::{run, Cli};
+use tenantry_api::cli::{run, Cli, Done};
 use tenantry_api::config::{self, Config};
 
 /// mimalloc returns freed memory to the system: with glibc's allocator each
@@ -24,7 +24,9 @@ async fn main() -> std::process::ExitCode {
         }
     };
     match run(cli, config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(Done::Clean) => std::process::ExitCode::SUCCESS,
+        // Reconciliation found differences (they are printed).
+        Ok(Done::Drift) => std::process::ExitCode::from(3),
         Err(e) => {
             eprintln!("tenantry: {e}");
             std::process::ExitCode::FAILURE

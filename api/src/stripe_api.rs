@@ -299,6 +299,11 @@ impl StripeApi {
         self.send(Self::request(&request)).await
     }
 
+    pub async fn invoice(&self, id: &str) -> Result<Invoice, StripeApiError> {
+        let request = stripe_billing::invoice::RetrieveInvoice::new(id);
+        self.send(Self::request(&request)).await
+    }
+
     /// Every subscription, whatever its status.
     pub async fn subscriptions(&self) -> Result<Vec<Subscription>, StripeApiError> {
         self.all(|after| {

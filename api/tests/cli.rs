@@ -298,3 +298,28 @@ fn a_generated_secret_is_announced_in_the_log() {
     );
     assert!(err.contains("generated a master key"), "{err}");
 }
+
+#[test]
+fn billing_commands_without_stripe_say_so_in_one_line() {
+    let db = Db::new();
+    let env = [("DATABASE_URL", db.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for args in [
+        &["billing", "reconcile", "--fix"][..],
+        &["billing", "sync-plans"][..],
+    ] {
+        let out = tenantry(args, &env, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        let said: Vec<&str> = err.lines().filter(|l| l.starts_with("tenantry:")).collect();
+        assert_eq!(said.len(), 1, "{err}");
+        assert!(said[0].contains("billing_not_configured"), "{err}");
+    }
+    // A malformed key is a configuration error, naming the variable.
+    let mut bad = env.clone();
+    bad.push(("TENANTRY_STRIPE_SECRET_KEY", "pk_live_not_a_secret"));
+    let out = tenantry(&["billing", "sync-plans"], &bad, None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("TENANTRY_STRIPE_SECRET_KEY"));
+    assert!(!stderr(&out).contains("pk_live_not_a_secret"));
+}

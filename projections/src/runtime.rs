@@ -495,21 +495,22 @@ impl ProjectorRuntime {
         true
     }
 
-    /// Wait until every projection has passed `checkpoint` (a tool that
-    /// reads the read models after catching up with the log). False if
+    /// Wait until no projection has an event left to apply (a tool that
+    /// reads the read models once it has caught up with the log). False if
     /// `timeout` ran out first.
-    pub async fn wait_for_all(&self, checkpoint: Checkpoint, timeout: Duration) -> bool {
+    pub async fn wait_caught_up(&self, timeout: Duration) -> Result<bool, sqlx::Error> {
         let deadline = tokio::time::Instant::now() + timeout;
-        for p in self.projectors.iter() {
-            let name = p.projection.name();
-            if !self
-                .wait_one(name, p.progress.clone(), checkpoint, deadline)
-                .await
-            {
-                return false;
+        let mut wake = self.wake.clone();
+        loop {
+            if self.lag().await?.iter().all(|l| l.events == 0) {
+                return Ok(true);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Ok(false),
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             }
         }
-        true
     }
 
     async fn wait_one(

@@ -1,7 +1,9 @@
 //! Test harness: each test gets a fresh database and a server on port 0,
 //! both gone when the test ends (the database is dropped even on panic).
 
+pub mod localstripe;
 pub mod smtp;
+pub mod venv;
 
 use std::collections::HashMap;
 use std::time::Duration;

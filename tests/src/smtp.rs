@@ -1,6 +1,6 @@
 //! A real SMTP server on loopback for delivery tests: aiosmtpd from PyPI,
-//! installed on first use into a virtualenv in the temp directory, writing
-//! every message it receives into a Maildir.
+//! installed on first use into a virtualenv in the temp directory
+//! ([`crate::venv`]), writing every message it receives into a Maildir.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,42 +8,9 @@ use std::time::{Duration, Instant};
 
 const AIOSMTPD: &str = "aiosmtpd==1.4.6";
 
-/// The virtualenv's python, creating the virtualenv when missing. Several
-/// test processes may race here: each builds its own and renames it into
-/// place; the loser discards its copy.
+/// The virtualenv's python with aiosmtpd.
 fn python() -> PathBuf {
-    let venv = std::env::temp_dir().join("tenantry-aiosmtpd-1.4.6");
-    let python = venv.join("bin/python");
-    if venv.join("ready").exists() {
-        return python;
-    }
-    let staging = std::env::temp_dir().join(format!(
-        "tenantry-aiosmtpd-staging-{}-{}",
-        std::process::id(),
-        uuid::Uuid::now_v7().simple()
-    ));
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&staging),
-        "python3 -m venv",
-    );
-    run(
-        Command::new(staging.join("bin/pip")).args(["install", "--quiet", AIOSMTPD]),
-        "pip install aiosmtpd",
-    );
-    std::fs::write(staging.join("ready"), b"").expect("mark the venv ready");
-    if std::fs::rename(&staging, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    // A venv's scripts hold absolute paths; run the module with the interpreter only.
-    python
+    crate::venv::python_with(AIOSMTPD)
 }
 
 pub struct SmtpSink {
@@ -52,12 +19,7 @@ pub struct SmtpSink {
     maildir: PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::venv::free_port;
 
 impl SmtpSink {
     /// A sink on a free port.
@@ -78,14 +40,7 @@ impl SmtpSink {
             .stderr(Stdio::null())
             .spawn()
             .expect("start aiosmtpd");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::venv::wait_for_port(port, "aiosmtpd").await;
         Self {
             child,
             port,

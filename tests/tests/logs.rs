@@ -192,7 +192,13 @@ async fn a_database_outage_is_503_with_retry_after_and_one_log_line_each_way() {
         .find(|l| l.contains("the database is reachable again"))
         .unwrap();
     assert!(recovered.contains("requests_refused=12"), "{recovered}");
-    assert_eq!(count("request failed"), 0, "no per-request error lines");
+    // (Other tests of this binary log at the same time: the members route
+    // is this one's.)
+    let per_request = text
+        .lines()
+        .filter(|l| l.contains("request failed") && l.contains("/members"))
+        .count();
+    assert_eq!(per_request, 0, "no per-request error lines");
 }
 
 #[tokio::test]
@@ -291,5 +297,111 @@ async fn trace_level_logs_of_stripe_webhooks_hold_no_signing_secret() {
     assert!(
         !logs.contains(&WEBHOOK_SECRET[6..]),
         "a log line holds part of the secret"
+    );
+}
+
+#[tokio::test]
+async fn trace_level_logs_of_checkout_portal_and_webhooks_hold_no_stripe_secret_key() {
+    use tenantry_tests::localstripe::{LocalStripe, StripeFront, SECRET_KEY};
+    const WEBHOOK_SECRET: &str = "whsec_localstripe_logs_0123456789";
+    let capture = capture();
+    let local = LocalStripe::start().await;
+    let front = StripeFront::start(&local).await;
+    let front_url = front.url();
+    let app = TestApp::spawn_with(&[
+        ("TENANTRY_STRIPE_SECRET_KEY", SECRET_KEY),
+        ("TENANTRY_STRIPE_API_BASE", &front_url),
+        ("TENANTRY_STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET),
+    ])
+    .await;
+    local
+        .register_webhook(&app.url("/v1/webhooks/stripe"), WEBHOOK_SECRET)
+        .await;
+    let admin = app.admin_token().await;
+    let tenant = app.create_tenant(&admin, "Acme").await;
+    let tid = tenant["id"].as_str().unwrap();
+    // A price Stripe lacks (refused: its error passes through the log),
+    // then checkout and the portal for the customer it created.
+    let (s, _) = app
+        .post(
+            "/v1/admin/plans",
+            &admin,
+            json!({"key": "team", "name": "Team", "price_minor": 4900, "currency": "eur",
+                   "interval": "month", "entitlements": {}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, body) = app
+        .post(
+            &format!("/v1/tenants/{tid}/billing/checkout"),
+            &admin,
+            json!({"plan": "team"}),
+        )
+        .await;
+    assert_eq!((s, code(&body)), (409, "plan_not_for_sale"));
+    local
+        .call(
+            Method::POST,
+            "/v1/plans",
+            &[
+                ("id", "tenantry_team_v1"),
+                ("amount", "4900"),
+                ("currency", "eur"),
+                ("interval", "month"),
+                ("product[name]", "Team"),
+            ],
+        )
+        .await;
+    let (s, _) = app
+        .post(
+            &format!("/v1/tenants/{tid}/billing/checkout"),
+            &admin,
+            json!({"plan": "team"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let customer = front.sessions()[1].field("customer").unwrap().to_string();
+    local.give_card(&customer).await;
+    local
+        .call(
+            Method::POST,
+            "/v1/subscriptions",
+            &[
+                ("customer", customer.as_str()),
+                ("items[0][plan]", "tenantry_team_v1"),
+                ("metadata[tenant_id]", tid),
+            ],
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, billing) = app.get(&format!("/v1/tenants/{tid}/billing"), &admin).await;
+        if billing["status"] == "active" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never active: {billing}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, _) = app
+        .post(
+            &format!("/v1/tenants/{tid}/billing/portal"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    drop(app);
+    let logs = capture.text();
+    assert!(
+        logs.contains("/billing/checkout") && logs.contains("/v1/webhooks/stripe"),
+        "the capture saw checkout and the deliveries"
+    );
+    assert!(
+        !logs.contains(SECRET_KEY),
+        "a log line holds the Stripe key"
+    );
+    assert!(
+        !logs.contains(&SECRET_KEY[8..]),
+        "a log line holds part of the Stripe key"
     );
 }

@@ -145,17 +145,36 @@ async fn subscription_changed(
         return Ok(false);
     };
     let deleted = event.kind == "customer.subscription.deleted";
+    // With Stripe's API, the subscription as it stands now rather than as
+    // the event saw it (Stripe's advice): deliveries out of order then
+    // cannot move it back, and states within one second of each other
+    // (Stripe's timestamps are whole seconds) are ordered by when they
+    // were read.
+    let (subscription, fetched, observed_at) = match state.stripe.as_ref() {
+        Some(api) => match api.subscription(&subscription.id).await {
+            Ok(current) => (current, true, state.now()),
+            Err(e) if e.not_found() => (subscription, false, created_at(state, event.created)),
+            Err(e) => return Err(stripe_failed(e)),
+        },
+        None => (subscription, false, created_at(state, event.created)),
+    };
+    let deleted = deleted && !fetched;
     let Some(sub_state) = stripe_sync::subscription_state(state, &subscription, deleted).await?
     else {
         return Ok(false);
     };
     let command = BillingCommand::SyncSubscription {
         stripe_event_id: Some(event.id),
-        fetched: false,
+        fetched,
         state: sub_state,
-        observed_at: at(event.created).unwrap_or_else(|| state.now()),
+        observed_at,
     };
     run(state, ctx, tenant_id, command).await
+}
+
+/// When Stripe created the event.
+fn created_at(state: &AppState, created: i64) -> chrono::DateTime<chrono::Utc> {
+    at(created).unwrap_or_else(|| state.now())
 }
 
 /// An invoice's state, recorded for its tenant; with Stripe's API, its
@@ -169,8 +188,25 @@ async fn invoice_changed(state: &AppState, ctx: &Context, event: Event) -> Resul
         tracing::warn!(stripe_event = %event.id, "an invoice event without a tenant; ignored");
         return Ok(false);
     };
+    // With Stripe's API, the invoice and its subscription as they stand now
+    // (several invoice events share one second: `invoice.created` and
+    // `invoice.payment_succeeded` often do).
+    let Some(api) = state.stripe.as_ref() else {
+        let command = BillingCommand::RecordInvoice {
+            stripe_event_id: Some(event.id),
+            invoice: stripe_sync::invoice_of(&invoice),
+            observed_at: created_at(state, event.created),
+            subscription: None,
+        };
+        return run(state, ctx, tenant_id, command).await;
+    };
+    let (invoice, observed_at) = match api.invoice(&invoice.id).await {
+        Ok(current) => (current, state.now()),
+        Err(e) if e.not_found() => (invoice, created_at(state, event.created)),
+        Err(e) => return Err(stripe_failed(e)),
+    };
     let mut subscription = None;
-    if let (Some(api), Some(sub_id)) = (state.stripe.as_ref(), invoice.subscription_id()) {
+    if let Some(sub_id) = invoice.subscription_id() {
         let fetched = api.subscription(&sub_id).await.map_err(stripe_failed)?;
         let fetched_at = state.now();
         subscription = stripe_sync::subscription_state(state, &fetched, false)
@@ -180,7 +216,7 @@ async fn invoice_changed(state: &AppState, ctx: &Context, event: Event) -> Resul
     let command = BillingCommand::RecordInvoice {
         stripe_event_id: Some(event.id),
         invoice: stripe_sync::invoice_of(&invoice),
-        observed_at: at(event.created).unwrap_or_else(|| state.now()),
+        observed_at,
         subscription,
     };
     run(state, ctx, tenant_id, command).await

@@ -173,11 +173,8 @@ impl Billing {
                     });
                 }
                 if let Some((state, fetched_at)) = subscription {
-                    // Fetched because of this event: the event's claim is
-                    // the invoice's; without one (an old invoice event),
-                    // the sync is not claimed either.
-                    let id = if newer { stripe_event_id } else { None };
-                    events.extend(self.sync(id, true, state, fetched_at));
+                    // Fetched because of this event (its claim is its own).
+                    events.extend(self.sync(stripe_event_id, true, state, fetched_at));
                 }
                 Ok(events)
             }

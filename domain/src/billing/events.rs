@@ -60,6 +60,17 @@ crate::stored_event!(BillingEvent);
 impl UniqueClaims for BillingEvent {
     fn claim_changes(&self) -> Vec<ClaimChange> {
         match self {
+            // Fetched on account of an event: the event's claim may be
+            // its invoice's (recorded in the same step), so the sync
+            // claims a value of its own.
+            Self::SubscriptionSynced {
+                stripe_event_id: Some(id),
+                fetched: true,
+                ..
+            } => vec![ClaimChange::Claim {
+                scope: ClaimScope::StripeEvent,
+                value: format!("{id}:subscription"),
+            }],
             Self::SubscriptionSynced {
                 stripe_event_id: Some(id),
                 fetched: false,

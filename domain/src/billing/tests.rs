@@ -208,10 +208,18 @@ fn an_invoice_event_syncs_its_subscription_as_fetched_in_the_same_step() {
         },
         synced_event(Some("evt_failed"), true, BillingStatus::PastDue, 3),
     ];
-    // Only the invoice claims the event id: one claim per event.
-    use crate::claims::UniqueClaims;
-    assert_eq!(events[0].claim_changes().len(), 1);
-    assert!(events[1].claim_changes().is_empty());
+    // Each claims a value of its own: a replay of the event is refused by
+    // either, and the two never collide.
+    use crate::claims::{ClaimChange, UniqueClaims};
+    let claimed: Vec<String> = events
+        .iter()
+        .flat_map(|e| e.claim_changes())
+        .map(|c| match c {
+            ClaimChange::Claim { value, .. } => value,
+            other => panic!("not a claim: {other:?}"),
+        })
+        .collect();
+    assert_eq!(claimed, ["evt_failed", "evt_failed:subscription"]);
     Given::with(())
         .given_no_previous_events()
         .when(command.clone())

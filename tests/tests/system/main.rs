@@ -10,4 +10,5 @@ mod hostile;
 mod http;
 mod invitations;
 mod isolation;
+mod stripe;
 mod vault;
