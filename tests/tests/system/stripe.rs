@@ -28,9 +28,13 @@ impl Stripe {
     /// localstripe, the front, and a server configured for both, with
     /// localstripe's webhooks delivered to it.
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(more: &[(&str, &str)]) -> Self {
         let local = LocalStripe::start().await;
         let front = StripeFront::start(&local).await;
-        let extra = vec![
+        let mut extra = vec![
             (
                 "TENANTRY_STRIPE_SECRET_KEY".to_string(),
                 SECRET_KEY.to_string(),
@@ -45,6 +49,7 @@ impl Stripe {
                 "https://portal.example/billing".to_string(),
             ),
         ];
+        extra.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let pairs: Vec<(&str, &str)> = extra
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -552,4 +557,37 @@ async fn billing_events(stripe: &Stripe, tid: &str) -> i64 {
     .fetch_one(&stripe.app.pool)
     .await
     .unwrap()
+}
+
+#[tokio::test]
+async fn the_server_reconciles_on_its_schedule_and_reports_without_repairing() {
+    let stripe = Stripe::start_with(&[("TENANTRY_BILLING_RECONCILE_INTERVAL", "200ms")]).await;
+    stripe.team_plan().await;
+    let (tid, owner) = stripe.tenant("Acme", "owner@acme.test").await;
+    let sub_id = stripe.subscribe(&tid, &owner).await;
+    stripe.local.unregister_webhook().await;
+    stripe
+        .local
+        .call(Method::DELETE, &format!("/v1/subscriptions/{sub_id}"), &[])
+        .await;
+    // A scheduled run (no CLI here) finds the cancellation the webhooks missed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let last = stripe.reconciliation().await;
+        let found = last["differences"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["kind"] == "status_differs"));
+        if found {
+            break last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled report found it: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(report["fix"], false);
+    assert_eq!(report["fixed"], 0);
+    // It reports; repairing is the operator's call.
+    assert_eq!(stripe.billing(&tid, &owner).await["status"], "active");
 }
