@@ -148,6 +148,34 @@ pub async fn retire_plan(
     plan_row(state, key).await
 }
 
+/// A plan that takes new subscribers, at its current version.
+struct OpenPlan {
+    id: PlanId,
+    key: Slug,
+    version: u32,
+    terms: PlanTerms,
+}
+
+async fn open_plan(state: &AppState, key: &str) -> Result<OpenPlan, ApiError> {
+    let id = plan_id(state, key).await?;
+    let (plan, _) = state.store.load::<Plan>(id).await.map_err(ApiError::from)?;
+    let (Some(key), Some(terms)) = (plan.key, plan.terms) else {
+        return Err(plan_not_found());
+    };
+    if plan.retired {
+        return Err(ApiError::conflict(
+            "plan_retired",
+            "the plan is retired: it takes no new subscriptions",
+        ));
+    }
+    Ok(OpenPlan {
+        id,
+        key,
+        version: plan.version,
+        terms,
+    })
+}
+
 /// Put a tenant on a plan's current version (manual mode), optionally
 /// starting its trial. The terms come from the plan's own stream.
 pub async fn assign_plan(
@@ -166,22 +194,12 @@ pub async fn assign_plan(
     if tenant.id.is_none() {
         return Err(ApiError::not_found("tenant_not_found", "tenant not found"));
     }
-    let id = plan_id(state, key).await?;
-    let (plan, _) = state.store.load::<Plan>(id).await.map_err(ApiError::from)?;
-    let (Some(plan_key), Some(terms)) = (plan.key, plan.terms) else {
-        return Err(plan_not_found());
-    };
-    if plan.retired {
-        return Err(ApiError::conflict(
-            "plan_retired",
-            "the plan is retired: it takes no new subscriptions",
-        ));
-    }
+    let open = open_plan(state, key).await?;
     let command = BillingCommand::AssignPlan {
-        plan_id: id,
-        plan_key,
-        version: plan.version,
-        terms,
+        plan_id: open.id,
+        plan_key: open.key,
+        version: open.version,
+        terms: open.terms,
         trial,
         now: state.now(),
     };
@@ -262,18 +280,13 @@ pub async fn checkout(
     tenant_id: Uuid,
     key: &str,
 ) -> Result<StripeSession, ApiError> {
-    let id = plan_id(state, key).await?;
+    let OpenPlan {
+        key: plan_key,
+        version,
+        terms,
+        ..
+    } = open_plan(state, key).await?;
     let api = stripe_sync::api(state)?;
-    let (plan, _) = state.store.load::<Plan>(id).await.map_err(ApiError::from)?;
-    let (Some(plan_key), Some(terms)) = (plan.key, plan.terms) else {
-        return Err(plan_not_found());
-    };
-    if plan.retired {
-        return Err(ApiError::conflict(
-            "plan_retired",
-            "the plan is retired: it takes no new subscriptions",
-        ));
-    }
     let not_for_sale = |why: &str| {
         ApiError::conflict("plan_not_for_sale", why.to_string())
             .with_details(serde_json::json!({ "plan": plan_key.as_str() }))
@@ -284,7 +297,7 @@ pub async fn checkout(
         ));
     }
     let customer = customer_of(state, ctx, actor, tenant_id).await?;
-    let price = tenantry_domain::plan::stripe_price_id(plan_key.as_str(), plan.version);
+    let price = tenantry_domain::plan::stripe_price_id(plan_key.as_str(), version);
     let settings = state.config.stripe.as_ref().ok_or_else(not_configured)?;
     match api
         .create_checkout_session(settings, &customer, tenant_id, &price)

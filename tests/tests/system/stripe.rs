@@ -201,6 +201,16 @@ impl Stripe {
         }
     }
 
+    async fn portal(&self, tid: &str, token: &str) -> (u16, Value) {
+        self.app
+            .post(
+                &format!("/v1/tenants/{tid}/billing/portal"),
+                token,
+                json!({}),
+            )
+            .await
+    }
+
     async fn reconciliation(&self) -> Value {
         let (s, body) = self
             .app
@@ -233,14 +243,7 @@ async fn checkout_subscription_webhooks_invoices_and_portal_against_localstripe(
 
     let (tid, owner) = stripe.tenant("Acme", "owner@acme.test").await;
     // Without a customer there is no portal yet.
-    let (s, body) = stripe
-        .app
-        .post(
-            &format!("/v1/tenants/{tid}/billing/portal"),
-            &owner,
-            json!({}),
-        )
-        .await;
+    let (s, body) = stripe.portal(&tid, &owner).await;
     assert_eq!(
         (s, tenantry_tests::code(&body)),
         (409, "no_stripe_customer")
@@ -309,14 +312,7 @@ async fn checkout_subscription_webhooks_invoices_and_portal_against_localstripe(
         .any(|(t, a)| t == "InvoiceRecorded" && a.as_deref() == Some("stripe")));
 
     // The portal, for the tenant's customer, returning where configured.
-    let (s, portal) = stripe
-        .app
-        .post(
-            &format!("/v1/tenants/{tid}/billing/portal"),
-            &owner,
-            json!({}),
-        )
-        .await;
+    let (s, portal) = stripe.portal(&tid, &owner).await;
     assert_eq!(s, 200, "{portal}");
     assert!(portal["url"]
         .as_str()
@@ -537,14 +533,7 @@ async fn reconciliation_links_a_customer_and_records_invoices_the_webhooks_never
         .await;
     assert_eq!(invoices["data"][0]["status"], "paid", "{invoices}");
     // And the portal knows the customer now.
-    let (s, _) = stripe
-        .app
-        .post(
-            &format!("/v1/tenants/{tid}/billing/portal"),
-            &owner,
-            json!({}),
-        )
-        .await;
+    let (s, _) = stripe.portal(&tid, &owner).await;
     assert_eq!(s, 200);
     assert_eq!(stripe.cli(&["billing", "reconcile"]).await, Ok(Done::Clean));
 }
