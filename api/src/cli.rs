@@ -234,11 +234,28 @@ async fn sync_plans(config: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let result = crate::service::billing::sync_plans(&tool.state).await;
     tool.stop().await;
+    use crate::service::billing::PriceOutcome;
+    let mut missing = Vec::new();
     for price in result.map_err(said)? {
-        let what = if price.created { "created" } else { "exists" };
+        let what = match price.outcome {
+            PriceOutcome::Created => "created",
+            PriceOutcome::Exists => "exists",
+            PriceOutcome::Configured => "configured",
+            PriceOutcome::ConfiguredMissing => {
+                missing.push(price.price_id.clone());
+                "configured but missing in Stripe"
+            }
+        };
         println!("{what} {}", price.price_id);
     }
-    Ok(())
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "Stripe has no price {}: create it in Stripe, or publish a version without stripe_price",
+            missing.join(", ")
+        ))
+    }
 }
 
 async fn reconcile(

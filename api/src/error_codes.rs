@@ -195,6 +195,10 @@ pub const FIELD_CODES: &[(&str, &str)] = &[
     ("user_deactivated", "a user id of a deactivated user"),
     ("invalid_price", "a plan's price below 0"),
     ("invalid_currency", "not three lowercase letters"),
+    (
+        "invalid_stripe_price",
+        "a plan's `stripe_price` that is not a Stripe price id, or is one of Tenantry's own names",
+    ),
     ("invalid_interval", "not month or year"),
     ("invalid_trial", "a trial over 365 days"),
     (

@@ -405,6 +405,19 @@ impl StripeApi {
         }
     }
 
+    /// Whether Stripe has a price (or plan object) by this id.
+    pub async fn price_exists(&self, id: &str) -> Result<bool, StripeApiError> {
+        if self.plan(id).await?.is_some() {
+            return Ok(true);
+        }
+        let request = stripe_product::price::RetrievePrice::new(id);
+        match self.send::<Object>(Self::request(&request)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A Stripe plan object by this id, with its own product.
     pub async fn create_plan(
         &self,

@@ -21,6 +21,7 @@ pub const PROJECTION: TableProjection = TableProjection {
         "billing_view",
         "invoices_view",
         "billing_customers",
+        "plan_prices",
     ],
     reads: &[("plan", "*"), ("billing", "*")],
     apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
@@ -40,6 +41,7 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
                 PlanEvent::PlanCreated {
                     key, name, terms, ..
                 } => {
+                    configured_price(tx, id, 1, &terms).await?;
                     sqlx::query(
                         "INSERT INTO plans_view (id, key, name, version, terms, created_at, updated_at) \
                          VALUES ($1, $2, $3, 1, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
@@ -53,6 +55,7 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
                     .await?;
                 }
                 PlanEvent::PlanVersionPublished { version, terms } => {
+                    configured_price(tx, id, version, &terms).await?;
                     sqlx::query(
                         "UPDATE plans_view SET version = $2, terms = $3, updated_at = $4 WHERE id = $1",
                     )
@@ -196,6 +199,28 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
     Ok(())
 }
 
+/// A configured Stripe price, to find its plan version from a subscription.
+async fn configured_price(
+    tx: &mut PgConnection,
+    plan_id: Uuid,
+    version: u32,
+    terms: &tenantry_domain::plan::PlanTerms,
+) -> Result<(), sqlx::Error> {
+    let Some(price) = &terms.stripe_price else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO plan_prices (price_id, plan_id, version) VALUES ($1, $2, $3) \
+         ON CONFLICT (price_id) DO UPDATE SET plan_id = $2, version = $3",
+    )
+    .bind(price)
+    .bind(plan_id)
+    .bind(version as i32)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 async fn link_customer(
     tx: &mut PgConnection,
     tenant_id: Uuid,
@@ -334,6 +359,14 @@ impl BillingModels<'_> {
     ) -> Result<Option<Uuid>, sqlx::Error> {
         sqlx::query_scalar("SELECT tenant_id FROM billing_view WHERE subscription_id = $1")
             .bind(subscription_id)
+            .fetch_optional(self.pool)
+            .await
+    }
+
+    /// The plan version an operator configured this Stripe price for.
+    pub async fn plan_of_price(&self, price_id: &str) -> Result<Option<(Uuid, i32)>, sqlx::Error> {
+        sqlx::query_as("SELECT plan_id, version FROM plan_prices WHERE price_id = $1")
+            .bind(price_id)
             .fetch_optional(self.pool)
             .await
     }

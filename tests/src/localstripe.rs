@@ -2,9 +2,11 @@
 //! (customers, plans, subscriptions, invoices, events, and real signed
 //! webhooks to a registered URL), in a virtualenv like the SMTP peer.
 //!
-//! localstripe has no Checkout and no billing portal. [`StripeFront`] stands
-//! in for those two calls only, speaking Stripe's wire format, and forwards
-//! every other request to localstripe unchanged: Tenantry's real client
+//! localstripe has no Checkout, no billing portal and no Prices API.
+//! [`StripeFront`] stands in for those calls only, speaking Stripe's wire
+//! format (a price is looked up among localstripe's plans, as Stripe serves
+//! a plan as a price too), and forwards every other request to localstripe
+//! unchanged: Tenantry's real client
 //! points at the front and runs as it would against Stripe.
 
 use std::process::{Child, Command, Stdio};
@@ -267,6 +269,31 @@ async fn front(
             })
         };
         return axum::Json(body).into_response();
+    }
+    // localstripe has no Prices API; Stripe serves a plan object as a price
+    // too, so a price is looked up among localstripe's plans.
+    if method == Method::GET {
+        if let Some(id) = path.strip_prefix("/v1/prices/") {
+            let found = state
+                .client
+                .get(format!("{}/v1/plans/{id}", state.upstream))
+                .header("authorization", &authorization)
+                .send()
+                .await;
+            return match found {
+                Ok(r) if r.status().is_success() => {
+                    let plan: Value = r.json().await.unwrap_or_default();
+                    axum::Json(json!({"id": plan["id"], "object": "price"})).into_response()
+                }
+                _ => {
+                    let error = json!({"error": {
+                        "type": "invalid_request_error",
+                        "message": format!("No such price: '{id}'"),
+                    }});
+                    (StatusCode::NOT_FOUND, axum::Json(error)).into_response()
+                }
+            };
+        }
     }
     let target = format!(
         "{}{}",

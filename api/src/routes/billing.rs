@@ -149,6 +149,12 @@ pub struct TermsIn {
     #[schema(maximum = 365)]
     trial_days: u32,
     entitlements: EntitlementsIo,
+    /// The Stripe price this version is sold at, made in Stripe by the
+    /// operator; absent: `tenantry_{key}_v{version}`, which `tenantry
+    /// billing sync-plans` creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,255}$")]
+    stripe_price: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -278,6 +284,7 @@ impl TermsIn {
                 rate_tier: self.entitlements.rate_tier,
                 features,
             },
+            stripe_price: self.stripe_price,
         };
         match terms.validate() {
             Ok(()) => Some(terms),
@@ -303,6 +310,7 @@ impl TermsIn {
                     .map(feature_name)
                     .collect(),
             },
+            stripe_price: t.stripe_price,
         }
     }
 

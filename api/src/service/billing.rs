@@ -297,7 +297,10 @@ pub async fn checkout(
         ));
     }
     let customer = customer_of(state, ctx, actor, tenant_id).await?;
-    let price = tenantry_domain::plan::stripe_price_id(plan_key.as_str(), version);
+    let price = terms
+        .stripe_price
+        .clone()
+        .unwrap_or_else(|| tenantry_domain::plan::stripe_price_id(plan_key.as_str(), version));
     let settings = state.config.stripe.as_ref().ok_or_else(not_configured)?;
     match api
         .create_checkout_session(settings, &customer, tenant_id, &price)
@@ -339,7 +342,18 @@ pub async fn portal(state: &AppState, tenant_id: Uuid) -> Result<StripeSession, 
 /// What `sync-plans` did for one plan version.
 pub struct PriceSync {
     pub price_id: String,
-    pub created: bool,
+    pub outcome: PriceOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceOutcome {
+    Created,
+    Exists,
+    /// Configured by the operator, and Stripe has it.
+    Configured,
+    /// Configured by the operator, and Stripe does not have it: checkout
+    /// for this version will fail until it does.
+    ConfiguredMissing,
 }
 
 /// Create in Stripe the price (a Stripe plan object, `tenantry_{key}_v{n}`)
@@ -358,6 +372,21 @@ pub async fn sync_plans(state: &AppState) -> Result<Vec<PriceSync>, ApiError> {
             continue;
         }
         let version = u32::try_from(row.version).unwrap_or(0);
+        if let Some(price_id) = terms.stripe_price.clone() {
+            let exists = api
+                .price_exists(&price_id)
+                .await
+                .map_err(stripe_sync::stripe_failed)?;
+            done.push(PriceSync {
+                price_id,
+                outcome: if exists {
+                    PriceOutcome::Configured
+                } else {
+                    PriceOutcome::ConfiguredMissing
+                },
+            });
+            continue;
+        }
         let price_id = tenantry_domain::plan::stripe_price_id(&row.key, version);
         let exists = api
             .plan(&price_id)
@@ -377,7 +406,11 @@ pub async fn sync_plans(state: &AppState) -> Result<Vec<PriceSync>, ApiError> {
         }
         done.push(PriceSync {
             price_id,
-            created: !exists,
+            outcome: if exists {
+                PriceOutcome::Exists
+            } else {
+                PriceOutcome::Created
+            },
         });
     }
     Ok(done)

@@ -54,17 +54,22 @@ pub fn status_of(stripe: &str) -> Option<BillingStatus> {
     })
 }
 
-/// The plan version a Stripe price stands for (`tenantry_{key}_v{n}`), if
-/// Tenantry has it.
+/// The plan version a Stripe price stands for: one of Tenantry's names
+/// (`tenantry_{key}_v{n}`), or a price an operator configured for a
+/// version; `None` when Tenantry has neither.
 pub async fn plan_of_price(
     state: &AppState,
     price_id: &str,
 ) -> Result<Option<SubscribedPlan>, ApiError> {
-    let Some((key, version)) = parse_stripe_price_id(price_id) else {
-        return Ok(None);
-    };
-    let Some(id) = state.store.plan_by_key(key).await? else {
-        return Ok(None);
+    let (id, version) = match parse_stripe_price_id(price_id) {
+        Some((key, version)) => match state.store.plan_by_key(key).await? {
+            Some(id) => (id, version),
+            None => return Ok(None),
+        },
+        None => match state.reads.billing().plan_of_price(price_id).await? {
+            Some((id, version)) => (id.into(), u32::try_from(version).unwrap_or(0)),
+            None => return Ok(None),
+        },
     };
     let (plan, _) = state.store.load::<Plan>(id).await.map_err(ApiError::from)?;
     let (Some(plan_key), Some(terms)) = (plan.key, plan.versions.get(&version).cloned()) else {

@@ -48,6 +48,11 @@ pub struct PlanTerms {
     /// Days of trial a new tenant may start with, without Stripe; 0: none.
     pub trial_days: u32,
     pub entitlements: Entitlements,
+    /// The Stripe price this version is sold at, when the operator made it
+    /// in Stripe; absent: `tenantry_{key}_v{version}`, which
+    /// `tenantry billing sync-plans` creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_price: Option<String>,
 }
 
 pub const RATE_TIERS: [&str; 3] = ["standard", "high", "unlimited"];
@@ -94,6 +99,19 @@ impl PlanTerms {
                 "invalid_entitlement",
                 "the rate tier is standard, high or unlimited",
             );
+        }
+        if let Some(price) = &self.stripe_price {
+            let shaped = (3..=255).contains(&price.len())
+                && price
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !shaped || super::parse_stripe_price_id(price).is_some() {
+                return bad(
+                    "stripe_price",
+                    "invalid_stripe_price",
+                    "a Stripe price id (price_…) of letters, digits, _ and -, not one of Tenantry's own names",
+                );
+            }
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub(crate) fn terms(price_minor: i64, max_seats: Option<u32>) -> PlanTerms {
             rate_tier: "standard".into(),
             features: BTreeSet::from([Feature::Approvals]),
         },
+        stripe_price: None,
     }
 }
 
@@ -112,5 +113,22 @@ fn a_versions_stripe_price_names_its_plan_and_version_and_nothing_else_parses() 
         "team_v1",
     ] {
         assert_eq!(parse_stripe_price_id(other), None, "{other}");
+    }
+}
+
+#[test]
+fn a_configured_stripe_price_is_an_id_and_not_one_of_tenantrys_names() {
+    let with = |price: &str| {
+        let mut t = terms(4900, None);
+        t.stripe_price = Some(price.to_string());
+        t.validate().map_err(|(field, e)| (field, e.code))
+    };
+    assert_eq!(with("price_1PqRsTuVwXyZ"), Ok(()));
+    for bad in ["pr", "price 1", "price_\u{0}", "tenantry_team_v2"] {
+        assert_eq!(
+            with(bad),
+            Err(("stripe_price", "invalid_stripe_price")),
+            "{bad}"
+        );
     }
 }

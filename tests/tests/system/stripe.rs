@@ -141,12 +141,16 @@ impl Stripe {
     /// Checkout would create, made in localstripe. Returns the
     /// subscription's id once Tenantry shows it active.
     async fn subscribe(&self, tid: &str, owner: &str) -> String {
+        self.subscribe_to(tid, owner, "team").await
+    }
+
+    async fn subscribe_to(&self, tid: &str, owner: &str, plan: &str) -> String {
         let (s, session) = self
             .app
             .post(
                 &format!("/v1/tenants/{tid}/billing/checkout"),
                 owner,
-                json!({ "plan": "team" }),
+                json!({ "plan": plan }),
             )
             .await;
         assert_eq!(s, 200, "{session}");
@@ -579,4 +583,83 @@ async fn the_server_reconciles_on_its_schedule_and_reports_without_repairing() {
     assert_eq!(report["fixed"], 0);
     // It reports; repairing is the operator's call.
     assert_eq!(stripe.billing(&tid, &owner).await["status"], "active");
+}
+
+#[tokio::test]
+async fn a_price_made_in_stripe_by_the_operator_sells_its_plan_version() {
+    let stripe = Stripe::start().await;
+    let (s, body) = stripe
+        .app
+        .post(
+            "/v1/admin/plans",
+            &stripe.admin,
+            json!({
+                "key": "agency", "name": "Agency", "price_minor": 19900, "currency": "eur",
+                "interval": "month", "entitlements": { "max_seats": 25 },
+                "stripe_price": "price_acme_agency_monthly"
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["terms"]["stripe_price"], "price_acme_agency_monthly");
+    // Not in Stripe yet: sync-plans says so and creates nothing in its place.
+    let missing = stripe.cli(&["billing", "sync-plans"]).await;
+    assert!(
+        missing
+            .as_ref()
+            .is_err_and(|e| e.contains("price_acme_agency_monthly")),
+        "{missing:?}"
+    );
+    let plans = stripe.local.call(Method::GET, "/v1/plans", &[]).await;
+    assert_eq!(plans["data"], json!([]));
+    // The operator makes it in Stripe.
+    stripe
+        .local
+        .call(
+            Method::POST,
+            "/v1/plans",
+            &[
+                ("id", "price_acme_agency_monthly"),
+                ("amount", "19900"),
+                ("currency", "eur"),
+                ("interval", "month"),
+                ("product[name]", "Agency"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        stripe.cli(&["billing", "sync-plans"]).await,
+        Ok(Done::Clean)
+    );
+
+    let (tid, owner) = stripe.tenant("Acme", "owner@acme.test").await;
+    stripe.subscribe_to(&tid, &owner, "agency").await;
+    let asked = stripe.front.sessions().pop().unwrap();
+    assert_eq!(
+        asked.field("line_items[0][price]"),
+        Some("price_acme_agency_monthly")
+    );
+    let billing = stripe.billing(&tid, &owner).await;
+    assert_eq!(billing["plan"]["key"], "agency", "{billing}");
+    assert_eq!(billing["terms"]["entitlements"]["max_seats"], 25);
+
+    // Tenantry's own names are not for configuring.
+    let (s, body) = stripe
+        .app
+        .post(
+            "/v1/admin/plans/agency/versions",
+            &stripe.admin,
+            json!({
+                "price_minor": 19900, "currency": "eur", "interval": "month",
+                "entitlements": {}, "stripe_price": "tenantry_team_v1"
+            }),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let field = &body["error"]["details"]["fields"][0];
+    assert_eq!(
+        (field["field"].as_str(), field["code"].as_str()),
+        (Some("stripe_price"), Some("invalid_stripe_price")),
+        "{body}"
+    );
 }
