@@ -311,6 +311,9 @@ impl<E: tenantry_domain::DomainError> From<CommandError<E>> for ApiError {
             CommandError::Claimed(ClaimScope::PlanKey) => {
                 ApiError::conflict("plan_key_taken", "a plan with this key already exists")
             }
+            // The agents service looks for another slot; only a create that
+            // lost every try meets this.
+            CommandError::Claimed(ClaimScope::AgentSlot) => ApiError::concurrent_update(),
             CommandError::Concurrency => ApiError::concurrent_update(),
             CommandError::Refused(Refusal::RefreshTokenReused) => ApiError::unauthorized(
                 "refresh_token_reused",

@@ -67,6 +67,7 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (409, "user_deactivated", ""),
     (409, "already_platform_admin", ""),
     (409, "not_platform_admin", ""),
+    (404, "agent_not_found", ""),
     (409, "cannot_revoke_own_admin", ""),
     (409, "cannot_deactivate_self", ""),
     (409, "plan_key_taken", ""),
@@ -89,6 +90,13 @@ pub const CODES: &[(u16, &str, &str)] = &[
     ),
     (409, "plan_not_for_sale", "a free plan, or one without a Stripe price: a platform admin assigns it"),
     (409, "duplicate_provider_key", ""),
+    (
+        409,
+        "agent_quota_reached",
+        "`details.max_agents`: the plan's limit on agents that are not archived",
+    ),
+    (409, "agent_archived", "an archived agent cannot change or run again"),
+    (409, "agent_already_exists", "only a racing duplicate command meets it"),
     (409, "already_member", ""),
     (409, "last_owner", ""),
     (409, "seat_limit_reached", "`details.max_seats`"),
@@ -206,6 +214,11 @@ pub const FIELD_CODES: &[(&str, &str)] = &[
         "a limit of 0, a negative credit, an unknown rate tier",
     ),
     ("unknown_feature", "naming the known features"),
+    (
+        "invalid_model",
+        "an agent's allow-list model that is not 1 to 100 of letters, digits and . _ : - /",
+    ),
+    ("invalid_budget", "a budget below 0"),
 ];
 
 /// Whether `code` is catalogued with `status`.

@@ -267,6 +267,10 @@ path_param!(
     ProviderPath(String) = "provider", "not_found", "no such resource", Some
 );
 path_param!(
+    /// `{agent_id}`: an agent of the path's tenant.
+    AgentPath(Uuid) = "agent_id", "agent_not_found", "no such agent", uuid
+);
+path_param!(
     /// `{plan}`: a billing plan's key.
     PlanPath(String) = "plan", "plan_not_found", "no such plan", Some
 );

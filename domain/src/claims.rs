@@ -13,6 +13,9 @@ pub enum ClaimScope {
     PlanKey,
     /// A Stripe event id: each is applied at most once.
     StripeEvent,
+    /// A tenant's agent slot (`tenant_id:n`): an agent that is not archived
+    /// holds one, so the plan's `max_agents` holds under concurrent creates.
+    AgentSlot,
 }
 
 impl ClaimScope {
@@ -24,6 +27,7 @@ impl ClaimScope {
             Self::TenantProvider => "tenant_provider",
             Self::PlanKey => "plan_key",
             Self::StripeEvent => "stripe_event",
+            Self::AgentSlot => "agent_slot",
         }
     }
 
@@ -34,6 +38,7 @@ impl ClaimScope {
             "tenant_provider" => Some(Self::TenantProvider),
             "plan_key" => Some(Self::PlanKey),
             "stripe_event" => Some(Self::StripeEvent),
+            "agent_slot" => Some(Self::AgentSlot),
             _ => None,
         }
     }

@@ -81,6 +81,10 @@ id_type!(
     /// A billing plan.
     PlanId
 );
+id_type!(
+    /// An AI agent of a tenant.
+    AgentId
+);
 
 /// An aggregate and the id type that addresses its stream.
 pub trait AggregateRoot: cqrs_es::Aggregate {

@@ -5,6 +5,7 @@
 //! HTTP or the clock; time and ids come in through commands and metadata.
 
 pub mod access;
+pub mod agent;
 pub mod api_key;
 pub mod billing;
 pub mod claims;
@@ -21,7 +22,7 @@ pub mod values;
 pub use claims::{ClaimChange, ClaimScope, UniqueClaims};
 pub use codec::{CodecError, EventCodec};
 pub use ids::{
-    AggregateRoot, ApiKeyId, InvitationId, LlmKeyId, PlanId, SessionId, TenantId, UserId,
+    AgentId, AggregateRoot, ApiKeyId, InvitationId, LlmKeyId, PlanId, SessionId, TenantId, UserId,
 };
 pub use metadata::{Actor, EventMetadata, PLATFORM_TENANT};
 pub mod error;

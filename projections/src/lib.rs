@@ -11,6 +11,7 @@
 //! from zero yields identical rows.
 
 pub mod access;
+pub mod agents;
 pub mod billing;
 pub mod invitations;
 pub mod llm_keys;
@@ -64,6 +65,11 @@ impl ReadModels {
         billing::BillingModels { pool: &self.pool }
     }
 
+    /// Tenants' agents.
+    pub fn agents(&self) -> agents::Agents<'_> {
+        agents::Agents { pool: &self.pool }
+    }
+
     pub fn llm_keys(&self) -> llm_keys::LlmKeys<'_> {
         llm_keys::LlmKeys { pool: &self.pool }
     }
@@ -79,11 +85,13 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(invitations::PROJECTION),
         Arc::new(invitations::OUTBOX),
         Arc::new(billing::PROJECTION),
+        Arc::new(agents::PROJECTION),
     ]
 }
 
 #[cfg(test)]
 mod tests {
+    use tenantry_domain::agent::{Agent, AgentEvent};
     use tenantry_domain::api_key::{ApiKey, ApiKeyEvent};
     use tenantry_domain::billing::{Billing, BillingEvent};
     use tenantry_domain::llm_key::{LlmKey, LlmKeyEvent};
@@ -120,6 +128,7 @@ mod tests {
             invitations::PROJECTION,
             invitations::OUTBOX,
             billing::PROJECTION,
+            agents::PROJECTION,
         ];
         assert_eq!(
             projections.len(),
@@ -149,6 +158,9 @@ mod tests {
                     }
                     t if t == Billing::TYPE => {
                         *event_type == "*" || is_variant::<BillingEvent>(event_type)
+                    }
+                    t if t == Agent::TYPE => {
+                        *event_type == "*" || is_variant::<AgentEvent>(event_type)
                     }
                     _ => false,
                 };

@@ -1007,6 +1007,21 @@ async fn apply_claim<E>(
 }
 
 /// Who holds a unique value, if anyone (for example the user id of an email).
+/// The claimed values of a scope that start with `prefix`.
+pub(crate) async fn claimed_with_prefix(
+    pool: &PgPool,
+    scope: ClaimScope,
+    prefix: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT value FROM unique_claims WHERE scope = $1 AND starts_with(value, $2)",
+        scope.as_str(),
+        prefix
+    )
+    .fetch_all(pool)
+    .await
+}
+
 pub(crate) async fn claim_owner(
     pool: &PgPool,
     scope: ClaimScope,

@@ -175,6 +175,17 @@ impl Store {
             .map(PlanId::from))
     }
 
+    /// The agent slots a tenant's live agents hold (`AgentSlot` claims).
+    pub async fn agent_slots(&self, tenant_id: uuid::Uuid) -> Result<Vec<u32>, sqlx::Error> {
+        let prefix = format!("{tenant_id}:");
+        let values =
+            events::claimed_with_prefix(self.pool(), ClaimScope::AgentSlot, &prefix).await?;
+        Ok(values
+            .iter()
+            .filter_map(|v| v.strip_prefix(&prefix)?.parse().ok())
+            .collect())
+    }
+
     /// The user holding an email, if any.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, sqlx::Error> {
         let owner = events::claim_owner(

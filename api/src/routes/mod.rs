@@ -4,6 +4,7 @@
 //! to the docs and the isolation test. A route cannot exist without an
 //! access rule. Handlers are `verb_noun` and read: extract, dispatch, respond.
 
+pub mod agents;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
@@ -144,6 +145,7 @@ fn all() -> Vec<Route> {
         invitations::routes(),
         users::routes(),
         billing::routes(),
+        agents::routes(),
         webhooks::routes(),
         impersonation::routes(),
     ]

@@ -3,6 +3,7 @@
 //! Architecture invariant: a route module imports services, never another
 //! route module, and nothing outside `routes` imports a route module.
 
+pub mod agents;
 pub mod api_keys;
 pub mod billing;
 pub mod billing_reconcile;

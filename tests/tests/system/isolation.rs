@@ -84,6 +84,33 @@ const SPEC: &[(&str, &str, Need)] = &[
         "/v1/tenants/{tid}/api-keys/{key_id}",
         Perm("apikeys.manage"),
     ),
+    ("GET", "/v1/tenants/{tid}/agents", Perm("agents.read")),
+    ("POST", "/v1/tenants/{tid}/agents", Perm("agents.manage")),
+    (
+        "GET",
+        "/v1/tenants/{tid}/agents/{agent_id}",
+        Perm("agents.read"),
+    ),
+    (
+        "PUT",
+        "/v1/tenants/{tid}/agents/{agent_id}",
+        Perm("agents.manage"),
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/agents/{agent_id}/pause",
+        Perm("agents.manage"),
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/agents/{agent_id}/resume",
+        Perm("agents.manage"),
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/agents/{agent_id}/archive",
+        Perm("agents.manage"),
+    ),
     ("GET", "/v1/tenants/{tid}/llm-keys", Perm("llm_keys.read")),
     (
         "POST",
@@ -526,6 +553,7 @@ async fn every_route_refuses_every_caller_outside_its_access() {
             .replace("{key_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{key}", &uuid::Uuid::now_v7().to_string())
             .replace("{invitation_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{agent_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{token}", &invitation_token)
             .replace("{provider}", "openai")
             .replace("{file}", "swagger-ui.css")

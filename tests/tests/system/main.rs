@@ -3,6 +3,7 @@
 //! because it installs the process-wide TRACE subscriber.
 
 mod access;
+mod agents;
 mod billing;
 mod event_store;
 mod hardening;
