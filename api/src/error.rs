@@ -319,6 +319,9 @@ impl<E: tenantry_domain::DomainError> From<CommandError<E>> for ApiError {
                 "refresh_token_reused",
                 "this refresh token was already used",
             ),
+            // The usage service looks again; only a batch that lost every
+            // try meets this.
+            CommandError::Refused(Refusal::UsageIdTaken) => ApiError::concurrent_update(),
             CommandError::Codec(e) => ApiError::internal(e),
             CommandError::Database(e) => e.into(),
         }

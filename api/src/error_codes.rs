@@ -96,6 +96,17 @@ pub const CODES: &[(u16, &str, &str)] = &[
         "`details.max_agents`: the plan's limit on agents that are not archived",
     ),
     (409, "agent_archived", "an archived agent cannot change or run again"),
+    (
+        409,
+        "agent_paused",
+        "usage of a paused or archived agent: `details.agent_id`, `details.status`",
+    ),
+    (
+        409,
+        "usage_id_conflict",
+        "record ids recorded before with other content: `details.ids`; nothing of the batch is recorded",
+    ),
+    (409, "usage_batch_already_recorded", "only a racing duplicate command meets it"),
     (409, "agent_already_exists", "only a racing duplicate command meets it"),
     (409, "already_member", ""),
     (409, "last_owner", ""),
@@ -149,6 +160,15 @@ pub const CODES: &[(u16, &str, &str)] = &[
         "`details.field` and `details.field_code` name what is wrong",
     ),
     (422, "plan_has_no_trial", ""),
+    (422, "invalid_range", "`from` after `to`, or more than 366 days"),
+    (422, "invalid_group_by", ""),
+    (422, "invalid_price_book", "the message names the price at fault"),
+    (
+        422,
+        "price_book_effective_too_early",
+        "a version that would take effect before the last one",
+    ),
+    (422, "invalid_batch_size", "only a command built outside the API meets it"),
 
     (422, "invalid_idempotency_key", ""),
     (422, "idempotency_key_reused", ""),
@@ -219,6 +239,34 @@ pub const FIELD_CODES: &[(&str, &str)] = &[
         "an agent's allow-list model that is not 1 to 100 of letters, digits and . _ : - /",
     ),
     ("invalid_budget", "a budget below 0"),
+    (
+        "unknown_agent",
+        "a usage record's agent that is not one of the tenant's",
+    ),
+    (
+        "invalid_usage_id",
+        "not 1 to 128 of letters, digits and . _ : -",
+    ),
+    (
+        "invalid_count",
+        "a token or request count below 0 or over 10^12",
+    ),
+    (
+        "invalid_occurred_at",
+        "more than 35 days ago or more than 5 minutes ahead",
+    ),
+    (
+        "invalid_attributes",
+        "not an object of at most 512 bytes as JSON",
+    ),
+    (
+        "invalid_batch_size",
+        "a batch of 0 or more than 1000 records",
+    ),
+    (
+        "duplicate_in_batch",
+        "an id earlier in the batch with other content",
+    ),
 ];
 
 /// Whether `code` is catalogued with `status`.

@@ -85,6 +85,14 @@ id_type!(
     /// An AI agent of a tenant.
     AgentId
 );
+id_type!(
+    /// The price book (there is one: `price_book::PRICE_BOOK_ID`).
+    PriceBookId
+);
+id_type!(
+    /// One batch of usage records, as ingested.
+    UsageBatchId
+);
 
 /// An aggregate and the id type that addresses its stream.
 pub trait AggregateRoot: cqrs_es::Aggregate {

@@ -14,15 +14,18 @@ pub mod ids;
 pub mod llm_key;
 pub mod metadata;
 pub mod plan;
+pub mod price_book;
 pub mod session;
 pub mod tenant;
+pub mod usage;
 pub mod user;
 pub mod values;
 
 pub use claims::{ClaimChange, ClaimScope, UniqueClaims};
 pub use codec::{CodecError, EventCodec};
 pub use ids::{
-    AgentId, AggregateRoot, ApiKeyId, InvitationId, LlmKeyId, PlanId, SessionId, TenantId, UserId,
+    AgentId, AggregateRoot, ApiKeyId, InvitationId, LlmKeyId, PlanId, PriceBookId, SessionId,
+    TenantId, UsageBatchId, UserId,
 };
 pub use metadata::{Actor, EventMetadata, PLATFORM_TENANT};
 pub mod error;

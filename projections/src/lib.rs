@@ -17,6 +17,7 @@ pub mod invitations;
 pub mod llm_keys;
 pub mod runtime;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 
 pub use runtime::{
@@ -65,6 +66,11 @@ impl ReadModels {
         billing::BillingModels { pool: &self.pool }
     }
 
+    /// Usage rollups and the price book's versions.
+    pub fn usage(&self) -> usage::Usage<'_> {
+        usage::Usage { pool: &self.pool }
+    }
+
     /// Tenants' agents.
     pub fn agents(&self) -> agents::Agents<'_> {
         agents::Agents { pool: &self.pool }
@@ -86,6 +92,8 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(invitations::OUTBOX),
         Arc::new(billing::PROJECTION),
         Arc::new(agents::PROJECTION),
+        Arc::new(usage::PROJECTION),
+        Arc::new(usage::PRICE_BOOK),
     ]
 }
 
@@ -96,8 +104,10 @@ mod tests {
     use tenantry_domain::billing::{Billing, BillingEvent};
     use tenantry_domain::llm_key::{LlmKey, LlmKeyEvent};
     use tenantry_domain::plan::{Plan, PlanEvent};
+    use tenantry_domain::price_book::{PriceBook, PriceBookEvent};
     use tenantry_domain::session::{Session, SessionEvent};
     use tenantry_domain::tenant::{Tenant, TenantEvent};
+    use tenantry_domain::usage::{UsageBatch, UsageEvent};
     use tenantry_domain::user::{User, UserEvent};
     use tenantry_domain::{CodecError, EventCodec};
 
@@ -129,6 +139,8 @@ mod tests {
             invitations::OUTBOX,
             billing::PROJECTION,
             agents::PROJECTION,
+            usage::PROJECTION,
+            usage::PRICE_BOOK,
         ];
         assert_eq!(
             projections.len(),
@@ -161,6 +173,12 @@ mod tests {
                     }
                     t if t == Agent::TYPE => {
                         *event_type == "*" || is_variant::<AgentEvent>(event_type)
+                    }
+                    t if t == UsageBatch::TYPE => {
+                        *event_type == "*" || is_variant::<UsageEvent>(event_type)
+                    }
+                    t if t == PriceBook::TYPE => {
+                        *event_type == "*" || is_variant::<PriceBookEvent>(event_type)
                     }
                     _ => false,
                 };

@@ -82,6 +82,14 @@ pub enum SideWrite {
     DestroyDataKey {
         id: Uuid,
     },
+    /// Take usage record ids (with their content hashes); refused with
+    /// [`Refusal::UsageIdTaken`] when a racing batch took one first.
+    TakeUsageIds {
+        tenant_id: Uuid,
+        batch_id: Uuid,
+        ids: Vec<String>,
+        hashes: Vec<Vec<u8>>,
+    },
 }
 
 /// Why a side write refused, undoing the command.
@@ -89,6 +97,8 @@ pub enum SideWrite {
 pub enum Refusal {
     /// The refresh token was traded in already (by a racing refresh).
     RefreshTokenReused,
+    /// A usage record id was taken by another batch in the meantime.
+    UsageIdTaken,
 }
 
 impl SideWrite {
@@ -125,6 +135,16 @@ impl SideWrite {
                     return Err(CommandError::Refused(Refusal::RefreshTokenReused));
                 }
                 sessions::add_refresh_token(tx, *session_id, new_hash).await?;
+            }
+            Self::TakeUsageIds {
+                tenant_id,
+                batch_id,
+                ids,
+                hashes,
+            } => {
+                if !crate::usage::take(tx, *tenant_id, *batch_id, ids, hashes).await? {
+                    return Err(CommandError::Refused(Refusal::UsageIdTaken));
+                }
             }
             Self::RevokeSession { session_id, reason } => {
                 sessions::revoke_session(tx, *session_id, reason).await?

@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod page;
 pub mod reconciliations;
 pub mod sessions;
+pub mod usage;
 pub mod vault;
 
 pub use events::{CommandError, Committed, Refusal, SideWrite};
@@ -225,6 +226,10 @@ impl Store {
 
     pub fn outbox(&self) -> outbox::Outbox<'_> {
         outbox::Outbox { pool: self.pool() }
+    }
+
+    pub fn usage_ids(&self) -> usage::UsageIds<'_> {
+        usage::UsageIds { pool: self.pool() }
     }
 
     pub fn reconciliations(&self) -> reconciliations::Reconciliations<'_> {

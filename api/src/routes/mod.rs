@@ -18,6 +18,7 @@ pub mod members;
 pub mod metrics;
 pub mod roles;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 pub mod webhooks;
 
@@ -146,6 +147,7 @@ fn all() -> Vec<Route> {
         users::routes(),
         billing::routes(),
         agents::routes(),
+        usage::routes(),
         webhooks::routes(),
         impersonation::routes(),
     ]

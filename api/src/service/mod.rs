@@ -14,4 +14,5 @@ pub mod sessions;
 pub mod stripe_sync;
 pub mod stripe_webhooks;
 pub mod tenants;
+pub mod usage;
 pub mod users;

@@ -111,6 +111,11 @@ const SPEC: &[(&str, &str, Need)] = &[
         "/v1/tenants/{tid}/agents/{agent_id}/archive",
         Perm("agents.manage"),
     ),
+    ("POST", "/v1/tenants/{tid}/usage", Perm("usage.write")),
+    ("GET", "/v1/tenants/{tid}/usage", Perm("usage.read")),
+    ("GET", "/v1/admin/usage", Admin),
+    ("GET", "/v1/admin/price-book", Admin),
+    ("POST", "/v1/admin/price-book", Admin),
     ("GET", "/v1/tenants/{tid}/llm-keys", Perm("llm_keys.read")),
     (
         "POST",

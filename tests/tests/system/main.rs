@@ -12,4 +12,5 @@ mod http;
 mod invitations;
 mod isolation;
 mod stripe;
+mod usage;
 mod vault;
