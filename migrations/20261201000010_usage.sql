@@ -34,3 +34,16 @@ CREATE TABLE price_book_view (
     prices         JSONB NOT NULL,
     published_at   TIMESTAMPTZ NOT NULL
 );
+
+-- The live credit reservations (read model of the `usage` projection): the
+-- sweeper finds the ledgers whose holds ran out.
+CREATE TABLE holds_view (
+    ledger_id     UUID NOT NULL,
+    id            TEXT NOT NULL,
+    tenant_id     UUID NOT NULL,
+    agent_id      UUID NOT NULL,
+    amount_micros BIGINT NOT NULL,
+    expires_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (ledger_id, id)
+);
+CREATE INDEX holds_view_expiry ON holds_view (expires_at);

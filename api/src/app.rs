@@ -254,6 +254,7 @@ impl Application {
             crate::workers::auth_cache::start(state.clone(), shutdown.subscribe()),
             crate::workers::trial_expiry::start(state.clone(), shutdown.subscribe()),
             crate::workers::billing_reconcile::start(state.clone(), shutdown.subscribe()),
+            crate::workers::reservation_sweeper::start(state.clone(), shutdown.subscribe()),
             {
                 let (store, stop) = (state.store.clone(), shutdown.subscribe());
                 tokio::spawn(async move { store.run_notifier(stop).await })

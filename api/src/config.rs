@@ -78,6 +78,9 @@ pub struct Config {
     /// How often the leader compares Tenantry's billing with Stripe's
     /// (`TENANTRY_BILLING_RECONCILE_INTERVAL`; only with Stripe configured).
     pub billing_reconcile_interval: Duration,
+    /// How often expired credit reservations are given back
+    /// (`TENANTRY_RESERVATION_SWEEP`).
+    pub reservation_sweep: Duration,
     /// How long a tenant whose payment failed (`past_due`) may still make
     /// changes before they answer 402 (`TENANTRY_BILLING_GRACE`).
     pub billing_grace: Duration,
@@ -294,6 +297,7 @@ impl Config {
             })
             .unwrap_or_default();
         let billing_reconcile_interval = duration("TENANTRY_BILLING_RECONCILE_INTERVAL", "1h")?;
+        let reservation_sweep = duration("TENANTRY_RESERVATION_SWEEP", "10s")?;
         let stripe = match get("TENANTRY_STRIPE_SECRET_KEY") {
             None => None,
             Some(key) if !(key.starts_with("sk_") || key.starts_with("rk_")) || key.len() < 8 => {
@@ -363,6 +367,7 @@ impl Config {
             stripe_webhook_secrets,
             stripe,
             billing_reconcile_interval,
+            reservation_sweep,
             billing_grace,
             generated,
         })

@@ -271,6 +271,10 @@ path_param!(
     AgentPath(Uuid) = "agent_id", "agent_not_found", "no such agent", uuid
 );
 path_param!(
+    /// `{reservation_id}`: a credit reservation's id (the client's).
+    ReservationPath(String) = "reservation_id", "not_found", "no such resource", Some
+);
+path_param!(
     /// `{plan}`: a billing plan's key.
     PlanPath(String) = "plan", "plan_not_found", "no such plan", Some
 );

@@ -90,8 +90,8 @@ id_type!(
     PriceBookId
 );
 id_type!(
-    /// One batch of usage records, as ingested.
-    UsageBatchId
+    /// A tenant's ledger of one month (`usage::ledger_id`).
+    LedgerId
 );
 
 /// An aggregate and the id type that addresses its stream.

@@ -24,8 +24,8 @@ pub mod values;
 pub use claims::{ClaimChange, ClaimScope, UniqueClaims};
 pub use codec::{CodecError, EventCodec};
 pub use ids::{
-    AgentId, AggregateRoot, ApiKeyId, InvitationId, LlmKeyId, PlanId, PriceBookId, SessionId,
-    TenantId, UsageBatchId, UserId,
+    AgentId, AggregateRoot, ApiKeyId, InvitationId, LedgerId, LlmKeyId, PlanId, PriceBookId,
+    SessionId, TenantId, UserId,
 };
 pub use metadata::{Actor, EventMetadata, PLATFORM_TENANT};
 pub mod error;

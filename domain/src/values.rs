@@ -291,7 +291,9 @@ pub fn check_password_policy(raw: &str) -> Result<(), ValueError> {
 }
 
 /// Free-form tenant settings: a JSON object of at most 16 KiB. Known keys are
-/// typed: `max_seats` is a positive integer.
+/// typed: `max_seats` is a positive integer, `monthly_budget_minor` (the
+/// tenant's monthly spending limit in minor units, overriding the plan's
+/// included credit) 0 or more.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(transparent)]
 pub struct TenantSettings(Map<String, Value>);
@@ -315,6 +317,14 @@ impl TenantSettings {
                 return Err(ValueError::new(
                     "invalid_settings",
                     "settings.max_seats must be a positive integer",
+                ));
+            }
+        }
+        if let Some(budget) = map.get("monthly_budget_minor") {
+            if budget.as_u64().is_none() {
+                return Err(ValueError::new(
+                    "invalid_settings",
+                    "settings.monthly_budget_minor must be a whole number, 0 or more",
                 ));
             }
         }
@@ -343,6 +353,11 @@ impl TenantSettings {
 
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.0
+    }
+
+    /// The tenant's monthly spending limit in minor units, when one is set.
+    pub fn monthly_budget_minor(&self) -> Option<u64> {
+        self.0.get("monthly_budget_minor").and_then(Value::as_u64)
     }
 
     /// The seat limit, when one is set.

@@ -107,7 +107,7 @@ mod tests {
     use tenantry_domain::price_book::{PriceBook, PriceBookEvent};
     use tenantry_domain::session::{Session, SessionEvent};
     use tenantry_domain::tenant::{Tenant, TenantEvent};
-    use tenantry_domain::usage::{UsageBatch, UsageEvent};
+    use tenantry_domain::usage::{Ledger, LedgerEvent};
     use tenantry_domain::user::{User, UserEvent};
     use tenantry_domain::{CodecError, EventCodec};
 
@@ -174,8 +174,8 @@ mod tests {
                     t if t == Agent::TYPE => {
                         *event_type == "*" || is_variant::<AgentEvent>(event_type)
                     }
-                    t if t == UsageBatch::TYPE => {
-                        *event_type == "*" || is_variant::<UsageEvent>(event_type)
+                    t if t == Ledger::TYPE => {
+                        *event_type == "*" || is_variant::<LedgerEvent>(event_type)
                     }
                     t if t == PriceBook::TYPE => {
                         *event_type == "*" || is_variant::<PriceBookEvent>(event_type)

@@ -1,7 +1,8 @@
-//! The `usage` read model: usage and cost per tenant × day (UTC) × agent ×
-//! provider × model, summed from the `UsageRecorded` events; and the
-//! `price_book` read model: every published version of the price book.
-//! A rebuild sums the same events again: the rollups come out the same.
+//! The `usage` read models: usage and cost per tenant × day (UTC) × agent ×
+//! provider × model, summed from the `UsageRecorded` events (a rebuild sums
+//! the same events again: the rollups come out the same), and the holds
+//! that are live (for the sweeper that expires those whose holder died);
+//! and the `price_book` read model: every published version of the book.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use futures_util::FutureExt;
 use serde_json::Value;
 use sqlx::{FromRow, PgConnection, PgPool};
 use tenantry_domain::price_book::PriceBookEvent;
-use tenantry_domain::usage::UsageEvent;
+use tenantry_domain::usage::LedgerEvent;
 use tenantry_domain::EventCodec;
 use uuid::Uuid;
 
@@ -20,8 +21,8 @@ use crate::runtime::{Apply, ProjectionError, TableProjection};
 /// The `usage` projection.
 pub const PROJECTION: TableProjection = TableProjection {
     name: "usage",
-    tables: &["usage_daily"],
-    reads: &[("usage_batch", "*")],
+    tables: &["usage_daily", "holds_view"],
+    reads: &[("ledger", "*")],
     apply: Apply::EachEvent(|tx, e| apply_usage(tx, e).boxed()),
 };
 
@@ -45,12 +46,40 @@ struct Sums {
 }
 
 async fn apply_usage(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
-    if e.aggregate_type != "usage_batch" {
+    if e.aggregate_type != "ledger" {
         return Ok(());
     }
-    let UsageEvent::UsageRecorded { tenant_id, records } =
-        UsageEvent::decode(&e.event_type, e.event_version, e.payload.clone())
-            .map_err(|err| ProjectionError::decode(e, err))?;
+    let ledger_id =
+        Uuid::parse_str(&e.aggregate_id).map_err(|err| ProjectionError::decode(e, err))?;
+    let event = LedgerEvent::decode(&e.event_type, e.event_version, e.payload.clone())
+        .map_err(|err| ProjectionError::decode(e, err))?;
+    let (tenant_id, records, settled) = match event {
+        LedgerEvent::UsageRecorded {
+            tenant_id,
+            records,
+            settled,
+        } => (tenant_id, records, settled),
+        LedgerEvent::ReservationGranted { id, hold } => {
+            sqlx::query(
+                "INSERT INTO holds_view (ledger_id, id, tenant_id, agent_id, amount_micros, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ledger_id, id) DO NOTHING",
+            )
+            .bind(ledger_id)
+            .bind(&id)
+            .bind(e.tenant_id)
+            .bind(hold.agent_id)
+            .bind(hold.amount_micros)
+            .bind(hold.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
+        LedgerEvent::ReservationReleased { id } | LedgerEvent::ReservationExpired { id } => {
+            return drop_holds(tx, ledger_id, &[id]).await;
+        }
+        LedgerEvent::BudgetThresholdCrossed { .. } => return Ok(()),
+    };
+    drop_holds(tx, ledger_id, &settled).await?;
     let mut groups: BTreeMap<(NaiveDate, Uuid, String, String), Sums> = BTreeMap::new();
     for r in records {
         let key = (r.occurred_at.date_naive(), r.agent_id, r.provider, r.model);
@@ -106,6 +135,22 @@ async fn apply_usage(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
     .bind(column(6))
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
+
+async fn drop_holds(
+    tx: &mut PgConnection,
+    ledger_id: Uuid,
+    ids: &[String],
+) -> Result<(), ProjectionError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM holds_view WHERE ledger_id = $1 AND id = ANY($2)")
+        .bind(ledger_id)
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -248,6 +293,21 @@ impl Usage<'_> {
         )
         .bind(from)
         .bind(to)
+        .fetch_all(self.pool)
+        .await
+    }
+
+    /// Ledgers holding reservations past their expiry, at most `limit`.
+    pub async fn ledgers_with_expired_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT DISTINCT ledger_id, tenant_id FROM holds_view WHERE expires_at <= $1 LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
         .fetch_all(self.pool)
         .await
     }

@@ -36,6 +36,31 @@ pub fn routes() -> Vec<Route> {
             .query::<SeriesParams>()
             .answers::<SeriesOut>(StatusCode::OK)
             .errors(&["invalid_range", "invalid_group_by"]),
+        Route::post(
+            "/v1/tenants/{tid}/reservations",
+            In(Permission::UsageWrite),
+            post_reservation,
+        )
+        .summary("Hold credit for an agent's call within its and the tenant's monthly budgets (402 when they do not cover it)")
+        .body::<ReservationIn>()
+        .answers::<ReservationOut>(StatusCode::CREATED)
+        .errors(&[
+            "budget_exceeded",
+            "agent_paused",
+            "agent_not_found",
+            "model_not_allowed",
+            "reservation_id_conflict",
+        ]),
+        Route::delete(
+            "/v1/tenants/{tid}/reservations/{reservation_id}",
+            In(Permission::UsageWrite),
+            delete_reservation,
+        )
+        .summary("Give a hold back (nothing held under the id is not an error)")
+        .no_content(),
+        Route::get("/v1/tenants/{tid}/budgets", In(Permission::UsageRead), get_budgets)
+            .summary("This month's budgets: limit, spent, reserved and state for the tenant and each agent")
+            .answers::<BudgetsOut>(StatusCode::OK),
         Route::get("/v1/admin/usage", Admin, get_admin_usage)
             .summary("Every tenant's usage totals over days, the biggest spender first")
             .query::<RangeParams>()
@@ -569,4 +594,218 @@ async fn post_price_book(
         StatusCode::CREATED,
         axum::Json(price_book_out(version, list)),
     ))
+}
+
+/// Credit to hold: `amount_micros`, or an `estimate` of the call.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ReservationIn {
+    /// Yours (its idempotency key): 1 to 128 of letters, digits and `. _ : -`.
+    #[schema(min_length = 1, max_length = 128)]
+    id: String,
+    agent_id: Uuid,
+    /// In micro-units of the price book's currency.
+    #[schema(minimum = 0)]
+    amount_micros: Option<i64>,
+    estimate: Option<EstimateIn>,
+    /// How long the hold lives unless settled or released: 1 to 3600 s,
+    /// 300 unless said.
+    #[schema(minimum = 1, maximum = 3600)]
+    ttl_seconds: Option<i64>,
+}
+
+/// What a call is expected to use, costed at the price book in effect.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct EstimateIn {
+    provider: String,
+    #[schema(min_length = 1, max_length = 100)]
+    model: String,
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    input_tokens: i64,
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    output_tokens: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReservationOut {
+    id: String,
+    agent_id: Uuid,
+    amount_micros: i64,
+    expires_at: DateTime<Utc>,
+    /// `held`.
+    status: &'static str,
+}
+
+async fn post_reservation(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    Json(body): Json<ReservationIn>,
+) -> Result<(StatusCode, axum::Json<ReservationOut>), ApiError> {
+    let mut v = Validation::default();
+    let bad = |code: &'static str, message: &str| Err(ValueError::new(code, message.to_string()));
+    if !id_shaped(&body.id) {
+        v.check::<()>(
+            "id",
+            bad(
+                "invalid_usage_id",
+                "1 to 128 of letters, digits and . _ : -",
+            ),
+        );
+    }
+    let ttl = body.ttl_seconds.unwrap_or(300);
+    if !(1..=3600).contains(&ttl) {
+        v.check::<()>("ttl_seconds", bad("invalid_count", "1 to 3600 seconds"));
+    }
+    let amount = match (body.amount_micros, body.estimate) {
+        (Some(m), None) if (0..=MAX_COUNT).contains(&m) => Some(usage::Amount::Micros(m)),
+        (None, Some(e)) => {
+            let provider = v.check("estimate.provider", Provider::parse(&e.provider));
+            for (name, n) in [
+                ("estimate.input_tokens", e.input_tokens),
+                ("estimate.output_tokens", e.output_tokens),
+            ] {
+                if !(0..=MAX_COUNT).contains(&n) {
+                    v.check::<()>(name, bad("invalid_count", "0 to 10^12"));
+                }
+            }
+            provider.map(|p| usage::Amount::Estimate {
+                provider: p.as_str().to_string(),
+                model: e.model,
+                input_tokens: e.input_tokens,
+                output_tokens: e.output_tokens,
+            })
+        }
+        _ => {
+            v.check::<()>(
+                "amount_micros",
+                bad(
+                    "invalid_amount",
+                    "give amount_micros (0 to 10^12) or an estimate, not both",
+                ),
+            );
+            None
+        }
+    };
+    v.finish()?;
+    let amount = amount.ok_or_else(|| ApiError::internal("validation passed without an amount"))?;
+    let granted = usage::reserve(
+        &state,
+        &ctx,
+        scope.principal.actor(),
+        scope.tenant_id,
+        usage::ReservationAsk {
+            id: body.id,
+            agent_id: body.agent_id,
+            amount,
+            ttl: Duration::seconds(ttl),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ReservationOut {
+            id: granted.id,
+            agent_id: granted.agent_id,
+            amount_micros: granted.amount_micros,
+            expires_at: granted.expires_at,
+            status: "held",
+        }),
+    ))
+}
+
+async fn delete_reservation(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    crate::extract::ReservationPath(id): crate::extract::ReservationPath,
+) -> Result<StatusCode, ApiError> {
+    usage::release(&state, &ctx, scope.principal.actor(), scope.tenant_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One budget's standing this month.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BudgetOut {
+    /// `null`: no limit at this scope.
+    limit_micros: Option<i64>,
+    spent_micros: i64,
+    reserved_micros: i64,
+    /// `ok`, `warning` (spent plus reserved at 80 % of the limit or more) or
+    /// `exceeded` (at the limit or more); `ok` without a limit.
+    state: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AgentBudgetOut {
+    agent_id: Uuid,
+    name: String,
+    #[serde(flatten)]
+    budget: BudgetOut,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BudgetsOut {
+    /// The month (`2026-12`, UTC).
+    period: String,
+    resets_at: DateTime<Utc>,
+    warning_percent: u8,
+    tenant: BudgetOut,
+    agents: Vec<AgentBudgetOut>,
+}
+
+fn budget(limit: Option<i64>, spent: i64, reserved: i64) -> BudgetOut {
+    let used = i128::from(spent) + i128::from(reserved);
+    let state = match limit {
+        Some(l) if used >= i128::from(l) => "exceeded",
+        Some(l) if used * 100 >= i128::from(l) * i128::from(usage::WARNING_PERCENT) => "warning",
+        _ => "ok",
+    };
+    BudgetOut {
+        limit_micros: limit,
+        spent_micros: spent,
+        reserved_micros: reserved,
+        state,
+    }
+}
+
+async fn get_budgets(
+    State(state): State<AppState>,
+    scope: TenantScope,
+) -> Result<axum::Json<BudgetsOut>, ApiError> {
+    use tenantry_domain::usage::{ledger_id, month_of, BudgetScope, Ledger};
+    let now = state.now();
+    let period = month_of(now);
+    let (ledger, _) = state
+        .store
+        .load::<Ledger>(ledger_id(scope.tenant_id, &period))
+        .await
+        .map_err(ApiError::from)?;
+    let agents = state.reads.agents().list(scope.tenant_id, false).await?;
+    let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
+    let limits = usage::limits_of(&state, scope.tenant_id, &ids).await?;
+    let (spent, reserved) = ledger.totals(BudgetScope::Tenant);
+    Ok(axum::Json(BudgetsOut {
+        period,
+        resets_at: usage::resets_at(now),
+        warning_percent: usage::WARNING_PERCENT,
+        tenant: budget(limits.tenant, spent, reserved),
+        agents: agents
+            .into_iter()
+            .map(|a| {
+                let limit = limits
+                    .agents
+                    .iter()
+                    .find(|(id, _)| *id == a.id)
+                    .map(|(_, l)| *l);
+                let (spent, reserved) = ledger.totals(BudgetScope::Agent { agent_id: a.id });
+                AgentBudgetOut {
+                    agent_id: a.id,
+                    name: a.name,
+                    budget: budget(limit, spent, reserved),
+                }
+            })
+            .collect(),
+    }))
 }

@@ -1,13 +1,18 @@
 //! Usage's use cases: ingesting the agent runtime's records (validated all
 //! or nothing, each id counted once, costed at the price book in effect
-//! when it occurred) and publishing the price book.
+//! when it occurred), credit reservations against the monthly budgets, the
+//! budgets' standing, the sweeper's expiry, and publishing the price book.
+//! Everything about a tenant's month is decided on its ledger aggregate
+//! (`tenantry_domain::usage`).
 
 use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
 use tenantry_domain::price_book::{PriceBook, PriceBookCommand, PriceList, PRICE_BOOK_ID};
-use tenantry_domain::usage::{UsageBatch, UsageBatchCommand, UsageRecord};
-use tenantry_domain::{Actor, UsageBatchId};
+use tenantry_domain::usage::{
+    ledger_id, month_of, BudgetScope, Ledger, LedgerCommand, LedgerError, Limits, UsageRecord,
+};
+use tenantry_domain::Actor;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -212,17 +217,32 @@ pub async fn ingest(
         if records.is_empty() {
             return Ok(outcomes);
         }
-        let batch_id = UsageBatchId::generate();
+        let batch_id = Uuid::now_v7();
         let side = [SideWrite::TakeUsageIds {
             tenant_id,
-            batch_id: batch_id.as_uuid(),
+            batch_id,
             ids: new_ids,
             hashes: new_hashes,
         }];
-        let command = UsageBatchCommand::Record { tenant_id, records };
+        let agent_ids: Vec<Uuid> = records.iter().map(|r| r.agent_id).collect();
+        let limits = limits_of(state, tenant_id, &agent_ids).await?;
+        let mut by_scope = BTreeMap::new();
+        if let Some(t) = limits.tenant {
+            by_scope.insert(None, t);
+        }
+        for (agent, limit) in limits.agents {
+            by_scope.insert(Some(agent), limit);
+        }
+        let command = LedgerCommand::Record {
+            tenant_id,
+            records,
+            limits: by_scope,
+            warning_percent: WARNING_PERCENT,
+        };
+        let ledger = ledger_id(tenant_id, &month_of(state.now()));
         match state
             .store
-            .execute_with::<UsageBatch>(batch_id, command, &meta, &side)
+            .execute_with::<Ledger>(ledger, command, &meta, &side)
             .await
         {
             Ok(committed) => {
@@ -230,10 +250,304 @@ pub async fn ingest(
                 return Ok(outcomes);
             }
             Err(CommandError::Refused(Refusal::UsageIdTaken)) => continue,
+            Err(CommandError::Domain(LedgerError::BudgetExceeded { .. })) => {
+                return Err(ApiError::internal("recording usage is never refused"))
+            }
             Err(e) => return Err(e.into()),
         }
     }
     Err(ApiError::concurrent_update())
+}
+
+/// The share of a limit at which a budget warns.
+pub const WARNING_PERCENT: u8 = 80;
+
+/// Micro-units per minor unit (a cent): budgets and plan credits are in
+/// minor units, costs in micro-units of the same currency.
+pub const MICROS_PER_MINOR: i64 = 10_000;
+
+/// The monthly limits of a tenant and of some of its agents, in micro-units.
+pub struct AllLimits {
+    pub tenant: Option<i64>,
+    pub agents: Vec<(Uuid, i64)>,
+}
+
+/// The tenant's limit is its `monthly_budget_minor` setting, else its
+/// plan's included monthly credit (a plan including none sets no limit);
+/// an agent's is its own `monthly_budget_minor`.
+pub async fn limits_of(
+    state: &AppState,
+    tenant_id: Uuid,
+    agent_ids: &[Uuid],
+) -> Result<AllLimits, ApiError> {
+    let (tenant, _) = state
+        .store
+        .load::<tenantry_domain::tenant::Tenant>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    let from_setting = tenant
+        .settings
+        .monthly_budget_minor()
+        .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+    let from_plan = || async {
+        let (billing, _) = state
+            .store
+            .load::<tenantry_domain::billing::Billing>(tenant_id.into())
+            .await
+            .map_err(ApiError::from)?;
+        Ok::<_, ApiError>(
+            billing
+                .terms
+                .map(|t| t.entitlements.monthly_credit_minor)
+                .filter(|c| *c > 0),
+        )
+    };
+    let tenant_minor = match from_setting {
+        Some(m) => Some(m),
+        None => from_plan().await?,
+    };
+    let mut agents = Vec::new();
+    let mut seen = Vec::new();
+    for a in agent_ids {
+        if seen.contains(a) {
+            continue;
+        }
+        seen.push(*a);
+        if let Some(row) = state.reads.agents().get(tenant_id, *a).await? {
+            if let Some(budget) = row.monthly_budget_minor {
+                agents.push((*a, budget.saturating_mul(MICROS_PER_MINOR)));
+            }
+        }
+    }
+    Ok(AllLimits {
+        tenant: tenant_minor.map(|m| m.saturating_mul(MICROS_PER_MINOR)),
+        agents,
+    })
+}
+
+/// The first instant of the next month (UTC): when budgets reset.
+pub fn resets_at(now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{Datelike, TimeZone};
+    let (y, m) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    chrono::Utc
+        .with_ymd_and_hms(y, m, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now)
+}
+
+/// What a reservation asks for.
+pub struct ReservationAsk {
+    pub id: String,
+    pub agent_id: Uuid,
+    pub amount: Amount,
+    pub ttl: chrono::Duration,
+}
+
+/// An amount, or what the call is expected to use.
+pub enum Amount {
+    Micros(i64),
+    Estimate {
+        provider: String,
+        model: String,
+        input_tokens: i64,
+        output_tokens: i64,
+    },
+}
+
+/// A hold as granted.
+pub struct Granted {
+    pub id: String,
+    pub agent_id: Uuid,
+    pub amount_micros: i64,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn allowed(allow: &serde_json::Value, provider: &str, model: &str) -> bool {
+    let list: Vec<String> = serde_json::from_value(allow.clone()).unwrap_or_default();
+    list.is_empty()
+        || list
+            .iter()
+            .any(|e| e == provider || *e == format!("{provider}/{model}"))
+}
+
+/// Hold credit for an agent's call, within the agent's and the tenant's
+/// budgets for the month, or 402 `budget_exceeded` naming the scope.
+pub async fn reserve(
+    state: &AppState,
+    ctx: &Context,
+    actor: Actor,
+    tenant_id: Uuid,
+    ask: ReservationAsk,
+) -> Result<Granted, ApiError> {
+    let agent = state
+        .reads
+        .agents()
+        .get(tenant_id, ask.agent_id)
+        .await?
+        .ok_or_else(crate::service::agents::not_found)?;
+    if agent.status != "active" {
+        return Err(agent_paused(ask.agent_id, &agent.status));
+    }
+    let now = state.now();
+    let amount_micros = match ask.amount {
+        Amount::Micros(m) => m,
+        Amount::Estimate {
+            provider,
+            model,
+            input_tokens,
+            output_tokens,
+        } => {
+            if !allowed(&agent.allow, &provider, &model) {
+                return Err(ApiError::conflict(
+                    "model_not_allowed",
+                    "the agent's allow-list does not include this provider and model",
+                )
+                .with_details(serde_json::json!({ "provider": provider, "model": model })));
+            }
+            let (book, _) = state
+                .store
+                .load::<PriceBook>(PRICE_BOOK_ID.into())
+                .await
+                .map_err(ApiError::from)?;
+            let (version, list) = book.in_effect(now);
+            list.cost(
+                version,
+                &provider,
+                &model,
+                input_tokens,
+                output_tokens,
+                0,
+                1,
+            )
+            .micros
+        }
+    };
+    let limits = limits_of(state, tenant_id, &[ask.agent_id]).await?;
+    let expires_at = now + ask.ttl;
+    let command = LedgerCommand::Reserve {
+        tenant_id,
+        id: ask.id.clone(),
+        agent_id: ask.agent_id,
+        amount_micros,
+        expires_at,
+        limits: Limits {
+            tenant: limits.tenant,
+            agent: limits.agents.first().map(|(_, l)| *l),
+        },
+        warning_percent: WARNING_PERCENT,
+        now,
+    };
+    let ledger = ledger_id(tenant_id, &month_of(now));
+    let meta = ctx.metadata(tenant_id, actor);
+    match state.store.execute::<Ledger>(ledger, command, &meta).await {
+        Ok(committed) => {
+            state.settle(committed.written.as_ref()).await;
+            // Granted now, or granted before under this id: the hold it is.
+            let (held, _) = state
+                .store
+                .load::<Ledger>(ledger)
+                .await
+                .map_err(ApiError::from)?;
+            let hold = held
+                .holds
+                .get(&ask.id)
+                .ok_or_else(|| ApiError::internal("a granted hold is not held"))?;
+            Ok(Granted {
+                id: ask.id,
+                agent_id: hold.agent_id,
+                amount_micros: hold.amount_micros,
+                expires_at: hold.expires_at,
+            })
+        }
+        Err(CommandError::Domain(LedgerError::BudgetExceeded {
+            scope,
+            limit_micros,
+            spent_micros,
+            reserved_micros,
+        })) => {
+            let resets = resets_at(now);
+            let scope_json = match scope {
+                BudgetScope::Tenant => serde_json::json!("tenant"),
+                BudgetScope::Agent { .. } => serde_json::json!("agent"),
+            };
+            let agent_id = match scope {
+                BudgetScope::Agent { agent_id } => Some(agent_id),
+                BudgetScope::Tenant => None,
+            };
+            Err(ApiError::new(
+                axum::http::StatusCode::PAYMENT_REQUIRED,
+                "budget_exceeded",
+                "the budget does not cover this reservation until it resets",
+            )
+            .with_details(serde_json::json!({
+                "scope": scope_json,
+                "agent_id": agent_id,
+                "limit_micros": limit_micros,
+                "spent_micros": spent_micros,
+                "reserved_micros": reserved_micros,
+                "requested_micros": amount_micros,
+                "resets_at": resets,
+                "retry_after_seconds": (resets - now).num_seconds().max(1),
+            })))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Give a hold back (this month's, else last month's); nothing held under
+/// the id is not an error.
+pub async fn release(
+    state: &AppState,
+    ctx: &Context,
+    actor: Actor,
+    tenant_id: Uuid,
+    id: &str,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let last_month =
+        chrono::Datelike::with_day0(&now, 0).unwrap_or(now) - chrono::Duration::days(1);
+    let meta = ctx.metadata(tenant_id, actor);
+    for month in [month_of(now), month_of(last_month)] {
+        let ledger = ledger_id(tenant_id, &month);
+        let committed = state
+            .store
+            .execute::<Ledger>(ledger, LedgerCommand::Release { id: id.to_string() }, &meta)
+            .await?;
+        if committed.written.is_some() {
+            state.settle(committed.written.as_ref()).await;
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Give back the holds past their expiry (the sweeper); how many ledgers
+/// it looked at.
+pub async fn sweep(state: &AppState) -> Result<usize, ApiError> {
+    let now = state.now();
+    let due = state
+        .reads
+        .usage()
+        .ledgers_with_expired_holds(now, 100)
+        .await?;
+    for (ledger, tenant_id) in &due {
+        let meta = tenantry_domain::EventMetadata::new(
+            *tenant_id,
+            Actor::system("reservation-sweeper"),
+            None,
+            now,
+        );
+        let committed = state
+            .store
+            .execute::<Ledger>((*ledger).into(), LedgerCommand::Expire { now }, &meta)
+            .await?;
+        state.settle(committed.written.as_ref()).await;
+    }
+    Ok(due.len())
 }
 
 /// The next version of the price book.

@@ -114,6 +114,17 @@ const SPEC: &[(&str, &str, Need)] = &[
     ("POST", "/v1/tenants/{tid}/usage", Perm("usage.write")),
     ("GET", "/v1/tenants/{tid}/usage", Perm("usage.read")),
     ("GET", "/v1/admin/usage", Admin),
+    (
+        "POST",
+        "/v1/tenants/{tid}/reservations",
+        Perm("usage.write"),
+    ),
+    (
+        "DELETE",
+        "/v1/tenants/{tid}/reservations/{reservation_id}",
+        Perm("usage.write"),
+    ),
+    ("GET", "/v1/tenants/{tid}/budgets", Perm("usage.read")),
     ("GET", "/v1/admin/price-book", Admin),
     ("POST", "/v1/admin/price-book", Admin),
     ("GET", "/v1/tenants/{tid}/llm-keys", Perm("llm_keys.read")),
@@ -559,6 +570,7 @@ async fn every_route_refuses_every_caller_outside_its_access() {
             .replace("{key}", &uuid::Uuid::now_v7().to_string())
             .replace("{invitation_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{agent_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{reservation_id}", "res-1")
             .replace("{token}", &invitation_token)
             .replace("{provider}", "openai")
             .replace("{file}", "swagger-ui.css")

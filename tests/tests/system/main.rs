@@ -5,6 +5,7 @@
 mod access;
 mod agents;
 mod billing;
+mod budgets;
 mod event_store;
 mod hardening;
 mod hostile;
