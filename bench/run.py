@@ -14,6 +14,7 @@ projectors share both cores, as they would on a 2-core host.
 import argparse
 import contextlib
 import datetime
+import http.client as httpclient
 import json
 import os
 import re
@@ -30,7 +31,8 @@ import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG = os.environ.get("TENANTRY_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-MEASURES = ("write", "read", "sign_in", "rebuild", "wakeup", "revocation")
+MEASURES = ("write", "read", "sign_in", "rebuild", "wakeup", "revocation", "ingest", "reserve",
+            "series")
 ADMIN = ("bench-admin@tenantry.test", "bench-password-123")
 
 # wrk script: optional request mix from a file, and a JSON summary at the end.
@@ -122,6 +124,197 @@ def http(base, method, path, token=None, body=None):
             return r.status, (json.loads(text) if text else None)
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read().decode() or "null")
+
+
+class Client:
+    """One kept-alive HTTP connection (a load-generating thread's own)."""
+
+    def __init__(self, base, token):
+        host, port = base.removeprefix("http://").split(":")
+        self.conn = httpclient.HTTPConnection(host, int(port), timeout=30)
+        self.headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+    def post(self, path, body):
+        self.conn.request("POST", path, body=body if isinstance(body, bytes) else json.dumps(body),
+                          headers=self.headers)
+        r = self.conn.getresponse()
+        r.read()
+        return r.status
+
+
+def usage_records(agent, start, n, at):
+    return [{"id": f"rec-{start + i}", "agent_id": agent, "provider": "openai",
+             "model": ("gpt-4o", "gpt-4o-mini", "gpt-4.1")[i % 3],
+             "input_tokens": 1000 + i % 500, "output_tokens": 200 + i % 100, "occurred_at": at}
+            for i in range(n)]
+
+
+def ingest_measure(base, admin, db, batches, threads):
+    """Batches of 1,000 records posted by `threads` clients, against a raw
+    multi-row INSERT of the same rows into a plain table."""
+    tid = http(base, "POST", "/v1/tenants", admin, {"name": "Ingest Tenant"})[1]["id"]
+    agent = http(base, "POST", f"/v1/tenants/{tid}/agents", admin, {"name": "Ingester"})[1]["id"]
+    key = http(base, "POST", f"/v1/tenants/{tid}/api-keys", admin,
+               {"name": "runtime", "permissions": ["usage.write"]})[1]["key"]
+    at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    bodies = [json.dumps({"records": usage_records(agent, b * 1000, 1000, at)}).encode()
+              for b in range(batches)]
+    failures = []
+
+    def worker(mine):
+        c = Client(base, key)
+        for body in mine:
+            status = c.post(f"/v1/tenants/{tid}/usage", body)
+            if status != 200:
+                failures.append(status)
+    t0 = time.monotonic()
+    ths = [threading.Thread(target=worker, args=(bodies[i::threads],)) for i in range(threads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    took = time.monotonic() - t0
+    if failures:
+        raise RuntimeError(f"ingestion answered {failures[:5]}")
+    counted = int(psql(db, f"SELECT count(*) FROM usage_ids WHERE tenant_id = '{tid}'"))
+    if counted != batches * 1000:
+        raise RuntimeError(f"{counted} records recorded of {batches * 1000}")
+    # The reference: the same rows, 1,000 to an INSERT, into a plain table.
+    psql(db, "CREATE TABLE bench_usage (id TEXT, agent_id UUID, provider TEXT, model TEXT, "
+             "input_tokens BIGINT, output_tokens BIGINT, occurred_at TIMESTAMPTZ)")
+    script = os.path.join(tempfile.mkdtemp(prefix="tenantry-bench-ingest-"), "inserts.sql")
+    with open(script, "w") as f:
+        for b in range(batches):
+            rows = ",".join(
+                f"('{r['id']}', '{r['agent_id']}', 'openai', '{r['model']}', {r['input_tokens']}, "
+                f"{r['output_tokens']}, '{r['occurred_at']}')"
+                for r in usage_records(agent, b * 1000, 1000, at))
+            f.write(f"INSERT INTO bench_usage VALUES {rows};\n")
+    t0 = time.monotonic()
+    run(["psql", f"{PG}/{db}", "-q", "-f", script])
+    ref = time.monotonic() - t0
+    n = batches * 1000
+    return {"records": n, "threads": threads,
+            "tenantry": {"records_per_s": n / took, "seconds": took},
+            "reference": {"rows_per_s": n / ref, "seconds": ref},
+            "ratio": (n / took) / (n / ref)}
+
+
+def reserve_measure(base, admin, db, seconds, clients):
+    """Reserve-then-record pairs on one tenant at `clients` clients; at the
+    end the ledger's events are replayed to check no hold was ever granted
+    past the limit."""
+    tid = http(base, "POST", "/v1/tenants", admin, {"name": "Reserving Tenant"})[1]["id"]
+    # A limit the timed run does not reach: 100,000.00, as 10,000
+    # micro-units per cent (the second phase lowers it).
+    limit_minor = 10_000_000
+    http(base, "PATCH", f"/v1/tenants/{tid}", admin, {"settings": {"monthly_budget_minor": limit_minor}})
+    agent = http(base, "POST", f"/v1/tenants/{tid}/agents", admin, {"name": "Caller"})[1]["id"]
+    key = http(base, "POST", f"/v1/tenants/{tid}/api-keys", admin,
+               {"name": "runtime", "permissions": ["usage.write"]})[1]["key"]
+    at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    deadline = time.monotonic() + seconds
+    counts = {"pairs": 0, "refused": 0, "other": []}
+    # (`deadline` is read by the workers at each pair; the second phase
+    # moves it.)
+    lock = threading.Lock()
+
+    def worker(w):
+        c = Client(base, key)
+        i = 0
+        while time.monotonic() < deadline:
+            rid = f"w{w}-{i}"
+            i += 1
+            status = c.post(f"/v1/tenants/{tid}/reservations",
+                            {"id": rid, "agent_id": agent, "amount_micros": 20_000})
+            if status == 402:
+                with lock:
+                    counts["refused"] += 1
+                continue
+            if status != 201:
+                with lock:
+                    counts["other"].append(status)
+                continue
+            record = {"id": f"u-{rid}", "agent_id": agent, "provider": "openai", "model": "gpt-4o-mini",
+                      "input_tokens": 1000, "output_tokens": 300, "occurred_at": at,
+                      "reservation_id": rid}
+            status = c.post(f"/v1/tenants/{tid}/usage", {"records": [record]})
+            with lock:
+                if status == 200:
+                    counts["pairs"] += 1
+                else:
+                    counts["other"].append(status)
+    def hammer(w_offset):
+        ths = [threading.Thread(target=worker, args=(w_offset + w,)) for w in range(clients)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+    t0 = time.monotonic()
+    hammer(0)
+    took = time.monotonic() - t0
+    pairs, refused_timed = counts["pairs"], counts["refused"]
+    # Then the budget binds: the limit becomes what was spent plus 0.10,
+    # and the same clients go on for two seconds more, mostly refused.
+    spent = int(psql(db, "SELECT coalesce(sum(cost_micros), 0) FROM usage_daily "
+                         f"WHERE tenant_id = '{tid}'"))
+    limit_minor = (spent + 100_000) // 10_000
+    http(base, "PATCH", f"/v1/tenants/{tid}", admin, {"settings": {"monthly_budget_minor": limit_minor}})
+    deadline = time.monotonic() + 2
+    hammer(clients)
+    if counts["refused"] == 0:
+        raise RuntimeError("the budget never bound: no reservation was refused")
+    # Replay the ledger from the log: at every grant, spent plus reserved
+    # (with the grant) is within the limit.
+    rows = run(["psql", f"{PG}/{db}", "-qAtc",
+                "SELECT event_type, payload FROM events WHERE aggregate_type IN ('ledger', 'tenant') "
+                f"AND tenant_id = '{tid}' ORDER BY tenant_sequence"]).stdout.splitlines()
+    # The limit in force is the tenant's setting as its events set it.
+    limit, spent, holds, worst, grants, over = None, 0, {}, 0, 0, 0
+    for row in rows:
+        kind, payload = row.split("|", 1)
+        p = json.loads(payload)
+        if kind == "TenantSettingsUpdated":
+            minor = p["settings"].get("monthly_budget_minor")
+            limit = None if minor is None else minor * 10_000
+        elif kind == "ReservationGranted":
+            holds[p["id"]] = p["amount_micros"]
+            grants += 1
+            used = spent + sum(holds.values())
+            worst = max(worst, used)
+            if limit is not None:
+                over = max(over, used - limit)
+        elif kind in ("ReservationReleased", "ReservationExpired"):
+            holds.pop(p["id"], None)
+        elif kind == "UsageRecorded":
+            spent += sum(r["cost_micros"] for r in p["records"])
+            for s_id in p.get("settled", []):
+                holds.pop(s_id, None)
+    if over > 0:
+        raise RuntimeError(f"a hold was granted {over} micro-units past the limit in force")
+    return {"clients": clients, "seconds": took, "pairs": pairs, "refused_402": counts["refused"],
+            "refused_402_timed": refused_timed,
+            "pairs_per_s": pairs / took, "grants": grants, "limit_micros": limit,
+            "highest_spent_plus_reserved_micros": worst, "overspend_micros": over}
+
+
+def series_measure(base, admin, db, seconds, script_dir, records):
+    """A 90-day series of a tenant whose rollups stand for `records`
+    ingested records (seeded into the rollups directly), at 8 connections."""
+    tid = http(base, "POST", "/v1/tenants", admin, {"name": "Series Tenant"})[1]["id"]
+    per_row = max(1, records // (90 * 10 * 10))
+    psql(db, "INSERT INTO usage_daily SELECT "
+             f"'{tid}', current_date - d, ('00000000-0000-0000-0000-0000000000' || lpad(a::text, 2, '0'))::uuid, "
+             f"'openai', 'model-' || m, {per_row}, {per_row}, {per_row} * 1000, {per_row} * 200, 0, "
+             f"{per_row} * 4500, 0 FROM generate_series(0, 89) d, generate_series(1, 10) a, "
+             "generate_series(1, 10) m")
+    token = http(base, "POST", f"/v1/tenants/{tid}/api-keys", admin,
+                 {"name": "reader", "permissions": ["usage.read"]})[1]["key"]
+    today = datetime.date.today()
+    start = today - datetime.timedelta(days=89)
+    url = f"{base}/v1/tenants/{tid}/usage?from={start}&to={today}&group_by=day"
+    r = wrk(url, seconds, 8, token=token, script_dir=script_dir)
+    return {"records": per_row * 9000, "rollup_rows": 9000, "tenantry": r, "target_p99_ms": 50}
 
 
 def rss_kib(pid, field="VmRSS"):
@@ -271,7 +464,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="every measure briefly, output to a temp dir")
     ap.add_argument("--binary", help="a prebuilt tenantry binary")
     ap.add_argument("--report", action="store_true", help="rewrite docs/BENCHMARKS.md from bench/results.json")
-    ap.add_argument("--only", help="comma-separated measures to run (write,read,sign_in,rebuild); "
+    ap.add_argument("--only", help="comma-separated measures to run (" + ",".join(MEASURES) + "); "
                                    "prints them and writes no report")
     ap.add_argument("--perf", metavar="DIR",
                     help="record a system-wide perf profile of each measure into DIR")
@@ -416,6 +609,18 @@ def main():
                     "max_ms": delays[-1]}
             finally:
                 other.stop()
+
+        # 7. Usage ingestion, reservations, and the series of a busy tenant.
+        if want("ingest"):
+            log("usage ingestion")
+            results["measures"]["ingest"] = ingest_measure(base, admin, db, 4 if q else 60, 4)
+        if want("reserve"):
+            log("reserve-then-record pairs on one tenant")
+            results["measures"]["reserve"] = reserve_measure(base, admin, db, secs, 10 if q else 50)
+        if want("series"):
+            log("a 90-day usage series")
+            results["measures"]["series"] = series_measure(base, admin, db, secs, work,
+                                                           100_000 if q else 10_000_000)
 
         results["measures"]["memory"] = {"idle_kib": idle, "before_read_kib": seeded_kib,
                                          "peak_read_kib": peak[0]}
@@ -564,6 +769,25 @@ def report(r):
             f'Revocation across two servers: a logout on one until the other refuses the token it accepted '
             f'from memory, ms p50 / p99 / max over {rv["samples"]}',
             f'{rv["p50_ms"]:.1f} / {rv["p99_ms"]:.1f} / {rv["max_ms"]:.1f}', "target: p99 under 100", "—"))
+    ing, res, ser = m.get("ingest"), m.get("reserve"), m.get("series")
+    if ing:
+        rows.append((
+            f'Usage ingestion: records/s in batches of 1,000 from {ing["threads"]} clients ({ing["records"]:,} records)',
+            f'{ing["tenantry"]["records_per_s"]:.0f}',
+            f'multi-row INSERT of the same rows into a plain table {ing["reference"]["rows_per_s"]:.0f}',
+            f'{ing["ratio"]:.3f}'))
+    if res:
+        rows.append((
+            f'Reserve-then-record pairs on one tenant at {res["clients"]} clients, per s '
+            f'(then {res["refused_402"]} reservations answered 402 once the budget was lowered to bind)',
+            f'{res["pairs_per_s"]:.0f}',
+            f'overspend checked from the log: {res["overspend_micros"]} micro-units over {res["grants"]} grants',
+            "target: 2,000"))
+    if ser:
+        t = ser["tenantry"]
+        rows.append((
+            f'A 90-day usage series (rollups of {ser["records"]:,} records), req/s at 8 connections (p50 / p99 ms)',
+            f'{t["rps"]:.0f} ({t["p50"]:.1f} / {t["p99"]:.1f})', "target: p99 under 50 ms", "—"))
     if wk:
         a = wk["appends_per_s"]
         rows.append((
