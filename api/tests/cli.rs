@@ -323,3 +323,224 @@ fn billing_commands_without_stripe_say_so_in_one_line() {
     assert!(stderr(&out).contains("TENANTRY_STRIPE_SECRET_KEY"));
     assert!(!stderr(&out).contains("pk_live_not_a_secret"));
 }
+
+/// A server process killed (SIGKILL) while batches of usage are being
+/// ingested: after a restart every acknowledged batch is there whole, every
+/// other batch is there whole or not at all, the rollups agree with what is
+/// there, and sending everything again records each missing batch once.
+#[test]
+fn ingestion_survives_a_server_kill_mid_batch_with_nothing_lost_or_doubled() {
+    use std::sync::{Arc, Mutex};
+    let db = Db::new();
+    let url = db.url();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data_dir = std::env::temp_dir().join(format!("tenantry-kill-{}", uuid::Uuid::now_v7()));
+    let serve = || {
+        Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", &url)
+            .env("TENANTRY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TENANTRY_DATA_DIR", &data_dir)
+            .env("TENANTRY_BOOTSTRAP_ADMIN_EMAIL", "ops@kill.test")
+            .env("TENANTRY_BOOTSTRAP_ADMIN_PASSWORD", "ops-password-123")
+            .env("TENANTRY_PROJECTOR_POLL_MS", "100")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tenantry serve")
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = |client: reqwest::Client, base: String| async move {
+        for _ in 0..300 {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the server did not become ready");
+    };
+    let mut server = serve();
+    rt.block_on(ready(client.clone(), base.clone()));
+    let post = |client: reqwest::Client, url: String, token: String, body: serde_json::Value| async move {
+        client
+            .post(url)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    };
+    let (tid, key, agent) = rt.block_on(async {
+        let login: serde_json::Value = client
+            .post(format!("{base}/v1/auth/login"))
+            .json(&serde_json::json!({"email": "ops@kill.test", "password": "ops-password-123"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let admin = login["access_token"].as_str().unwrap().to_string();
+        let json = |r: Option<reqwest::Response>| async move {
+            r.expect("a setup request")
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        };
+        let tenant = json(
+            post(
+                client.clone(),
+                format!("{base}/v1/tenants"),
+                admin.clone(),
+                serde_json::json!({"name": "Kill"}),
+            )
+            .await,
+        )
+        .await;
+        let tid = tenant["id"].as_str().unwrap().to_string();
+        let agent = json(
+            post(
+                client.clone(),
+                format!("{base}/v1/tenants/{tid}/agents"),
+                admin.clone(),
+                serde_json::json!({"name": "Runner"}),
+            )
+            .await,
+        )
+        .await;
+        let key = json(
+            post(
+                client.clone(),
+                format!("{base}/v1/tenants/{tid}/api-keys"),
+                admin.clone(),
+                serde_json::json!({"name": "runtime", "permissions": ["usage.write"]}),
+            )
+            .await,
+        )
+        .await;
+        (
+            tid,
+            key["key"].as_str().unwrap().to_string(),
+            agent["id"].as_str().unwrap().to_string(),
+        )
+    });
+    const BATCHES: usize = 40;
+    const PER_BATCH: usize = 200;
+    let at = chrono::Utc::now().to_rfc3339();
+    let batch =
+        |n: usize| {
+            let records: Vec<serde_json::Value> = (0..PER_BATCH)
+            .map(|i| serde_json::json!({
+                "id": format!("b{n}-{i}"), "agent_id": agent, "provider": "openai",
+                "model": "gpt-4o", "input_tokens": 100, "output_tokens": 10, "occurred_at": at
+            }))
+            .collect();
+            serde_json::json!({ "records": records })
+        };
+    let usage_url = format!("{base}/v1/tenants/{tid}/usage");
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    // Four clients send batches; the server is killed once a few are in.
+    rt.block_on(async {
+        let mut sends = Vec::new();
+        for c in 0..4 {
+            let (client, url, key, acked) = (
+                client.clone(),
+                usage_url.clone(),
+                key.clone(),
+                acknowledged.clone(),
+            );
+            let bodies: Vec<(usize, serde_json::Value)> =
+                (c..BATCHES).step_by(4).map(|n| (n, batch(n))).collect();
+            sends.push(tokio::spawn(async move {
+                for (n, body) in bodies {
+                    if post(client.clone(), url.clone(), key.clone(), body)
+                        .await
+                        .is_some()
+                    {
+                        acked.lock().unwrap().push(n);
+                    }
+                }
+            }));
+        }
+        while acknowledged.lock().unwrap().len() < 6 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+        for s in sends {
+            let _ = s.await;
+        }
+    });
+    let acked: Vec<usize> = acknowledged.lock().unwrap().clone();
+    assert!(
+        acked.len() < BATCHES,
+        "the kill came after every batch: nothing was cut"
+    );
+    let mut server = serve();
+    rt.block_on(ready(client.clone(), base.clone()));
+    let per_batch = |url: String, tid: String| async move {
+        let mut c = PgConnection::connect(&url).await.unwrap();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT split_part(id, '-', 1), count(*) FROM usage_ids WHERE tenant_id = $1::uuid GROUP BY 1",
+        )
+        .bind(&tid)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        rows
+    };
+    let present = rt.block_on(per_batch(url.clone(), tid.clone()));
+    for (batch, count) in &present {
+        assert_eq!(*count, PER_BATCH as i64, "batch {batch} is there in part");
+    }
+    for n in &acked {
+        assert!(
+            present.iter().any(|(b, _)| *b == format!("b{n}")),
+            "acknowledged batch {n} was lost"
+        );
+    }
+    // Everything again: the batches that made it are duplicates, the rest recorded once.
+    rt.block_on(async {
+        for n in 0..BATCHES {
+            let r = post(client.clone(), usage_url.clone(), key.clone(), batch(n)).await;
+            assert!(r.is_some(), "resending batch {n} failed");
+        }
+    });
+    let present = rt.block_on(per_batch(url.clone(), tid.clone()));
+    assert_eq!(present.len(), BATCHES);
+    // The rollups count each record once.
+    let rolled = rt.block_on(async {
+        let mut c = PgConnection::connect(&url).await.unwrap();
+        for _ in 0..100 {
+            let n: Option<i64> = sqlx::query_scalar(
+                "SELECT sum(records)::int8 FROM usage_daily WHERE tenant_id = $1::uuid",
+            )
+            .bind(&tid)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+            if n == Some((BATCHES * PER_BATCH) as i64) {
+                return n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        None
+    });
+    assert_eq!(rolled, Some((BATCHES * PER_BATCH) as i64));
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

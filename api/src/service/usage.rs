@@ -444,18 +444,32 @@ pub async fn reserve(
     let ledger = ledger_id(tenant_id, &month_of(now));
     let meta = ctx.metadata(tenant_id, actor);
     match state.store.execute::<Ledger>(ledger, command, &meta).await {
+        // No read model answers for a hold (budgets read the ledger
+        // itself), so the answer does not wait for the projections.
         Ok(committed) => {
-            state.settle(committed.written.as_ref()).await;
-            // Granted now, or granted before under this id: the hold it is.
-            let (held, _) = state
-                .store
-                .load::<Ledger>(ledger)
-                .await
-                .map_err(ApiError::from)?;
-            let hold = held
-                .holds
-                .get(&ask.id)
-                .ok_or_else(|| ApiError::internal("a granted hold is not held"))?;
+            let granted = committed.events.iter().find_map(|e| match e {
+                tenantry_domain::usage::LedgerEvent::ReservationGranted { id, hold }
+                    if *id == ask.id =>
+                {
+                    Some(hold.clone())
+                }
+                _ => None,
+            });
+            let hold = match granted {
+                Some(hold) => hold,
+                // Granted before under this id: the hold it is.
+                None => {
+                    let (held, _) = state
+                        .store
+                        .load::<Ledger>(ledger)
+                        .await
+                        .map_err(ApiError::from)?;
+                    held.holds
+                        .get(&ask.id)
+                        .cloned()
+                        .ok_or_else(|| ApiError::internal("a granted hold is not held"))?
+                }
+            };
             Ok(Granted {
                 id: ask.id,
                 agent_id: hold.agent_id,
@@ -518,7 +532,6 @@ pub async fn release(
             .execute::<Ledger>(ledger, LedgerCommand::Release { id: id.to_string() }, &meta)
             .await?;
         if committed.written.is_some() {
-            state.settle(committed.written.as_ref()).await;
             return Ok(());
         }
     }
