@@ -281,6 +281,10 @@ pub const FIELD_CODES: &[(&str, &str)] = &[
         "duplicate_in_batch",
         "an id earlier in the batch with other content",
     ),
+    (
+        "invalid_amount",
+        "a reservation with neither or both of amount_micros and estimate, or an amount out of range",
+    ),
 ];
 
 /// Whether `code` is catalogued with `status`.

@@ -188,6 +188,20 @@ async fn holds_fit_both_budgets_and_402_names_the_one_that_does_not() {
             ("tenant".to_string(), "exceeded".to_string()),
         ]
     );
+    // An amount or an estimate: one of them.
+    let (s, body) = b
+        .app
+        .post(
+            &format!("/v1/tenants/{}/reservations", b.tid),
+            &b.runtime,
+            json!({"id": "r9", "agent_id": writer}),
+        )
+        .await;
+    assert_eq!((s, code(&body)), (422, "validation_failed"), "{body}");
+    assert_eq!(
+        body["error"]["details"]["fields"][0]["code"],
+        "invalid_amount"
+    );
     // Paused agents hold nothing.
     let (s, _) = b
         .app
