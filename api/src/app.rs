@@ -75,8 +75,7 @@ async fn check_master_keys(store: &Store, config: &Config) -> Result<(), StartEr
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The server's database connections at most.
-pub const POOL_SIZE: u32 = 16;
+pub use crate::config::POOL_SIZE;
 
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;

@@ -107,6 +107,9 @@ pub struct StripeSettings {
     pub return_url: String,
 }
 
+/// The server's database connections at most.
+pub const POOL_SIZE: u32 = 16;
+
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry";
 pub const JWT_ISSUER: &str = "tenantry";
 pub const JWT_AUDIENCE: &str = "tenantry-api";

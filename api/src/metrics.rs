@@ -101,7 +101,7 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
     let (open, idle) = state.store.pool_connections();
     metrics::gauge!("tenantry_db_pool_connections").set(f64::from(open));
     metrics::gauge!("tenantry_db_pool_idle").set(idle as f64);
-    metrics::gauge!("tenantry_db_pool_max").set(f64::from(crate::app::POOL_SIZE));
+    metrics::gauge!("tenantry_db_pool_max").set(f64::from(crate::config::POOL_SIZE));
     handle.run_upkeep();
     Ok(handle.render())
 }

@@ -28,12 +28,7 @@ pub fn plan_not_found() -> ApiError {
     ApiError::not_found("plan_not_found", "no such plan")
 }
 
-pub fn not_configured() -> ApiError {
-    ApiError::conflict(
-        "billing_not_configured",
-        "Stripe is not configured on this installation: a platform admin assigns plans",
-    )
-}
+pub use crate::service::stripe_sync::not_configured;
 
 async fn plan_row(state: &AppState, key: &str) -> Result<PlanRow, ApiError> {
     state

@@ -30,12 +30,17 @@ pub fn stripe_failed(e: StripeApiError) -> ApiError {
     error
 }
 
+/// 409 `billing_not_configured`: Stripe is not set up here.
+pub fn not_configured() -> ApiError {
+    ApiError::conflict(
+        "billing_not_configured",
+        "Stripe is not configured on this installation: a platform admin assigns plans",
+    )
+}
+
 /// The Stripe API, or 409 `billing_not_configured`.
 pub fn api(state: &AppState) -> Result<&StripeApi, ApiError> {
-    state
-        .stripe
-        .as_ref()
-        .ok_or_else(crate::service::billing::not_configured)
+    state.stripe.as_ref().ok_or_else(not_configured)
 }
 
 pub fn at(seconds: i64) -> Option<DateTime<Utc>> {

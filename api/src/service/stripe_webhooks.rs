@@ -66,7 +66,7 @@ pub async fn receive(
 ) -> Result<Outcome, ApiError> {
     let secrets = &state.config.stripe_webhook_secrets;
     if secrets.is_empty() {
-        return Err(crate::service::billing::not_configured());
+        return Err(stripe_sync::not_configured());
     }
     let header = signature.ok_or_else(|| bad_signature(SignatureError::Malformed))?;
     stripe_signature::verify(header, body, secrets, state.now()).map_err(bad_signature)?;
