@@ -97,6 +97,62 @@ def ensure_wrk():
                        capture_output=True)
 
 
+# wrk script for reserve-then-record pairs: each thread (one connection)
+# alternates a reservation and the usage record that settles it.
+PAIRS_LUA = r"""
+local token = os.getenv("BENCH_TOKEN")
+local tenant = os.getenv("BENCH_TENANT")
+local agent = os.getenv("BENCH_AGENT")
+local at = os.getenv("BENCH_AT")
+local phase = os.getenv("BENCH_PHASE")
+local threads = {}
+local next_id = 0
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("me", next_id)
+  table.insert(threads, thread)
+end
+n, pending, current, last = 0, nil, nil, nil
+pairs_done, refused, other, statuses = 0, 0, 0, ""
+local headers = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
+function request()
+  if pending then
+    last = "record"
+    return wrk.format("POST", "/v1/tenants/" .. tenant .. "/usage", headers,
+      '{"records":[{"id":"u-' .. pending .. '","agent_id":"' .. agent ..
+      '","provider":"openai","model":"gpt-4o-mini","input_tokens":1000,"output_tokens":300,' ..
+      '"occurred_at":"' .. at .. '","reservation_id":"' .. pending .. '"}]}')
+  end
+  n = n + 1
+  current = phase .. me .. "-" .. n
+  last = "reserve"
+  return wrk.format("POST", "/v1/tenants/" .. tenant .. "/reservations", headers,
+    '{"id":"' .. current .. '","agent_id":"' .. agent .. '","amount_micros":20000}')
+end
+function response(status, headers, body)
+  if last == "reserve" then
+    if status == 201 then pending = current
+    elseif status == 402 then refused = refused + 1
+    else other = other + 1; statuses = statuses .. " " .. status end
+  else
+    pending = nil
+    if status == 200 then pairs_done = pairs_done + 1
+    else other = other + 1; statuses = statuses .. " " .. status end
+  end
+end
+function done(summary, latency, requests)
+  local p, r, o, st = 0, 0, 0, ""
+  for _, t in ipairs(threads) do
+    p = p + t:get("pairs_done"); r = r + t:get("refused"); o = o + t:get("other")
+    st = st .. t:get("statuses")
+  end
+  io.write(string.format(
+    'PAIRS {"pairs": %d, "refused": %d, "other": %d, "statuses": "%s", "seconds": %.3f, "p99_ms": %.3f}\n',
+    p, r, o, st:sub(1, 200), summary.duration / 1e6, latency:percentile(99) / 1000))
+end
+"""
+
+
 def build(release):
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     args = ["cargo", "build", "--locked", "--bin", "tenantry"] + (["--release"] if release else [])
@@ -213,55 +269,35 @@ def reserve_measure(base, admin, db, seconds, clients):
     key = http(base, "POST", f"/v1/tenants/{tid}/api-keys", admin,
                {"name": "runtime", "permissions": ["usage.write"]})[1]["key"]
     at = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    deadline = time.monotonic() + seconds
-    counts = {"pairs": 0, "refused": 0, "other": []}
-    # (`deadline` is read by the workers at each pair; the second phase
-    # moves it.)
-    lock = threading.Lock()
+    script_dir = tempfile.mkdtemp(prefix="tenantry-bench-reserve-")
+    lua = os.path.join(script_dir, "pairs.lua")
+    with open(lua, "w") as f:
+        f.write(PAIRS_LUA)
+    env = dict(os.environ, BENCH_TOKEN=key, BENCH_TENANT=tid, BENCH_AGENT=agent, BENCH_AT=at)
 
-    def worker(w):
-        c = Client(base, key)
-        i = 0
-        while time.monotonic() < deadline:
-            rid = f"w{w}-{i}"
-            i += 1
-            status = c.post(f"/v1/tenants/{tid}/reservations",
-                            {"id": rid, "agent_id": agent, "amount_micros": 20_000})
-            if status == 402:
-                with lock:
-                    counts["refused"] += 1
-                continue
-            if status != 201:
-                with lock:
-                    counts["other"].append(status)
-                continue
-            record = {"id": f"u-{rid}", "agent_id": agent, "provider": "openai", "model": "gpt-4o-mini",
-                      "input_tokens": 1000, "output_tokens": 300, "occurred_at": at,
-                      "reservation_id": rid}
-            status = c.post(f"/v1/tenants/{tid}/usage", {"records": [record]})
-            with lock:
-                if status == 200:
-                    counts["pairs"] += 1
-                else:
-                    counts["other"].append(status)
-    def hammer(w_offset):
-        ths = [threading.Thread(target=worker, args=(w_offset + w,)) for w in range(clients)]
-        for th in ths:
-            th.start()
-        for th in ths:
-            th.join()
-    t0 = time.monotonic()
-    hammer(0)
-    took = time.monotonic() - t0
-    pairs, refused_timed = counts["pairs"], counts["refused"]
+    def hammer(phase, secs):
+        # One wrk thread per client, each with one connection and its own
+        # state: a reservation, then the usage record that settles it.
+        out = run(["taskset", "-c", "1", "wrk", "-t", str(clients), "-c", str(clients),
+                   "-d", f"{secs}s", "--timeout", "10s", "-s", lua, base + "/"],
+                  env=dict(env, BENCH_PHASE=phase)).stdout
+        m = re.search(r"^PAIRS (\{.*\})$", out, re.M)
+        if not m:
+            raise RuntimeError(f"wrk printed no summary:\n{out}")
+        r = json.loads(m.group(1))
+        if r["other"]:
+            raise RuntimeError(f"{r['other']} answers were neither success nor 402: {r['statuses']}")
+        return r
+    timed = hammer("a", seconds)
+    took, pairs, refused_timed = timed["seconds"], timed["pairs"], timed["refused"]
     # Then the budget binds: the limit becomes what was spent plus 0.10,
     # and the same clients go on for two seconds more, mostly refused.
     spent = int(psql(db, "SELECT coalesce(sum(cost_micros), 0) FROM usage_daily "
                          f"WHERE tenant_id = '{tid}'"))
     limit_minor = (spent + 100_000) // 10_000
     http(base, "PATCH", f"/v1/tenants/{tid}", admin, {"settings": {"monthly_budget_minor": limit_minor}})
-    deadline = time.monotonic() + 2
-    hammer(clients)
+    bound = hammer("b", 2)
+    counts = {"refused": refused_timed + bound["refused"]}
     if counts["refused"] == 0:
         raise RuntimeError("the budget never bound: no reservation was refused")
     # Replay the ledger from the log: at every grant, spent plus reserved
@@ -293,7 +329,7 @@ def reserve_measure(base, admin, db, seconds, clients):
     if over > 0:
         raise RuntimeError(f"a hold was granted {over} micro-units past the limit in force")
     return {"clients": clients, "seconds": took, "pairs": pairs, "refused_402": counts["refused"],
-            "refused_402_timed": refused_timed,
+            "refused_402_timed": refused_timed, "p99_ms": timed["p99_ms"],
             "pairs_per_s": pairs / took, "grants": grants, "limit_micros": limit,
             "highest_spent_plus_reserved_micros": worst, "overspend_micros": over}
 

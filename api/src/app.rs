@@ -130,6 +130,7 @@ async fn start_state(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let projector_config = ProjectorConfig {
         poll_interval: config.projector_poll,
+        own_announcement: Some(store.announcement().to_owned()),
         ..ProjectorConfig::default()
     };
     let (projector, projector_tasks) = ProjectorRuntime::start(

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::log::{headers_after, read_after, Checkpoint, StoredEvent, Written};
+use crate::log::{headers_after, read_after, Checkpoint, EventHeader, StoredEvent, Written};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -154,6 +154,9 @@ pub struct ProjectorConfig {
     /// How often a leader looks for events without a notification, and a
     /// follower tries to become leader.
     pub poll_interval: Duration,
+    /// The payload this process's own `NOTIFY tenantry_events` carries: its
+    /// appends already woke the projectors, so the echo is ignored.
+    pub own_announcement: Option<String>,
 }
 
 impl Default for ProjectorConfig {
@@ -161,6 +164,7 @@ impl Default for ProjectorConfig {
         Self {
             batch_size: 500,
             poll_interval: Duration::from_secs(1),
+            own_announcement: None,
         }
     }
 }
@@ -209,6 +213,18 @@ pub async fn run_batch(
         let mut conn = pool.acquire().await?;
         headers_after(&mut conn, seen, batch_size).await?
     };
+    run_batch_over(pool, projection, batch_size, seen, &ahead).await
+}
+
+/// [`run_batch`] with the headers after `seen` already read (by the
+/// shared [`Tail`]).
+async fn run_batch_over(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch_size: i64,
+    seen: Checkpoint,
+    ahead: &[EventHeader],
+) -> Result<(usize, Checkpoint), ProjectionError> {
     let Some(last) = ahead.last() else {
         return Ok((0, seen));
     };
@@ -318,6 +334,96 @@ pub async fn rebuild(
     catch_up(pool, projection, batch_size).await
 }
 
+/// The log's tail as the projectors of this process last read it: one
+/// read per wake-up serves every projection (each used to read the headers
+/// after its own position and the log's head for itself, two queries per
+/// projection per commit).
+struct Tail {
+    wake: watch::Receiver<u64>,
+    last: tokio::sync::Mutex<Option<TailRead>>,
+}
+
+struct TailRead {
+    /// The wake-up count read just before the read: everything appended
+    /// before that wake-up was committed when it was read.
+    generation: u64,
+    from: Checkpoint,
+    headers: Vec<EventHeader>,
+    checkpoints: Vec<Checkpoint>,
+    /// The read stopped at its limit: more may follow its last header.
+    full: bool,
+    head: Option<Checkpoint>,
+}
+
+/// What [`Tail::after`] answers: the headers after a position (in order),
+/// whether more may follow them, and the log's head when they were read.
+struct Ahead {
+    headers: Vec<EventHeader>,
+    more: bool,
+    head: Option<Checkpoint>,
+}
+
+impl Tail {
+    fn new(wake: watch::Receiver<u64>) -> Self {
+        Self {
+            wake,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The headers after `seen` (at most `limit`), from the last read when
+    /// it was made after wake-up `fresh_as_of` and covers `seen`, else
+    /// read now (`None`: always read now).
+    async fn after(
+        &self,
+        pool: &PgPool,
+        seen: Checkpoint,
+        limit: i64,
+        fresh_as_of: Option<u64>,
+    ) -> Result<Ahead, sqlx::Error> {
+        let mut last = self.last.lock().await;
+        if let (Some(wanted), Some(read)) = (fresh_as_of, last.as_ref()) {
+            if read.generation >= wanted && read.from <= seen {
+                let start = read.checkpoints.partition_point(|c| *c <= seen);
+                let rest = &read.headers[start..];
+                // Past the end of a read that stopped at its limit, only a
+                // new read knows what follows.
+                if !(rest.is_empty() && read.full) {
+                    return Ok(Ahead {
+                        headers: rest.iter().take(limit as usize).cloned().collect(),
+                        more: read.full || rest.len() > limit as usize,
+                        head: read.head,
+                    });
+                }
+            }
+        }
+        let generation = *self.wake.borrow();
+        let headers = {
+            let mut conn = pool.acquire().await?;
+            headers_after(&mut conn, seen, limit).await?
+        };
+        let head = crate::log::head(pool).await?;
+        let checkpoints = headers
+            .iter()
+            .map(EventHeader::checkpoint)
+            .collect::<Result<Vec<_>, _>>()?;
+        let full = headers.len() as i64 >= limit;
+        *last = Some(TailRead {
+            generation,
+            from: seen,
+            headers: headers.clone(),
+            checkpoints,
+            full,
+            head,
+        });
+        Ok(Ahead {
+            headers,
+            more: full,
+            head,
+        })
+    }
+}
+
 fn advisory_key(name: &str) -> String {
     format!("tenantry.projection.{name}")
 }
@@ -391,9 +497,15 @@ impl ProjectorRuntime {
         let (wake_tx, wake_rx) = watch::channel(0u64);
         let wake_tx = Arc::new(wake_tx);
         let mut handles = vec![
-            tokio::spawn(listen(pool.clone(), wake_tx.clone(), shutdown.clone())),
+            tokio::spawn(listen(
+                pool.clone(),
+                wake_tx.clone(),
+                config.own_announcement.clone(),
+                shutdown.clone(),
+            )),
             tokio::spawn(forward_local(local, wake_tx, shutdown.clone())),
         ];
+        let tail = Arc::new(Tail::new(wake_rx.clone()));
         let mut projectors = Vec::new();
         for projection in projections {
             let (tx, rx) = watch::channel(Progress::default());
@@ -403,6 +515,7 @@ impl ProjectorRuntime {
             });
             handles.push(tokio::spawn(lead(
                 pool.clone(),
+                tail.clone(),
                 projection,
                 config.clone(),
                 tx,
@@ -564,7 +677,12 @@ async fn forward_local(
 
 /// Forward `NOTIFY tenantry_events` (other processes' appends) to the
 /// projector tasks.
-async fn listen(pool: PgPool, wake: Arc<watch::Sender<u64>>, mut shutdown: watch::Receiver<bool>) {
+async fn listen(
+    pool: PgPool,
+    wake: Arc<watch::Sender<u64>>,
+    own: Option<String>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     while !*shutdown.borrow() {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -583,6 +701,9 @@ async fn listen(pool: PgPool, wake: Arc<watch::Sender<u64>>, mut shutdown: watch
         loop {
             tokio::select! {
                 n = listener.recv() => match n {
+                    // This process's own announcement: its appends woke
+                    // the projectors when they committed.
+                    Ok(n) if own.as_deref() == Some(n.payload()) => {}
                     Ok(_) => { wake.send_modify(|c| *c = c.wrapping_add(1)); }
                     Err(e) => { warn!(error = %e, "event listener lost its connection"); break; }
                 },
@@ -595,6 +716,7 @@ async fn listen(pool: PgPool, wake: Arc<watch::Sender<u64>>, mut shutdown: watch
 /// One projection's task: become leader, then apply batches until shutdown.
 async fn lead(
     pool: PgPool,
+    tail: Arc<Tail>,
     projection: Arc<dyn Projection>,
     config: ProjectorConfig,
     progress: watch::Sender<Progress>,
@@ -642,6 +764,9 @@ async fn lead(
         // transaction still runs), retry soon: their wake-up has come and
         // gone, and no other may follow.
         let mut horizon_wait = HORIZON_RETRY_MIN;
+        // The wake-up this leader answers: a read of the log's tail made
+        // after it serves (`None`: read afresh, after a timer or a failure).
+        let mut fresh_as_of = None;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -651,20 +776,36 @@ async fn lead(
                 None => stored_checkpoint(&pool, name).await,
             };
             let batch = match from {
-                Ok(from) => run_batch(&pool, projection.as_ref(), config.batch_size, from).await,
+                Ok(from) => match tail
+                    .after(&pool, from, config.batch_size, fresh_as_of)
+                    .await
+                {
+                    Ok(ahead) => run_batch_over(
+                        &pool,
+                        projection.as_ref(),
+                        config.batch_size,
+                        from,
+                        &ahead.headers,
+                    )
+                    .await
+                    .map(|(read, reached)| (read, reached, ahead)),
+                    Err(e) => Err(e.into()),
+                },
                 Err(e) => Err(e.into()),
             };
+            let mut head = None;
             match batch {
-                Ok((read, reached)) => {
+                Ok((read, reached, ahead)) => {
                     failures.recovered(name);
                     seen = Some(reached);
                     progress.send_replace(Progress {
                         checkpoint: reached,
                         leader: true,
                     });
-                    if read as i64 >= config.batch_size {
+                    if read as i64 >= config.batch_size || ahead.more {
                         continue;
                     }
+                    head = ahead.head;
                 }
                 Err(e) => {
                     if failures.note_failure() {
@@ -672,8 +813,8 @@ async fn lead(
                     }
                 }
             }
-            let held_back = match (seen, crate::log::head(&pool).await) {
-                (Some(reached), Ok(Some(head))) => head > reached,
+            let held_back = match (seen, head) {
+                (Some(reached), Some(head)) => head > reached,
                 _ => false,
             };
             let pause = if held_back {
@@ -684,8 +825,9 @@ async fn lead(
                 horizon_wait = HORIZON_RETRY_MIN;
                 config.poll_interval
             };
+            fresh_as_of = None;
             tokio::select! {
-                _ = wake.changed() => {}
+                _ = wake.changed() => fresh_as_of = Some(*wake.borrow_and_update()),
                 _ = tokio::time::sleep(pause), if held_back => {}
                 _ = tokio::time::sleep(pause), if !held_back => {
                     // Still holding the lock? A dropped connection releases it.

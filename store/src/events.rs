@@ -101,6 +101,76 @@ pub enum Refusal {
     UsageIdTaken,
 }
 
+/// A group's side writes as few statements: the usage ids all the
+/// group's batches take are taken in one (all or none, like the group).
+enum Step<'a> {
+    Write(&'a SideWrite),
+    TakeUsageIds {
+        tenant_id: Uuid,
+        batches: Vec<Uuid>,
+        ids: Vec<String>,
+        hashes: Vec<Vec<u8>>,
+    },
+}
+
+fn coalesce(side: &[SideWrite]) -> Vec<Step<'_>> {
+    let mut steps: Vec<Step<'_>> = Vec::with_capacity(side.len());
+    for write in side {
+        let SideWrite::TakeUsageIds {
+            tenant_id,
+            batch_id,
+            ids,
+            hashes,
+        } = write
+        else {
+            steps.push(Step::Write(write));
+            continue;
+        };
+        let same_tenant = steps.iter_mut().find_map(|s| match s {
+            Step::TakeUsageIds {
+                tenant_id: t,
+                batches,
+                ids,
+                hashes,
+            } if t == tenant_id => Some((batches, ids, hashes)),
+            _ => None,
+        });
+        match same_tenant {
+            Some((batches, taken, taken_hashes)) => {
+                batches.extend(std::iter::repeat_n(*batch_id, ids.len()));
+                taken.extend(ids.iter().cloned());
+                taken_hashes.extend(hashes.iter().cloned());
+            }
+            None => steps.push(Step::TakeUsageIds {
+                tenant_id: *tenant_id,
+                batches: vec![*batch_id; ids.len()],
+                ids: ids.clone(),
+                hashes: hashes.clone(),
+            }),
+        }
+    }
+    steps
+}
+
+impl Step<'_> {
+    async fn apply<E>(&self, tx: &mut PgConnection) -> Result<(), CommandError<E>> {
+        match self {
+            Self::Write(write) => write.apply(tx).await,
+            Self::TakeUsageIds {
+                tenant_id,
+                batches,
+                ids,
+                hashes,
+            } => {
+                if !crate::usage::take(tx, *tenant_id, batches, ids, hashes).await? {
+                    return Err(CommandError::Refused(Refusal::UsageIdTaken));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl SideWrite {
     async fn apply<E>(&self, tx: &mut PgConnection) -> Result<(), CommandError<E>> {
         use crate::{api_keys, invitations, sessions, vault};
@@ -142,7 +212,8 @@ impl SideWrite {
                 ids,
                 hashes,
             } => {
-                if !crate::usage::take(tx, *tenant_id, *batch_id, ids, hashes).await? {
+                let batches = vec![*batch_id; ids.len()];
+                if !crate::usage::take(tx, *tenant_id, &batches, ids, hashes).await? {
                     return Err(CommandError::Refused(Refusal::UsageIdTaken));
                 }
             }
@@ -447,7 +518,7 @@ impl CommandExecutor {
         side: &[SideWrite],
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: AggregateRoot<Services = ()> + 'static,
+        A: AggregateRoot<Services = ()> + Clone + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
         A::Command: Send + Sync,
@@ -485,7 +556,7 @@ impl CommandExecutor {
     /// Work off an aggregate's queue, a group at a time, until it is empty.
     async fn drain<A>(&self, cell: std::sync::Arc<SlotCell>)
     where
-        A: AggregateRoot<Services = ()> + 'static,
+        A: AggregateRoot<Services = ()> + Clone + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
         A::Command: Send + Sync,
@@ -535,7 +606,7 @@ impl CommandExecutor {
     /// outcome.
     async fn run_group<A>(&self, slot: &mut Slot, mut group: Vec<Pending<A>>)
     where
-        A: AggregateRoot<Services = ()> + 'static,
+        A: AggregateRoot<Services = ()> + Clone + 'static,
         A::Command: Clone,
         A::Event: EventCodec + UniqueClaims,
         A::Command: Send + Sync,
@@ -547,9 +618,17 @@ impl CommandExecutor {
             return;
         }
         let aggregate_id = group[0].id.to_string();
-        // Decided on the log's latest state: refusals and no-ops need no
-        // second look, and appends rarely lose a race.
-        let mut state = match self.catch_up::<A>(&aggregate_id, slot.take()).await {
+        // Decided on this process's cached state when it has one, as a
+        // command alone is: an append at a stale version loses the
+        // optimistic race and is decided again; refusals and no-ops are
+        // confirmed against the log before they are answered.
+        let cached = slot.take::<A>();
+        let mut confirmed = cached.is_none();
+        let read = match cached {
+            Some(state) => Ok(state),
+            None => self.catch_up::<A>(&aggregate_id, None).await,
+        };
+        let mut state = match read {
             Ok(s) => Some(s),
             Err(e) => {
                 let message = format!("{e:?}");
@@ -567,6 +646,7 @@ impl CommandExecutor {
             let Some((mut aggregate, version)) = state.take() else {
                 break;
             };
+            let before = (!confirmed).then(|| aggregate.clone());
             // Each command's outcome: refused, unchanged, or its events.
             let mut decided: Vec<Result<Vec<A::Event>, A::Error>> = Vec::with_capacity(group.len());
             let mut rows: Vec<NewRow> = Vec::new();
@@ -606,6 +686,34 @@ impl CommandExecutor {
                     let _ = p.reply.send(Err(CommandError::Codec(e.clone())));
                 }
                 return;
+            }
+            let appends_nothing = decided.iter().any(|d| d.as_ref().is_ok_and(Vec::is_empty));
+            if let Some(before) =
+                before.filter(|_| appends_nothing || decided.iter().any(Result::is_err))
+            {
+                // Not confirmed by an append: is the cached state the log's?
+                match self
+                    .catch_up::<A>(&aggregate_id, Some((before, version)))
+                    .await
+                {
+                    Ok(latest) if latest.1 != version => {
+                        confirmed = true;
+                        state = Some(latest);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let message = format!("{e:?}");
+                        for p in group {
+                            let _ =
+                                p.reply
+                                    .send(Err(CommandError::Database(sqlx::Error::Protocol(
+                                        message.clone(),
+                                    ))));
+                        }
+                        return;
+                    }
+                }
             }
             if rows.is_empty() {
                 slot.put(aggregate, version);
@@ -679,7 +787,10 @@ impl CommandExecutor {
                     metrics::counter!("tenantry_command_conflicts_total", "aggregate" => A::TYPE)
                         .increment(1);
                     match self.catch_up::<A>(&aggregate_id, None).await {
-                        Ok(latest) => state = Some(latest),
+                        Ok(latest) => {
+                            confirmed = true;
+                            state = Some(latest);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -908,7 +1019,7 @@ impl CommandExecutor {
             for change in claims {
                 apply_claim::<E>(&mut tx, aggregate_id, change).await?;
             }
-            for write in side {
+            for write in coalesce(side) {
                 write.apply(&mut tx).await?;
             }
             tx.commit().await?;

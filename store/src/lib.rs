@@ -49,13 +49,24 @@ use tenantry_domain::{
 #[derive(Clone)]
 pub struct Store {
     commands: CommandExecutor,
+    /// What this store's announcements carry, so its own process can tell
+    /// them from other processes'.
+    instance: std::sync::Arc<str>,
 }
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
         Self {
             commands: CommandExecutor::new(pool),
+            instance: uuid::Uuid::now_v7().to_string().into(),
         }
+    }
+
+    /// The payload of this store's `NOTIFY tenantry_events`: unique to
+    /// the process (the projectors of the process that announced already
+    /// woke at the commit).
+    pub fn announcement(&self) -> &str {
+        &self.instance
     }
 
     fn pool(&self) -> &PgPool {
@@ -79,7 +90,7 @@ impl Store {
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: AggregateRoot<Services = ()> + 'static,
+        A: AggregateRoot<Services = ()> + Clone + 'static,
         A::Command: Clone + Send + Sync,
         A::Error: Send,
         A::Event: EventCodec + UniqueClaims,
@@ -97,7 +108,7 @@ impl Store {
         side: &[SideWrite],
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: AggregateRoot<Services = ()> + 'static,
+        A: AggregateRoot<Services = ()> + Clone + 'static,
         A::Command: Clone + Send + Sync,
         A::Error: Send,
         A::Event: EventCodec + UniqueClaims,
@@ -145,7 +156,7 @@ impl Store {
     /// (a transaction that notifies holds the cluster's notify lock through
     /// its commit, which serialized every append commit).
     pub async fn announce(&self) -> Result<(), sqlx::Error> {
-        sqlx::query!("SELECT pg_notify('tenantry_events', '')")
+        sqlx::query!("SELECT pg_notify('tenantry_events', $1)", &*self.instance)
             .execute(self.pool())
             .await?;
         Ok(())

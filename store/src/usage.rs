@@ -29,20 +29,22 @@ impl UsageIds<'_> {
     }
 }
 
-/// Take the ids; false when one was taken already (a racing batch).
+/// Take the ids, each for its batch; false when one was taken already
+/// (a racing batch).
 pub(crate) async fn take(
     tx: &mut PgConnection,
     tenant_id: Uuid,
-    batch_id: Uuid,
+    batches: &[Uuid],
     ids: &[String],
     hashes: &[Vec<u8>],
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query!(
         "INSERT INTO usage_ids (tenant_id, id, content_hash, batch_id) \
-         SELECT $1, id, hash, $2 FROM UNNEST($3::text[], $4::bytea[]) AS t(id, hash) \
+         SELECT $1, id, hash, batch FROM UNNEST($2::uuid[], $3::text[], $4::bytea[]) \
+             AS t(batch, id, hash) \
          ON CONFLICT DO NOTHING",
         tenant_id,
-        batch_id,
+        batches,
         ids,
         hashes
     )

@@ -783,8 +783,12 @@ async fn get_budgets(
         .await
         .map_err(ApiError::from)?;
     let agents = state.reads.agents().list(scope.tenant_id, false).await?;
-    let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
-    let limits = usage::limits_of(&state, scope.tenant_id, &ids).await?;
+    let limits = usage::limits_of(
+        &state,
+        scope.tenant_id,
+        agents.iter().map(|a| (a.id, a.monthly_budget_minor)),
+    )
+    .await?;
     let (spent, reserved) = ledger.totals(BudgetScope::Tenant);
     Ok(axum::Json(BudgetsOut {
         period,

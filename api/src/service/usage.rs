@@ -112,11 +112,16 @@ pub async fn ingest(
 ) -> Result<Vec<(String, Outcome)>, ApiError> {
     // Agents: each must be the tenant's and running.
     let mut agents: HashMap<Uuid, String> = HashMap::new();
+    let mut budgets: Vec<(Uuid, Option<i64>)> = Vec::new();
     for r in &reported {
         if agents.contains_key(&r.agent_id) {
             continue;
         }
         let row = state.reads.agents().get(tenant_id, r.agent_id).await?;
+        budgets.push((
+            r.agent_id,
+            row.as_ref().and_then(|a| a.monthly_budget_minor),
+        ));
         let status = row.map(|a| a.status).unwrap_or_default();
         agents.insert(r.agent_id, status);
     }
@@ -224,8 +229,7 @@ pub async fn ingest(
             ids: new_ids,
             hashes: new_hashes,
         }];
-        let agent_ids: Vec<Uuid> = records.iter().map(|r| r.agent_id).collect();
-        let limits = limits_of(state, tenant_id, &agent_ids).await?;
+        let limits = limits_of(state, tenant_id, budgets.iter().copied()).await?;
         let mut by_scope = BTreeMap::new();
         if let Some(t) = limits.tenant {
             by_scope.insert(None, t);
@@ -274,11 +278,12 @@ pub struct AllLimits {
 
 /// The tenant's limit is its `monthly_budget_minor` setting, else its
 /// plan's included monthly credit (a plan including none sets no limit);
-/// an agent's is its own `monthly_budget_minor`.
+/// an agent's is its own `monthly_budget_minor`, given with its id (from
+/// the agent's row the caller has read).
 pub async fn limits_of(
     state: &AppState,
     tenant_id: Uuid,
-    agent_ids: &[Uuid],
+    agent_budgets: impl IntoIterator<Item = (Uuid, Option<i64>)>,
 ) -> Result<AllLimits, ApiError> {
     let (tenant, _) = state
         .store
@@ -306,16 +311,11 @@ pub async fn limits_of(
         Some(m) => Some(m),
         None => from_plan().await?,
     };
-    let mut agents = Vec::new();
-    let mut seen = Vec::new();
-    for a in agent_ids {
-        if seen.contains(a) {
-            continue;
-        }
-        seen.push(*a);
-        if let Some(row) = state.reads.agents().get(tenant_id, *a).await? {
-            if let Some(budget) = row.monthly_budget_minor {
-                agents.push((*a, budget.saturating_mul(MICROS_PER_MINOR)));
+    let mut agents: Vec<(Uuid, i64)> = Vec::new();
+    for (id, budget) in agent_budgets {
+        if let Some(budget) = budget {
+            if !agents.iter().any(|(a, _)| *a == id) {
+                agents.push((id, budget.saturating_mul(MICROS_PER_MINOR)));
             }
         }
     }
@@ -426,7 +426,12 @@ pub async fn reserve(
             .micros
         }
     };
-    let limits = limits_of(state, tenant_id, &[ask.agent_id]).await?;
+    let limits = limits_of(
+        state,
+        tenant_id,
+        [(ask.agent_id, agent.monthly_budget_minor)],
+    )
+    .await?;
     let expires_at = now + ask.ttl;
     let command = LedgerCommand::Reserve {
         tenant_id,

@@ -438,6 +438,7 @@ async fn of_two_projector_instances_one_leads_and_the_other_takes_over() {
     let config = ProjectorConfig {
         batch_size: 50,
         poll_interval: Duration::from_millis(50),
+        ..ProjectorConfig::default()
     };
     let (stop_a, rx_a) = watch::channel(false);
     let (a, tasks_a) = ProjectorRuntime::start(
