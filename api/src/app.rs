@@ -137,9 +137,12 @@ async fn start_state(
         pool.clone(),
         tenantry_projections::all(),
         projector_config,
-        store.appends(),
         shutdown_rx,
     );
+    {
+        let projector = projector.clone();
+        store.on_commit(move |aggregate_type, _| projector.appended(aggregate_type));
+    }
     let state = AppState {
         store,
         reads: tenantry_projections::ReadModels::new(pool),

@@ -59,6 +59,12 @@ pub trait Projection: Send + Sync + 'static {
         true
     }
 
+    /// Whether the projection reads any event of this aggregate type: an
+    /// append of this process to another aggregate type does not wake it.
+    fn reads_aggregate(&self, _aggregate_type: &str) -> bool {
+        true
+    }
+
     /// Apply a batch of events, in log order, inside the batch transaction.
     /// Events the projection does not care about are ignored.
     fn apply_batch<'a>(
@@ -114,6 +120,10 @@ impl Projection for TableProjection {
         self.reads
             .iter()
             .any(|(a, e)| *a == aggregate_type && (*e == "*" || *e == event_type))
+    }
+
+    fn reads_aggregate(&self, aggregate_type: &str) -> bool {
+        self.reads.iter().any(|(a, _)| *a == aggregate_type)
     }
 
     fn apply_batch<'a>(
@@ -434,6 +444,28 @@ pub struct ProjectorRuntime {
     pool: PgPool,
     projectors: Arc<Vec<Projector>>,
     wake: watch::Receiver<u64>,
+    wakes: Arc<Wakes>,
+}
+
+/// Who to wake when events may have been appended.
+struct Wakes {
+    /// Counts every wake-up (the generation a read of the tail is fresh as of).
+    all: watch::Sender<u64>,
+    /// Each projection's own signal.
+    each: Vec<(Arc<dyn Projection>, Arc<tokio::sync::Notify>)>,
+}
+
+impl Wakes {
+    /// Wake the projections that read `aggregate_type` (`None`: unknown,
+    /// another process's append: all of them).
+    fn wake(&self, aggregate_type: Option<&str>) {
+        self.all.send_modify(|c| *c = c.wrapping_add(1));
+        for (projection, signal) in &self.each {
+            if aggregate_type.is_none_or(|t| projection.reads_aggregate(t)) {
+                signal.notify_one();
+            }
+        }
+    }
 }
 
 /// A running projection and its leader's progress.
@@ -484,30 +516,33 @@ impl ProjectorRuntime {
     /// Start one task per projection plus the LISTEN task. They stop when
     /// `shutdown` turns true.
     ///
-    /// Leaders wake on `local` (this process's appends, after each commit),
-    /// on `NOTIFY tenantry_events` (other processes' appends), and poll as
-    /// a fallback.
+    /// Leaders wake on [`ProjectorRuntime::appended`] (this process's
+    /// appends, after each commit: only the projections that read the
+    /// aggregate type), on `NOTIFY tenantry_events` (other processes'
+    /// appends: all of them), and poll as a fallback.
     pub fn start(
         pool: PgPool,
         projections: Vec<Arc<dyn Projection>>,
         config: ProjectorConfig,
-        local: watch::Receiver<u64>,
         shutdown: watch::Receiver<bool>,
     ) -> (Self, ProjectorTasks) {
         let (wake_tx, wake_rx) = watch::channel(0u64);
-        let wake_tx = Arc::new(wake_tx);
-        let mut handles = vec![
-            tokio::spawn(listen(
-                pool.clone(),
-                wake_tx.clone(),
-                config.own_announcement.clone(),
-                shutdown.clone(),
-            )),
-            tokio::spawn(forward_local(local, wake_tx, shutdown.clone())),
-        ];
+        let wakes = Arc::new(Wakes {
+            all: wake_tx,
+            each: projections
+                .iter()
+                .map(|p| (p.clone(), Arc::new(tokio::sync::Notify::new())))
+                .collect(),
+        });
+        let mut handles = vec![tokio::spawn(listen(
+            pool.clone(),
+            wakes.clone(),
+            config.own_announcement.clone(),
+            shutdown.clone(),
+        ))];
         let tail = Arc::new(Tail::new(wake_rx.clone()));
         let mut projectors = Vec::new();
-        for projection in projections {
+        for (projection, signal) in &wakes.each {
             let (tx, rx) = watch::channel(Progress::default());
             projectors.push(Projector {
                 projection: projection.clone(),
@@ -516,10 +551,13 @@ impl ProjectorRuntime {
             handles.push(tokio::spawn(lead(
                 pool.clone(),
                 tail.clone(),
-                projection,
+                projection.clone(),
                 config.clone(),
                 tx,
-                wake_rx.clone(),
+                Woken {
+                    signal: signal.clone(),
+                    generation: wake_rx.clone(),
+                },
                 shutdown.clone(),
             )));
         }
@@ -527,8 +565,15 @@ impl ProjectorRuntime {
             pool,
             projectors: Arc::new(projectors),
             wake: wake_rx,
+            wakes,
         };
         (runtime, ProjectorTasks { handles })
+    }
+
+    /// This process appended events of `aggregate_type` (called right
+    /// after the commit): wake the projections that read it.
+    pub fn appended(&self, aggregate_type: &str) {
+        self.wakes.wake(Some(aggregate_type));
     }
 
     /// How far each projection is behind the log: the events it has yet to
@@ -656,30 +701,11 @@ impl ProjectorRuntime {
     }
 }
 
-/// Forward this process's appends to the projector tasks.
-async fn forward_local(
-    mut local: watch::Receiver<u64>,
-    wake: Arc<watch::Sender<u64>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            changed = local.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                wake.send_modify(|c| *c = c.wrapping_add(1));
-            }
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
 /// Forward `NOTIFY tenantry_events` (other processes' appends) to the
 /// projector tasks.
 async fn listen(
     pool: PgPool,
-    wake: Arc<watch::Sender<u64>>,
+    wakes: Arc<Wakes>,
     own: Option<String>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -704,13 +730,20 @@ async fn listen(
                     // This process's own announcement: its appends woke
                     // the projectors when they committed.
                     Ok(n) if own.as_deref() == Some(n.payload()) => {}
-                    Ok(_) => { wake.send_modify(|c| *c = c.wrapping_add(1)); }
+                    Ok(_) => wakes.wake(None),
                     Err(e) => { warn!(error = %e, "event listener lost its connection"); break; }
                 },
                 _ = shutdown.changed() => return,
             }
         }
     }
+}
+
+/// A projection's wake-up signal, and the count of all wake-ups (read
+/// when it fires: a read of the tail made since serves).
+struct Woken {
+    signal: Arc<tokio::sync::Notify>,
+    generation: watch::Receiver<u64>,
 }
 
 /// One projection's task: become leader, then apply batches until shutdown.
@@ -720,7 +753,7 @@ async fn lead(
     projection: Arc<dyn Projection>,
     config: ProjectorConfig,
     progress: watch::Sender<Progress>,
-    mut wake: watch::Receiver<u64>,
+    woken: Woken,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = projection.name();
@@ -827,7 +860,7 @@ async fn lead(
             };
             fresh_as_of = None;
             tokio::select! {
-                _ = wake.changed() => fresh_as_of = Some(*wake.borrow_and_update()),
+                _ = woken.signal.notified() => fresh_as_of = Some(*woken.generation.borrow()),
                 _ = tokio::time::sleep(pause), if held_back => {}
                 _ = tokio::time::sleep(pause), if !held_back => {
                     // Still holding the lock? A dropped connection releases it.

@@ -320,6 +320,26 @@ struct SlotCell {
     queue: std::sync::Mutex<std::collections::VecDeque<Box<dyn std::any::Any + Send>>>,
     /// A task is working off the queue.
     draining: std::sync::atomic::AtomicBool,
+    /// A copy of the state as of a recent version, for loads while a
+    /// command holds `state` (they catch up from it instead of replaying
+    /// the whole stream).
+    published: std::sync::Mutex<Slot>,
+}
+
+impl SlotCell {
+    /// A copy of the published state, if it is of this type.
+    fn published<A: Aggregate + Clone + 'static>(&self) -> Option<(A, i64)> {
+        let published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, version) = published.0.as_ref()?;
+        state.downcast_ref::<A>().map(|a| (a.clone(), *version))
+    }
+
+    fn publish<A: Aggregate + Clone + 'static>(&self, state: &A, version: i64) {
+        let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        if published.0.as_ref().is_none_or(|(_, v)| *v < version) {
+            published.put(state.clone(), version);
+        }
+    }
 }
 
 /// A command waiting in its aggregate's queue, and where its answer goes.
@@ -348,6 +368,11 @@ impl Slot {
 
     fn put<A: Aggregate + 'static>(&mut self, aggregate: A, version: i64) {
         self.0 = Some((Box::new(aggregate), version));
+    }
+
+    fn peek<A: Aggregate + 'static>(&self) -> Option<(&A, i64)> {
+        let (state, version) = self.0.as_ref()?;
+        state.downcast_ref::<A>().map(|a| (a, *version))
     }
 }
 
@@ -460,11 +485,15 @@ impl CommandExecutor {
         A::Event: EventCodec,
     {
         let aggregate_id = &id.to_string();
-        let slot = self.slots.get(A::TYPE, aggregate_id);
-        let Ok(mut slot) = slot.state.try_lock() else {
-            return self.catch_up::<A>(aggregate_id, None).await;
+        let cell = self.slots.get(A::TYPE, aggregate_id);
+        let Ok(mut slot) = cell.state.try_lock() else {
+            // A command holds it: from the published copy.
+            return self
+                .catch_up::<A>(aggregate_id, cell.published::<A>())
+                .await;
         };
         let (aggregate, version) = self.catch_up::<A>(aggregate_id, slot.take()).await?;
+        cell.publish(&aggregate, version);
         slot.put(aggregate.clone(), version);
         Ok((aggregate, version))
     }
@@ -577,6 +606,9 @@ impl CommandExecutor {
                     break;
                 }
                 self.run_group(&mut slot, group).await;
+                if let Some((state, version)) = slot.peek::<A>() {
+                    cell.publish(state, version);
+                }
             }
             drop(slot);
             cell.draining
@@ -1165,4 +1197,59 @@ pub(crate) async fn claim_owner(
     )
     .fetch_optional(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(tenant_id: Uuid, batch_id: Uuid, ids: &[&str]) -> SideWrite {
+        SideWrite::TakeUsageIds {
+            tenant_id,
+            batch_id,
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            hashes: ids.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        }
+    }
+
+    /// A group's batches of one tenant take their ids in one statement,
+    /// each id with its own batch; other writes stay as they are, in order.
+    #[test]
+    fn a_groups_usage_ids_are_taken_together_per_tenant() {
+        let (t1, t2) = (Uuid::now_v7(), Uuid::now_v7());
+        let (b1, b2, b3) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let other = SideWrite::RevokeApiKey {
+            key_id: Uuid::now_v7(),
+        };
+        let side = [
+            take(t1, b1, &["a", "b"]),
+            other,
+            take(t2, b2, &["c"]),
+            take(t1, b3, &["d"]),
+        ];
+        let steps = coalesce(&side);
+        assert_eq!(steps.len(), 3);
+        match &steps[0] {
+            Step::TakeUsageIds {
+                tenant_id,
+                batches,
+                ids,
+                hashes,
+            } => {
+                assert_eq!(*tenant_id, t1);
+                assert_eq!(batches, &[b1, b1, b3]);
+                assert_eq!(ids, &["a", "b", "d"]);
+                assert_eq!(hashes[2], b"d".to_vec());
+            }
+            Step::Write(_) => panic!("the first step takes t1's ids"),
+        }
+        assert!(matches!(
+            steps[1],
+            Step::Write(SideWrite::RevokeApiKey { .. })
+        ));
+        assert!(matches!(
+            &steps[2],
+            Step::TakeUsageIds { tenant_id, ids, .. } if *tenant_id == t2 && ids == &["c"]
+        ));
+    }
 }

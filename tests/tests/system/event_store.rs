@@ -441,25 +441,14 @@ async fn of_two_projector_instances_one_leads_and_the_other_takes_over() {
         ..ProjectorConfig::default()
     };
     let (stop_a, rx_a) = watch::channel(false);
-    let (a, tasks_a) = ProjectorRuntime::start(
-        pool.clone(),
-        vec![Ledger::new()],
-        config.clone(),
-        watch::channel(0).1,
-        rx_a,
-    );
+    let (a, tasks_a) =
+        ProjectorRuntime::start(pool.clone(), vec![Ledger::new()], config.clone(), rx_a);
     wait_until("instance A to lead", || async {
         a.is_leader("test_ledger")
     })
     .await;
     let (stop_b, rx_b) = watch::channel(false);
-    let (b, tasks_b) = ProjectorRuntime::start(
-        pool.clone(),
-        vec![Ledger::new()],
-        config,
-        watch::channel(0).1,
-        rx_b,
-    );
+    let (b, tasks_b) = ProjectorRuntime::start(pool.clone(), vec![Ledger::new()], config, rx_b);
 
     let mut expected = Vec::new();
     for i in 0..20 {
@@ -1135,6 +1124,32 @@ mod group_commit {
         assert_eq!(tenant.roles.len(), 9);
         let broken = first_broken_link(&pool, id).await;
         assert_eq!(broken, None);
+    }
+
+    /// A load while a command holds the aggregate (its append waits) starts
+    /// from the state this process published and catches up with the log:
+    /// it answers the committed state, never the command's undecided one.
+    #[tokio::test]
+    async fn a_load_while_a_command_holds_the_aggregate_answers_the_committed_state() {
+        let db = TestDb::create().await;
+        let pool = db.migrated_pool().await;
+        let store = Store::new(pool.clone());
+        let (id, meta, mut holder) = held_tenant(&db, &store).await;
+        let (created, version) = store.load::<Tenant>(id.into()).await.unwrap();
+        assert_eq!(version, 1);
+        let pending = send(&store, id, &meta, role("pending"));
+        wait_until("the append to wait", || async {
+            waiting_on_locks(&pool).await > 0
+        })
+        .await;
+        let (during, version) = store.load::<Tenant>(id.into()).await.unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(during.roles.len(), created.roles.len());
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        assert_eq!(pending.await.unwrap(), Ok(1));
+        let (after, version) = store.load::<Tenant>(id.into()).await.unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(after.roles.len(), created.roles.len() + 1);
     }
 
     /// A group whose append fails while in flight (its connection dies, as
