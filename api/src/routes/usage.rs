@@ -250,11 +250,11 @@ fn parse_batch(body: UsageBatchIn, now: DateTime<Utc>) -> Result<Vec<Reported>, 
         }
     }
     // One id twice in a batch: fine when the content agrees (counted once).
+    let mut first: std::collections::HashMap<&str, Vec<u8>> = std::collections::HashMap::new();
     for (i, r) in out.iter().enumerate() {
-        if out[..i]
-            .iter()
-            .any(|o| o.id == r.id && o.content_hash() != r.content_hash())
-        {
+        let hash = r.content_hash();
+        let earlier = first.entry(r.id.as_str()).or_insert_with(|| hash.clone());
+        if *earlier != hash {
             v.check::<()>(
                 &format!("records[{i}].id"),
                 bad(

@@ -177,8 +177,9 @@ pub async fn ingest(
         let mut outcomes = Vec::with_capacity(reported.len());
         let mut records = Vec::new();
         let (mut new_ids, mut new_hashes) = (Vec::new(), Vec::new());
+        let mut taken: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for (r, hash) in reported.iter().zip(&hashes) {
-            if recorded.contains_key(&r.id) || new_ids.contains(&r.id) {
+            if recorded.contains_key(&r.id) || !taken.insert(r.id.as_str()) {
                 outcomes.push((r.id.clone(), Outcome::Duplicate));
                 continue;
             }
