@@ -93,6 +93,10 @@ id_type!(
     /// A tenant's ledger of one month (`usage::ledger_id`).
     LedgerId
 );
+id_type!(
+    /// A request for approval of an agent's (or a member's) action.
+    ApprovalId
+);
 
 /// An aggregate and the id type that addresses its stream.
 pub trait AggregateRoot: cqrs_es::Aggregate {

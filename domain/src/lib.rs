@@ -7,6 +7,8 @@
 pub mod access;
 pub mod agent;
 pub mod api_key;
+pub mod approval;
+pub mod approval_policy;
 pub mod billing;
 pub mod claims;
 pub mod codec;
@@ -24,8 +26,8 @@ pub mod values;
 pub use claims::{ClaimChange, ClaimScope, UniqueClaims};
 pub use codec::{CodecError, EventCodec};
 pub use ids::{
-    AgentId, AggregateRoot, ApiKeyId, InvitationId, LedgerId, LlmKeyId, PlanId, PriceBookId,
-    SessionId, TenantId, UserId,
+    AgentId, AggregateRoot, ApiKeyId, ApprovalId, InvitationId, LedgerId, LlmKeyId, PlanId,
+    PriceBookId, SessionId, TenantId, UserId,
 };
 pub use metadata::{Actor, EventMetadata, PLATFORM_TENANT};
 pub mod error;

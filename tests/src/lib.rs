@@ -80,6 +80,7 @@ impl Drop for TestDb {
         if name.is_empty() {
             return;
         }
+        let _ = std::fs::remove_dir_all(data_dirs_of(&name));
         // A fresh runtime on a fresh thread: Drop may run inside (or outside) one.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -100,8 +101,15 @@ impl Drop for TestDb {
     }
 }
 
+/// Where the servers of the test database `name` keep their data
+/// directories; removed with the database.
+fn data_dirs_of(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tenantry-test-{name}"))
+}
+
 pub fn test_config(db_url: &str, extra: &[(&str, &str)]) -> Config {
-    let data_dir = std::env::temp_dir().join(format!("tenantry-test-{}", Uuid::now_v7()));
+    let db_name = db_url.rsplit('/').next().unwrap_or_default();
+    let data_dir = data_dirs_of(db_name).join(Uuid::now_v7().to_string());
     let mut vars: HashMap<String, String> = [
         ("DATABASE_URL", db_url.to_string()),
         ("TENANTRY_LISTEN", "127.0.0.1:0".to_string()),
