@@ -68,6 +68,7 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (409, "already_platform_admin", ""),
     (409, "not_platform_admin", ""),
     (404, "agent_not_found", ""),
+    (404, "approval_policy_not_found", ""),
     (409, "cannot_revoke_own_admin", ""),
     (409, "cannot_deactivate_self", ""),
     (409, "plan_key_taken", ""),
@@ -96,6 +97,11 @@ pub const CODES: &[(u16, &str, &str)] = &[
         "`details.max_agents`: the plan's limit on agents that are not archived",
     ),
     (409, "agent_archived", "an archived agent cannot change or run again"),
+    (
+        409,
+        "action_pattern_taken",
+        "another approval policy names this action pattern already",
+    ),
     (
         409,
         "agent_paused",
@@ -222,6 +228,15 @@ pub const FIELD_CODES: &[(&str, &str)] = &[
     ("invalid_slug", ""),
     ("slug_required", "no slug can be derived from the name"),
     ("invalid_role_name", ""),
+    ("invalid_policy_name", ""),
+    (
+        "invalid_action",
+        "an action (or a prefix ending in `.`) of a-z, 0-9, `_`, `-` and `.`",
+    ),
+    ("invalid_approvals", "a stage needs 1 to 20 approvals"),
+    ("unknown_role", "no built-in role nor role of the tenant"),
+    ("invalid_expiry", ""),
+    ("invalid_uncovered", "`default_policy` or `refuse`"),
     ("invalid_settings", ""),
     ("settings_too_large", ""),
     (

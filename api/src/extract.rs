@@ -286,6 +286,10 @@ path_param!(
     /// `{role}`: a role name.
     RolePath(String) = "role", "role_not_found", "no such role", Some
 );
+path_param!(
+    /// `{policy}`: an approval policy's name.
+    PolicyPath(String) = "policy", "approval_policy_not_found", "no such approval policy", Some
+);
 
 /// The client's address, as an extractor.
 pub struct ClientIp(pub std::net::IpAddr);

@@ -53,6 +53,7 @@ permissions! {
     ApprovalsDecide => "approvals.decide",
     AuditRead => "audit.read",
     WebhooksManage => "webhooks.manage",
+    ApprovalsManage => "approvals.manage",
 }
 
 impl Permission {
@@ -312,12 +313,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_catalogue_has_twenty_distinct_names_that_parse_back() {
-        assert_eq!(Permission::ALL.len(), 20);
+    fn the_catalogue_has_twenty_one_distinct_names_that_parse_back() {
+        assert_eq!(Permission::ALL.len(), 21);
         for p in Permission::ALL {
             assert_eq!(Permission::parse(p.as_str()), Some(*p));
         }
-        assert_eq!(PermissionSet::all().iter().count(), 20);
+        assert_eq!(PermissionSet::all().iter().count(), 21);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod approvals;
 pub mod auth;
 pub mod billing;
 pub mod docs;
@@ -147,6 +148,7 @@ fn all() -> Vec<Route> {
         users::routes(),
         billing::routes(),
         agents::routes(),
+        approvals::routes(),
         usage::routes(),
         webhooks::routes(),
         impersonation::routes(),

@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod approvals;
 pub mod billing;
 pub mod billing_reconcile;
 pub mod invitations;

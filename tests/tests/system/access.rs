@@ -48,7 +48,7 @@ async fn creating_a_tenant_with_an_owner_seats_them_and_me_lists_it() {
     assert_eq!(me["tenants"][0]["tenant_id"], tenant["id"]);
     assert_eq!(me["tenants"][0]["role"], "owner");
     let permissions = me["tenants"][0]["permissions"].as_array().unwrap();
-    assert_eq!(permissions.len(), 19, "owner: everything but llm_keys.use");
+    assert_eq!(permissions.len(), 20, "owner: everything but llm_keys.use");
     assert!(!permissions.contains(&json!("llm_keys.use")));
     assert!(me["impersonated_by"].is_null());
 

@@ -84,6 +84,26 @@ const SPEC: &[(&str, &str, Need)] = &[
         "/v1/tenants/{tid}/api-keys/{key_id}",
         Perm("apikeys.manage"),
     ),
+    (
+        "GET",
+        "/v1/tenants/{tid}/approval-policies",
+        Perm("approvals.manage"),
+    ),
+    (
+        "PATCH",
+        "/v1/tenants/{tid}/approval-policies",
+        Perm("approvals.manage"),
+    ),
+    (
+        "PUT",
+        "/v1/tenants/{tid}/approval-policies/{policy}",
+        Perm("approvals.manage"),
+    ),
+    (
+        "DELETE",
+        "/v1/tenants/{tid}/approval-policies/{policy}",
+        Perm("approvals.manage"),
+    ),
     ("GET", "/v1/tenants/{tid}/agents", Perm("agents.read")),
     ("POST", "/v1/tenants/{tid}/agents", Perm("agents.manage")),
     (
@@ -372,6 +392,7 @@ const ALL_PERMISSIONS: &[&str] = &[
     "approvals.decide",
     "audit.read",
     "webhooks.manage",
+    "approvals.manage",
 ];
 
 /// A token for a live session that expired an hour ago.
@@ -575,6 +596,7 @@ async fn every_route_refuses_every_caller_outside_its_access() {
             .replace("{provider}", "openai")
             .replace("{file}", "swagger-ui.css")
             .replace("{plan}", "no-such-plan")
+            .replace("{policy}", "no-such-policy")
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
     };
 

@@ -4,6 +4,7 @@
 
 mod access;
 mod agents;
+mod approvals;
 mod billing;
 mod budgets;
 mod event_store;
