@@ -29,6 +29,17 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (403, "missing_permission", "`details.permission`"),
     (403, "platform_admin_required", "`details.permission`"),
     (403, "user_token_required", ""),
+    (
+        403,
+        "self_approval",
+        "nobody decides their own request, nor one made with an API key they created",
+    ),
+    (
+        403,
+        "not_an_approver_at_stage",
+        "the request's current stage is decided by members of another role",
+    ),
+    (403, "not_the_requester", "only the requester cancels a request"),
     (403, "role_escalation", "`details.missing_permissions`"),
     (403, "permission_escalation", "`details.missing_permissions`"),
     (403, "owner_required", ""),
@@ -69,6 +80,7 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (409, "not_platform_admin", ""),
     (404, "agent_not_found", ""),
     (404, "approval_policy_not_found", ""),
+    (404, "approval_not_found", ""),
     (409, "cannot_revoke_own_admin", ""),
     (409, "cannot_deactivate_self", ""),
     (409, "plan_key_taken", ""),
@@ -102,6 +114,15 @@ pub const CODES: &[(u16, &str, &str)] = &[
         "action_pattern_taken",
         "another approval policy names this action pattern already",
     ),
+    (
+        409,
+        "approval_id_conflict",
+        "a request with this id was made before with other content",
+    ),
+    (409, "approval_not_pending", "the request was approved, rejected or canceled"),
+    (409, "approval_expired", "the request expired before this decision"),
+    (409, "already_decided", "this member has decided on this request already"),
+    (409, "stage_not_reached", "the request has not reached the stage given"),
     (
         409,
         "agent_paused",
@@ -156,6 +177,11 @@ pub const CODES: &[(u16, &str, &str)] = &[
     ),
     (413, "payload_too_large", "the body is over 1 MiB"),
     (415, "unsupported_media_type", ""),
+    (
+        422,
+        "action_not_covered",
+        "no approval policy covers the action and the tenant refuses uncovered actions",
+    ),
     (
         422,
         "validation_failed",
@@ -237,6 +263,9 @@ pub const FIELD_CODES: &[(&str, &str)] = &[
     ("unknown_role", "no built-in role nor role of the tenant"),
     ("invalid_expiry", ""),
     ("invalid_uncovered", "`default_policy` or `refuse`"),
+    ("invalid_decision", "`approve` or `reject`"),
+    ("invalid_request_id", "an approval request's id: 1 to 128 of letters, digits and `._:-`"),
+    ("invalid_wait", "1 to 30 seconds"),
     ("invalid_settings", ""),
     ("settings_too_large", ""),
     (

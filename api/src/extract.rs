@@ -287,6 +287,10 @@ path_param!(
     RolePath(String) = "role", "role_not_found", "no such role", Some
 );
 path_param!(
+    /// `{approval_id}`: an approval request of the path's tenant.
+    ApprovalPath(Uuid) = "approval_id", "approval_not_found", "no such approval request", uuid
+);
+path_param!(
     /// `{policy}`: an approval policy's name.
     PolicyPath(String) = "policy", "approval_policy_not_found", "no such approval policy", Some
 );

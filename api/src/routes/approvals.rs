@@ -12,7 +12,7 @@ use tenantry_domain::approval_policy::{ActionPattern, ApprovalPolicies, Policy, 
 use tenantry_domain::values::ValueError;
 
 use crate::error::{ApiError, Validation};
-use crate::extract::{Context, Json, PolicyPath};
+use crate::extract::{ApprovalPath, Context, Json, PolicyPath, Query};
 use crate::guard::{Access, TenantScope};
 use crate::routes::Route;
 use crate::service::approvals;
@@ -40,7 +40,331 @@ pub fn routes() -> Vec<Route> {
             .summary("Remove an approval policy (requests already made keep their stages)")
             .no_content()
             .errors(&["approval_policy_not_found"]),
+        Route::post(REQUESTS, In(Permission::ApprovalsRequest), post_request)
+            .summary("Ask for approval of an action (the same id and content again: the request as it is)")
+            .body::<RequestIn>()
+            .answers::<ApprovalOut>(StatusCode::CREATED)
+            .errors(&["action_not_covered", "approval_id_conflict"]),
+        Route::get(REQUEST, In(Permission::ApprovalsRequest), get_request)
+            .summary("One request; with wait=N (1 to 30 s) the answer waits until it changes")
+            .query::<WaitParams>()
+            .answers::<ApprovalOut>(StatusCode::OK)
+            .errors(&["approval_not_found"]),
+        Route::post(
+            "/v1/tenants/{tid}/approvals/{approval_id}/decisions",
+            In(Permission::ApprovalsDecide),
+            post_decision,
+        )
+        .summary("Approve or reject, at the stage the request is at (or the stage given)")
+        .body::<DecisionIn>()
+        .answers::<ApprovalOut>(StatusCode::OK)
+        .errors(&[
+            "approval_not_found",
+            "approval_not_pending",
+            "approval_expired",
+            "self_approval",
+            "already_decided",
+            "stage_not_reached",
+            "not_an_approver_at_stage",
+            "user_token_required",
+        ]),
+        Route::post(
+            "/v1/tenants/{tid}/approvals/{approval_id}/cancel",
+            In(Permission::ApprovalsRequest),
+            post_cancel,
+        )
+        .summary("Withdraw a pending request (its requester only)")
+        .answers::<ApprovalOut>(StatusCode::OK)
+        .errors(&[
+            "approval_not_found",
+            "approval_not_pending",
+            "approval_expired",
+            "not_the_requester",
+        ]),
     ]
+}
+
+const REQUESTS: &str = "/v1/tenants/{tid}/approvals";
+const REQUEST: &str = "/v1/tenants/{tid}/approvals/{approval_id}";
+
+/// The largest payload a request carries (shown to approvers).
+const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+
+/// A request for approval.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RequestIn {
+    /// The client's id for the request (its idempotency key): 1 to 128 of
+    /// letters, digits and `._:-`.
+    #[schema(min_length = 1, max_length = 128)]
+    id: String,
+    /// What is to be done, as a policy names it (`payments.refund`).
+    #[schema(min_length = 1, max_length = 100)]
+    action: String,
+    /// One line for the approvers.
+    #[schema(min_length = 1, max_length = 500)]
+    summary: String,
+    /// What the approvers see of the action (at most 16 KiB of JSON).
+    #[serde(default)]
+    payload: serde_json::Value,
+    agent_id: Option<uuid::Uuid>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitParams {
+    /// Seconds to wait for a change (1 to 30); absent: answer at once.
+    #[param(minimum = 1, maximum = 30)]
+    wait: Option<u64>,
+    /// With `wait`: answer once the request is past this `version` (the
+    /// one last read), so a change between two reads is never missed.
+    #[param(minimum = 0)]
+    after_version: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct DecisionIn {
+    /// `approve` or `reject`.
+    decision: String,
+    #[schema(max_length = 2000)]
+    comment: Option<String>,
+    /// The stage the approver decided at (from the request they read); a
+    /// stage already left records the decision there, counting for nothing.
+    stage: Option<usize>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DecisionOut {
+    by: uuid::Uuid,
+    stage: usize,
+    /// `approve` or `reject`.
+    decision: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApprovalOut {
+    id: uuid::Uuid,
+    action: String,
+    summary: String,
+    payload: serde_json::Value,
+    /// `pending`, `approved`, `rejected`, `expired` or `canceled`.
+    status: String,
+    /// The stage waiting for decisions (from 0).
+    stage: usize,
+    stages: Vec<StageIo>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    decisions: Vec<DecisionOut>,
+    /// How many events the request has: `after_version` for a long poll.
+    version: i64,
+}
+
+fn approval_out(
+    (a, version): (&tenantry_domain::approval::Approval, i64),
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApprovalOut {
+    use tenantry_domain::approval::Decision;
+    ApprovalOut {
+        id: a.id.unwrap_or_default(),
+        action: a.action.clone(),
+        summary: a.summary.clone(),
+        payload: a.payload.clone(),
+        status: a.status_at(now).as_str().to_string(),
+        stage: a.stage,
+        stages: a
+            .stages
+            .iter()
+            .map(|s| StageIo {
+                approvals: s.approvals,
+                role: s.role.clone(),
+                rejection_ends: s.rejection_ends,
+            })
+            .collect(),
+        expires_at: a.expires_at,
+        decisions: a
+            .decided
+            .iter()
+            .map(|(by, (stage, d))| DecisionOut {
+                by: *by,
+                stage: *stage,
+                decision: match d {
+                    Decision::Approve => "approve",
+                    Decision::Reject => "reject",
+                }
+                .to_string(),
+            })
+            .collect(),
+        version,
+    }
+}
+
+fn client_id(raw: &str) -> Result<String, ValueError> {
+    if (1..=128).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    {
+        Ok(raw.to_string())
+    } else {
+        Err(ValueError::new(
+            "invalid_request_id",
+            "an id is 1 to 128 of letters, digits and . _ : -",
+        ))
+    }
+}
+
+async fn post_request(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    Json(body): Json<RequestIn>,
+) -> Result<(StatusCode, axum::Json<ApprovalOut>), ApiError> {
+    let mut v = Validation::default();
+    let id = v.check("id", client_id(&body.id));
+    let action = v.check("action", ActionPattern::parse(&body.action));
+    if action.as_ref().is_some_and(|a| a.as_str().ends_with('.')) {
+        v.check::<()>(
+            "action",
+            Err(ValueError::new("invalid_action", "an action, not a prefix")),
+        );
+    }
+    let summary = body.summary.trim().to_string();
+    if summary.is_empty() || summary.chars().count() > 500 {
+        v.check::<()>(
+            "summary",
+            Err(ValueError::new("invalid_length", "1 to 500 characters")),
+        );
+    }
+    if body.payload.to_string().len() > MAX_PAYLOAD_BYTES {
+        v.check::<()>(
+            "payload",
+            Err(ValueError::new(
+                "payload_too_large",
+                "at most 16 KiB of JSON",
+            )),
+        );
+    }
+    v.finish()?;
+    let (Some(id), Some(action)) = (id, action) else {
+        return Err(ApiError::internal("validation passed without an id"));
+    };
+    let approval = approvals::request(
+        &state,
+        &ctx,
+        &scope.principal,
+        scope.tenant_id,
+        approvals::Ask {
+            client_id: id,
+            action: action.as_str().to_string(),
+            summary,
+            payload: body.payload,
+            agent_id: body.agent_id,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(approval_out((&approval.0, approval.1), state.now())),
+    ))
+}
+
+async fn get_request(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    ApprovalPath(id): ApprovalPath,
+    Query(params): Query<WaitParams>,
+) -> Result<axum::Json<ApprovalOut>, ApiError> {
+    let id = id.into();
+    let approval = match params.wait {
+        None => approvals::versioned(&state, scope.tenant_id, id).await?,
+        Some(secs) if (1..=30).contains(&secs) => {
+            approvals::wait_for_change(
+                &state,
+                scope.tenant_id,
+                id,
+                params.after_version,
+                std::time::Duration::from_secs(secs),
+            )
+            .await?
+        }
+        Some(_) => {
+            let mut v = Validation::default();
+            v.check::<()>(
+                "wait",
+                Err(ValueError::new("invalid_wait", "1 to 30 seconds")),
+            );
+            v.finish()?;
+            return Err(ApiError::internal("validation passed a bad wait"));
+        }
+    };
+    Ok(axum::Json(approval_out(
+        (&approval.0, approval.1),
+        state.now(),
+    )))
+}
+
+async fn post_decision(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    ApprovalPath(id): ApprovalPath,
+    Json(body): Json<DecisionIn>,
+) -> Result<axum::Json<ApprovalOut>, ApiError> {
+    use tenantry_domain::approval::Decision;
+    let mut v = Validation::default();
+    let decision = match body.decision.as_str() {
+        "approve" => Some(Decision::Approve),
+        "reject" => Some(Decision::Reject),
+        _ => {
+            v.check::<()>(
+                "decision",
+                Err(ValueError::new("invalid_decision", "`approve` or `reject`")),
+            );
+            None
+        }
+    };
+    if body
+        .comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > 2000)
+    {
+        v.check::<()>(
+            "comment",
+            Err(ValueError::new("invalid_length", "at most 2000 characters")),
+        );
+    }
+    v.finish()?;
+    let decision =
+        decision.ok_or_else(|| ApiError::internal("validation passed without a decision"))?;
+    let approval = approvals::decide(
+        &state,
+        &ctx,
+        &scope.principal,
+        scope.tenant_id,
+        id.into(),
+        approvals::Verdict {
+            decision,
+            comment: body.comment,
+            at_stage: body.stage,
+        },
+    )
+    .await?;
+    Ok(axum::Json(approval_out(
+        (&approval.0, approval.1),
+        state.now(),
+    )))
+}
+
+async fn post_cancel(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    ApprovalPath(id): ApprovalPath,
+) -> Result<axum::Json<ApprovalOut>, ApiError> {
+    let approval =
+        approvals::cancel(&state, &ctx, &scope.principal, scope.tenant_id, id.into()).await?;
+    Ok(axum::Json(approval_out(
+        (&approval.0, approval.1),
+        state.now(),
+    )))
 }
 
 /// At most this many action patterns in a policy, and stages.

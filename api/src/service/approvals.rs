@@ -96,3 +96,223 @@ pub async fn role_exists(state: &AppState, tenant_id: Uuid, role: &str) -> Resul
         .map_err(ApiError::from)?;
     Ok(tenant.roles.keys().any(|r| r.as_str() == role))
 }
+
+use tenantry_domain::approval::{Approval, ApprovalCommand, Decision, Requester};
+use tenantry_domain::ApprovalId;
+
+use crate::guard::Principal;
+
+pub fn not_found() -> ApiError {
+    ApiError::not_found("approval_not_found", "no such approval request")
+}
+
+/// The id of the tenant's request that the client calls `client_id`.
+pub fn approval_id(tenant_id: Uuid, client_id: &str) -> ApprovalId {
+    Uuid::new_v5(&tenant_id, format!("approval:{client_id}").as_bytes()).into()
+}
+
+/// Who is asking: the member, or the key and the member who created it.
+async fn requester(
+    state: &AppState,
+    tenant_id: Uuid,
+    principal: &Principal,
+) -> Result<Requester, ApiError> {
+    match principal {
+        Principal::User(c) => Ok(Requester::Member { user_id: c.user_id }),
+        Principal::ApiKey(k) => {
+            let row = state.store.api_keys().get(tenant_id, k.key_id).await?;
+            let created_by = row
+                .and_then(|r| serde_json::from_value::<Actor>(r.created_by).ok())
+                .and_then(|a| match a {
+                    Actor::User { id } => Some(id),
+                    _ => None,
+                });
+            Ok(Requester::ApiKey {
+                key_id: k.key_id,
+                created_by,
+            })
+        }
+    }
+}
+
+/// What a request asks.
+pub struct Ask {
+    pub client_id: String,
+    pub action: String,
+    pub summary: String,
+    pub payload: serde_json::Value,
+    pub agent_id: Option<Uuid>,
+}
+
+/// A new request under the policy covering its action (the same id and
+/// content again: the request as it is).
+pub async fn request(
+    state: &AppState,
+    ctx: &Context,
+    principal: &Principal,
+    tenant_id: Uuid,
+    ask: Ask,
+) -> Result<(Approval, i64), ApiError> {
+    let covered = policies(state, tenant_id)
+        .await?
+        .covering(&ask.action)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "action_not_covered",
+                "no approval policy covers this action and the tenant refuses uncovered actions",
+            )
+        })?;
+    let id = approval_id(tenant_id, &ask.client_id);
+    let now = state.now();
+    let command = ApprovalCommand::Request {
+        approval_id: id,
+        tenant_id: tenant_id.into(),
+        action: ask.action,
+        summary: ask.summary,
+        payload: ask.payload,
+        agent_id: ask.agent_id,
+        requester: requester(state, tenant_id, principal).await?,
+        policy: covered.policy,
+        stages: covered.stages,
+        expires_at: covered
+            .expires_in_secs
+            .map(|s| now + chrono::Duration::seconds(i64::from(s))),
+    };
+    let meta = ctx.metadata(tenant_id, principal.actor());
+    state
+        .store
+        .execute::<Approval>(id, command, &meta)
+        .await
+        .map_err(ApiError::from)?;
+    versioned(state, tenant_id, id).await
+}
+
+/// The tenant's request, as the log has it.
+pub async fn get(state: &AppState, tenant_id: Uuid, id: ApprovalId) -> Result<Approval, ApiError> {
+    versioned(state, tenant_id, id).await.map(|(a, _)| a)
+}
+
+/// The request and its version (the number of its events).
+pub async fn versioned(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: ApprovalId,
+) -> Result<(Approval, i64), ApiError> {
+    let (approval, version) = state
+        .store
+        .load::<Approval>(id)
+        .await
+        .map_err(ApiError::from)?;
+    match approval.tenant_id {
+        Some(t) if t == tenant_id => Ok((approval, version)),
+        _ => Err(not_found()),
+    }
+}
+
+/// The request once it is past version `after` (or, without it, changes
+/// from how it is now), or once it reads expired, or as it is when `wait`
+/// runs out: a long poll.
+pub async fn wait_for_change(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: ApprovalId,
+    after: Option<i64>,
+    wait: std::time::Duration,
+) -> Result<(Approval, i64), ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut wake = state.projector.wake();
+    let (first, first_version) = versioned(state, tenant_id, id).await?;
+    let after = after.unwrap_or(first_version);
+    let first_status = first.status_at(state.now());
+    let mut now = (first, first_version);
+    loop {
+        if now.1 > after || now.0.status_at(state.now()) != first_status {
+            return Ok(now);
+        }
+        let expires = now
+            .0
+            .expires_at
+            .map(|at| (at - state.now()).to_std().unwrap_or_default());
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return Ok(now),
+            _ = wake.changed() => {}
+            // A pending request reads `expired` the moment its expiry passes.
+            _ = tokio::time::sleep(expires.unwrap_or(wait)), if expires.is_some() => {}
+        }
+        now = versioned(state, tenant_id, id).await?;
+    }
+}
+
+/// A member's decision, at the stage they saw (`at_stage`) or the current one.
+pub struct Verdict {
+    pub decision: Decision,
+    pub comment: Option<String>,
+    pub at_stage: Option<usize>,
+}
+
+/// A member's decision on the request.
+pub async fn decide(
+    state: &AppState,
+    ctx: &Context,
+    principal: &Principal,
+    tenant_id: Uuid,
+    id: ApprovalId,
+    verdict: Verdict,
+) -> Result<(Approval, i64), ApiError> {
+    let Principal::User(caller) = principal else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "user_token_required",
+            "decisions are made by people, not API keys",
+        ));
+    };
+    get(state, tenant_id, id).await?;
+    let (tenant, _) = state
+        .store
+        .load::<tenantry_domain::tenant::Tenant>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    // A platform admin who is no member decides as `admin`.
+    let role = tenant
+        .members
+        .get(&caller.user_id)
+        .map_or("admin", |r| r.as_str())
+        .to_string();
+    let command = ApprovalCommand::Decide {
+        by: caller.user_id,
+        role,
+        decision: verdict.decision,
+        comment: verdict.comment,
+        at_stage: verdict.at_stage,
+        now: state.now(),
+    };
+    let meta = ctx.metadata(tenant_id, principal.actor());
+    state
+        .store
+        .execute::<Approval>(id, command, &meta)
+        .await
+        .map_err(ApiError::from)?;
+    versioned(state, tenant_id, id).await
+}
+
+/// The requester withdraws a pending request.
+pub async fn cancel(
+    state: &AppState,
+    ctx: &Context,
+    principal: &Principal,
+    tenant_id: Uuid,
+    id: ApprovalId,
+) -> Result<(Approval, i64), ApiError> {
+    get(state, tenant_id, id).await?;
+    let command = ApprovalCommand::Cancel {
+        by: requester(state, tenant_id, principal).await?,
+        now: state.now(),
+    };
+    let meta = ctx.metadata(tenant_id, principal.actor());
+    state
+        .store
+        .execute::<Approval>(id, command, &meta)
+        .await
+        .map_err(ApiError::from)?;
+    versioned(state, tenant_id, id).await
+}

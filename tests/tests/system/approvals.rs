@@ -190,3 +190,266 @@ async fn only_approvals_managers_see_and_change_policies_and_only_their_tenants(
     let (s, body) = app.get(&all, &other_owner).await;
     assert_eq!(s, 404, "{body}");
 }
+
+/// A tenant with a refunds policy (two stages: two approvals by anyone who
+/// decides, then one owner), its owner, two operators and an API key made
+/// by the owner.
+struct Desk {
+    tid: String,
+    owner: String,
+    ops: Vec<String>,
+    key: String,
+}
+
+async fn desk(app: &TestApp, admin: &str) -> Desk {
+    let (tid, owner) = tenant_with(app, admin, "Acme", "owner").await;
+    let mut ops = Vec::new();
+    for i in 0..3 {
+        let (_, t) = app
+            .member(admin, &tid, &format!("op{i}@acme.test"), "operator")
+            .await;
+        ops.push(t);
+    }
+    let path = format!("/v1/tenants/{tid}/approval-policies/refunds");
+    assert_eq!(app.put(&path, &owner, refunds()).await.0, 200);
+    let (s, key) = app
+        .post(
+            &format!("/v1/tenants/{tid}/api-keys"),
+            &owner,
+            json!({"name": "runtime", "permissions": ["approvals.request"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{key}");
+    Desk {
+        tid,
+        owner,
+        ops,
+        key: key["key"].as_str().unwrap().to_string(),
+    }
+}
+
+fn ask(id: &str) -> Value {
+    json!({
+        "id": id,
+        "action": "payments.refund",
+        "summary": "Refund order 1042",
+        "payload": {"order": 1042, "amount_minor": 12_000}
+    })
+}
+
+#[tokio::test]
+async fn a_request_goes_through_its_stages_and_nobody_approves_their_own() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let d = desk(&app, &admin).await;
+    let requests = format!("/v1/tenants/{}/approvals", d.tid);
+
+    let (s, req) = app.post(&requests, &d.key, ask("refund-1042")).await;
+    assert_eq!(s, 201, "{req}");
+    assert_eq!(req["status"], "pending");
+    assert_eq!(req["stages"].as_array().unwrap().len(), 2);
+    let id = req["id"].as_str().unwrap().to_string();
+    // The same id and content again is the same request; other content is not.
+    let (s, again) = app.post(&requests, &d.key, ask("refund-1042")).await;
+    assert_eq!((s, again["id"].as_str()), (201, Some(id.as_str())));
+    let mut other = ask("refund-1042");
+    other["summary"] = json!("Refund order 9999");
+    let (s, body) = app.post(&requests, &d.key, other).await;
+    assert_eq!((s, code(&body)), (409, "approval_id_conflict"), "{body}");
+
+    let decisions = format!("{requests}/{id}/decisions");
+    // The owner created the key that asked: not theirs to approve.
+    let (s, body) = app
+        .post(&decisions, &d.owner, json!({"decision": "approve"}))
+        .await;
+    assert_eq!((s, code(&body)), (403, "self_approval"), "{body}");
+    // A key cannot decide (it lacks approvals.decide, and decisions are people's).
+    let (s, _) = app
+        .post(&decisions, &d.key, json!({"decision": "approve"}))
+        .await;
+    assert_eq!(s, 403);
+
+    let (s, body) = app
+        .post(&decisions, &d.ops[0], json!({"decision": "approve"}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        (body["stage"].as_u64(), body["status"].as_str()),
+        (Some(0), Some("pending"))
+    );
+    let (s, body) = app
+        .post(&decisions, &d.ops[0], json!({"decision": "approve"}))
+        .await;
+    assert_eq!((s, code(&body)), (409, "already_decided"), "{body}");
+    let (s, body) = app
+        .post(&decisions, &d.ops[1], json!({"decision": "approve"}))
+        .await;
+    assert_eq!(body["stage"], 1, "{s} {body}");
+    // Stage 1 is the owners': an operator is refused.
+    let (s, body) = app
+        .post(&decisions, &d.ops[2], json!({"decision": "approve"}))
+        .await;
+    assert_eq!(
+        (s, code(&body)),
+        (403, "not_an_approver_at_stage"),
+        "{body}"
+    );
+    // A second owner approves the last stage.
+    let (_, owner2) = app
+        .member(&admin, &d.tid, "owner2@acme.test", "owner")
+        .await;
+    let (s, body) = app
+        .post(
+            &decisions,
+            &owner2,
+            json!({"decision": "approve", "comment": "fine"}),
+        )
+        .await;
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (200, Some("approved")),
+        "{body}"
+    );
+    assert_eq!(body["decisions"].as_array().unwrap().len(), 3);
+    let (s, body) = app
+        .post(&format!("{requests}/{id}/cancel"), &d.key, json!({}))
+        .await;
+    assert_eq!((s, code(&body)), (409, "approval_not_pending"), "{body}");
+}
+
+#[tokio::test]
+async fn two_approvers_racing_for_the_last_approval_move_the_stage_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let d = desk(&app, &admin).await;
+    let requests = format!("/v1/tenants/{}/approvals", d.tid);
+    for round in 0..5 {
+        let (_, req) = app
+            .post(&requests, &d.key, ask(&format!("race-{round}")))
+            .await;
+        let id = req["id"].as_str().unwrap().to_string();
+        let decisions = format!("{requests}/{id}/decisions");
+        let (s, _) = app
+            .post(
+                &decisions,
+                &d.ops[0],
+                json!({"decision": "approve", "stage": 0}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        // Stage 0 needs one more: two operators give it at once.
+        let (a, b) = tokio::join!(
+            app.post(
+                &decisions,
+                &d.ops[1],
+                json!({"decision": "approve", "stage": 0})
+            ),
+            app.post(
+                &decisions,
+                &d.ops[2],
+                json!({"decision": "approve", "stage": 0})
+            ),
+        );
+        assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+        let (_, now) = app.get(&format!("{requests}/{id}"), &d.key).await;
+        assert_eq!(now["stage"], 1, "round {round}: {now}");
+        assert_eq!(now["status"], "pending");
+        assert_eq!(now["decisions"].as_array().unwrap().len(), 3, "{now}");
+        let advanced: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_type = 'approval' \
+              AND aggregate_id = $1 AND event_type = 'StageAdvanced'",
+        )
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(advanced, 1, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_reader_wakes_on_a_decision_and_the_requester_may_cancel() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let d = desk(&app, &admin).await;
+    let requests = format!("/v1/tenants/{}/approvals", d.tid);
+    let (_, req) = app.post(&requests, &d.key, ask("wait-1")).await;
+    let id = req["id"].as_str().unwrap().to_string();
+    let one = format!("{requests}/{id}");
+
+    // The reader waits past the version it read; whichever comes first,
+    // its wait or the decision, it answers with the decision.
+    let version = req["version"].as_i64().unwrap();
+    let waiting = format!("{one}?wait=30&after_version={version}");
+    let deciding = format!("{one}/decisions");
+    let started = std::time::Instant::now();
+    let (waited, decided) = tokio::join!(
+        app.get(&waiting, &d.key),
+        app.post(
+            &deciding,
+            &d.ops[0],
+            json!({"decision": "reject", "comment": "not this one"}),
+        )
+    );
+    assert_eq!(decided.0, 200, "{decided:?}");
+    assert_eq!(waited.0, 200, "{waited:?}");
+    assert_eq!(waited.1["status"], "rejected", "{waited:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(25));
+
+    let (_, req) = app.post(&requests, &d.key, ask("wait-2")).await;
+    let two = format!("{requests}/{}", req["id"].as_str().unwrap());
+    let (s, body) = app
+        .post(&format!("{two}/cancel"), &d.ops[0], json!({}))
+        .await;
+    assert_eq!((s, code(&body)), (403, "not_the_requester"), "{body}");
+    let (s, body) = app.post(&format!("{two}/cancel"), &d.key, json!({})).await;
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (200, Some("canceled")),
+        "{body}"
+    );
+    let (s, body) = app.get(&format!("{two}?wait=31"), &d.key).await;
+    assert_eq!((s, code(&body)), (422, "validation_failed"), "{body}");
+}
+
+#[tokio::test]
+async fn an_uncovered_action_is_refused_when_the_tenant_says_so() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let d = desk(&app, &admin).await;
+    let requests = format!("/v1/tenants/{}/approvals", d.tid);
+    let mut contract = ask("c-1");
+    contract["action"] = json!("contracts.send");
+    let (s, body) = app.post(&requests, &d.key, contract.clone()).await;
+    assert_eq!(
+        (s, body["stages"].as_array().map(Vec::len)),
+        (201, Some(1)),
+        "{body}"
+    );
+    let policies = format!("/v1/tenants/{}/approval-policies", d.tid);
+    assert_eq!(
+        app.patch(&policies, &d.owner, json!({"uncovered": "refuse"}))
+            .await
+            .0,
+        200
+    );
+    contract["id"] = json!("c-2");
+    let (s, body) = app.post(&requests, &d.key, contract).await;
+    assert_eq!((s, code(&body)), (422, "action_not_covered"), "{body}");
+    // Another tenant's request is not found here.
+    let (other, other_owner) = tenant_with(&app, &admin, "Bravo", "owner").await;
+    let (_, theirs) = app
+        .post(
+            &format!("/v1/tenants/{other}/approvals"),
+            &other_owner,
+            ask("b-1"),
+        )
+        .await;
+    let (s, body) = app
+        .get(
+            &format!("{requests}/{}", theirs["id"].as_str().unwrap()),
+            &d.owner,
+        )
+        .await;
+    assert_eq!((s, code(&body)), (404, "approval_not_found"), "{body}");
+}

@@ -104,6 +104,26 @@ const SPEC: &[(&str, &str, Need)] = &[
         "/v1/tenants/{tid}/approval-policies/{policy}",
         Perm("approvals.manage"),
     ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/approvals",
+        Perm("approvals.request"),
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tid}/approvals/{approval_id}",
+        Perm("approvals.request"),
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/approvals/{approval_id}/decisions",
+        Perm("approvals.decide"),
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/approvals/{approval_id}/cancel",
+        Perm("approvals.request"),
+    ),
     ("GET", "/v1/tenants/{tid}/agents", Perm("agents.read")),
     ("POST", "/v1/tenants/{tid}/agents", Perm("agents.manage")),
     (
@@ -597,6 +617,7 @@ async fn every_route_refuses_every_caller_outside_its_access() {
             .replace("{file}", "swagger-ui.css")
             .replace("{plan}", "no-such-plan")
             .replace("{policy}", "no-such-policy")
+            .replace("{approval_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
     };
 
