@@ -81,6 +81,15 @@ pub fn routes() -> Vec<Route> {
             "approval_expired",
             "not_the_requester",
         ]),
+        Route::post(
+            "/v1/tenants/{tid}/approvals/{approval_id}/comments",
+            In(Permission::ApprovalsRequest),
+            post_comment,
+        )
+        .summary("Comment on a request without deciding (a person's session)")
+        .body::<CommentIn>()
+        .answers::<ApprovalOut>(StatusCode::OK)
+        .errors(&["approval_not_found", "user_token_required"]),
     ]
 }
 
@@ -632,4 +641,41 @@ async fn delete_policy(
 ) -> Result<StatusCode, ApiError> {
     approvals::remove(&state, &ctx, scope.principal.actor(), scope.tenant_id, name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CommentIn {
+    #[schema(min_length = 1, max_length = 2000)]
+    comment: String,
+}
+
+async fn post_comment(
+    State(state): State<AppState>,
+    ctx: Context,
+    scope: TenantScope,
+    ApprovalPath(id): ApprovalPath,
+    Json(body): Json<CommentIn>,
+) -> Result<axum::Json<ApprovalOut>, ApiError> {
+    let comment = body.comment.trim().to_string();
+    if comment.is_empty() || comment.chars().count() > 2000 {
+        let mut v = Validation::default();
+        v.check::<()>(
+            "comment",
+            Err(ValueError::new("invalid_length", "1 to 2000 characters")),
+        );
+        v.finish()?;
+    }
+    let approval = approvals::comment(
+        &state,
+        &ctx,
+        &scope.principal,
+        scope.tenant_id,
+        id.into(),
+        comment,
+    )
+    .await?;
+    Ok(axum::Json(approval_out(
+        (&approval.0, approval.1),
+        state.now(),
+    )))
 }

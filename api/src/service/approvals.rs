@@ -316,3 +316,33 @@ pub async fn cancel(
         .map_err(ApiError::from)?;
     versioned(state, tenant_id, id).await
 }
+
+/// A comment without a decision, by a person who may read the request.
+pub async fn comment(
+    state: &AppState,
+    ctx: &Context,
+    principal: &Principal,
+    tenant_id: Uuid,
+    id: ApprovalId,
+    comment: String,
+) -> Result<(Approval, i64), ApiError> {
+    let Principal::User(caller) = principal else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "user_token_required",
+            "comments are people's, not API keys'",
+        ));
+    };
+    get(state, tenant_id, id).await?;
+    let command = ApprovalCommand::Comment {
+        by: caller.user_id,
+        comment,
+    };
+    let meta = ctx.metadata(tenant_id, principal.actor());
+    state
+        .store
+        .execute::<Approval>(id, command, &meta)
+        .await
+        .map_err(ApiError::from)?;
+    versioned(state, tenant_id, id).await
+}

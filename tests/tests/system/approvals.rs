@@ -410,6 +410,31 @@ async fn a_waiting_reader_wakes_on_a_decision_and_the_requester_may_cancel() {
     );
     let (s, body) = app.get(&format!("{two}?wait=31"), &d.key).await;
     assert_eq!((s, code(&body)), (422, "validation_failed"), "{body}");
+    // Comments need no decision, even on an ended request; keys do not comment.
+    let commenting = format!("{two}/comments");
+    let (s, body) = app
+        .post(&commenting, &d.ops[0], json!({"comment": "ok, dropped"}))
+        .await;
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (200, Some("canceled")),
+        "{body}"
+    );
+    let (s, body) = app
+        .post(&commenting, &d.key, json!({"comment": "me too"}))
+        .await;
+    assert_eq!((s, code(&body)), (403, "user_token_required"), "{body}");
+    let (s, body) = app
+        .post(&commenting, &d.ops[0], json!({"comment": "  "}))
+        .await;
+    assert_eq!((s, code(&body)), (422, "validation_failed"), "{body}");
+    let comments: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'approval' AND event_type = 'CommentAdded'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(comments, 1);
 }
 
 #[tokio::test]

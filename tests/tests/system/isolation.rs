@@ -124,6 +124,11 @@ const SPEC: &[(&str, &str, Need)] = &[
         "/v1/tenants/{tid}/approvals/{approval_id}/cancel",
         Perm("approvals.request"),
     ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/approvals/{approval_id}/comments",
+        Perm("approvals.request"),
+    ),
     ("GET", "/v1/tenants/{tid}/agents", Perm("agents.read")),
     ("POST", "/v1/tenants/{tid}/agents", Perm("agents.manage")),
     (
