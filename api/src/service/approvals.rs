@@ -178,13 +178,7 @@ pub async fn request(
             .expires_in_secs
             .map(|s| now + chrono::Duration::seconds(i64::from(s))),
     };
-    let meta = ctx.metadata(tenant_id, principal.actor());
-    state
-        .store
-        .execute::<Approval>(id, command, &meta)
-        .await
-        .map_err(ApiError::from)?;
-    versioned(state, tenant_id, id).await
+    run_on(state, ctx, principal, tenant_id, id, command).await
 }
 
 /// The tenant's request, as the log has it.
@@ -259,13 +253,7 @@ pub async fn decide(
     id: ApprovalId,
     verdict: Verdict,
 ) -> Result<(Approval, i64), ApiError> {
-    let Principal::User(caller) = principal else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "user_token_required",
-            "decisions are made by people, not API keys",
-        ));
-    };
+    let by = person(principal, "decisions")?;
     get(state, tenant_id, id).await?;
     let (tenant, _) = state
         .store
@@ -275,24 +263,18 @@ pub async fn decide(
     // A platform admin who is no member decides as `admin`.
     let role = tenant
         .members
-        .get(&caller.user_id)
+        .get(&by)
         .map_or("admin", |r| r.as_str())
         .to_string();
     let command = ApprovalCommand::Decide {
-        by: caller.user_id,
+        by,
         role,
         decision: verdict.decision,
         comment: verdict.comment,
         at_stage: verdict.at_stage,
         now: state.now(),
     };
-    let meta = ctx.metadata(tenant_id, principal.actor());
-    state
-        .store
-        .execute::<Approval>(id, command, &meta)
-        .await
-        .map_err(ApiError::from)?;
-    versioned(state, tenant_id, id).await
+    run_on(state, ctx, principal, tenant_id, id, command).await
 }
 
 /// The requester withdraws a pending request.
@@ -308,13 +290,7 @@ pub async fn cancel(
         by: requester(state, tenant_id, principal).await?,
         now: state.now(),
     };
-    let meta = ctx.metadata(tenant_id, principal.actor());
-    state
-        .store
-        .execute::<Approval>(id, command, &meta)
-        .await
-        .map_err(ApiError::from)?;
-    versioned(state, tenant_id, id).await
+    run_on(state, ctx, principal, tenant_id, id, command).await
 }
 
 /// A comment without a decision, by a person who may read the request.
@@ -326,18 +302,21 @@ pub async fn comment(
     id: ApprovalId,
     comment: String,
 ) -> Result<(Approval, i64), ApiError> {
-    let Principal::User(caller) = principal else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "user_token_required",
-            "comments are people's, not API keys'",
-        ));
-    };
+    let by = person(principal, "comments")?;
     get(state, tenant_id, id).await?;
-    let command = ApprovalCommand::Comment {
-        by: caller.user_id,
-        comment,
-    };
+    let command = ApprovalCommand::Comment { by, comment };
+    run_on(state, ctx, principal, tenant_id, id, command).await
+}
+
+/// Run a command on the tenant's request and answer it as it is after.
+async fn run_on(
+    state: &AppState,
+    ctx: &Context,
+    principal: &Principal,
+    tenant_id: Uuid,
+    id: ApprovalId,
+    command: ApprovalCommand,
+) -> Result<(Approval, i64), ApiError> {
     let meta = ctx.metadata(tenant_id, principal.actor());
     state
         .store
@@ -345,4 +324,16 @@ pub async fn comment(
         .await
         .map_err(ApiError::from)?;
     versioned(state, tenant_id, id).await
+}
+
+/// Only a person's session may do this.
+fn person(principal: &Principal, what: &str) -> Result<Uuid, ApiError> {
+    match principal {
+        Principal::User(caller) => Ok(caller.user_id),
+        Principal::ApiKey(_) => Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "user_token_required",
+            format!("{what} are people's, not API keys'"),
+        )),
+    }
 }
