@@ -11,7 +11,6 @@ use swagger_ui_redist::{SwaggerUi, SwaggerUiStaticFile};
 use crate::error::ApiError;
 use crate::extract::DocsFilePath;
 use crate::guard::Access;
-use crate::openapi;
 use crate::routes::Route;
 
 pub fn routes() -> Vec<Route> {
@@ -41,7 +40,7 @@ fn with_type(body: impl IntoResponse, content_type: &'static str) -> Response {
 /// The document, built once per process from the route table.
 async fn get_openapi() -> Response {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
-    let body = DOCUMENT.get_or_init(openapi::document_json).clone();
+    let body = DOCUMENT.get_or_init(super::document_json).clone();
     with_type(body, "application/json")
 }
 

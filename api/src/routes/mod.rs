@@ -166,10 +166,37 @@ pub fn table() -> Vec<(Method, &'static str, Access)> {
         .collect()
 }
 
-/// Every route as the OpenAPI document describes it (the handlers dropped).
-pub fn documented() -> Vec<Route> {
-    all()
+/// The OpenAPI document of the route table.
+pub fn document() -> utoipa::openapi::OpenApi {
+    with_entries(openapi::document)
 }
+
+/// The document as the server serves it and `docs/openapi.json` holds it.
+pub fn document_json() -> String {
+    with_entries(openapi::document_json)
+}
+
+/// The endpoint list of `docs/API.md`, generated from the route table.
+pub fn endpoint_list() -> String {
+    with_entries(openapi::endpoint_list)
+}
+
+fn with_entries<T>(f: impl FnOnce(&[openapi::Entry<'_>]) -> T) -> T {
+    let routes = all();
+    let entries: Vec<openapi::Entry<'_>> = routes
+        .iter()
+        .map(|r| openapi::Entry {
+            method: &r.method,
+            path: r.path,
+            access: r.access,
+            doc: &r.doc,
+        })
+        .collect();
+    f(&entries)
+}
+
+#[cfg(test)]
+mod contract_tests;
 
 /// The router: each handler behind the guard for its declared access. In
 /// debug builds each route also checks that every error it answers is one
