@@ -167,7 +167,7 @@ pub struct ApprovalOut {
 }
 
 fn approval_out(
-    (a, version): (&tenantry_domain::approval::Approval, i64),
+    (a, version): &(tenantry_domain::approval::Approval, i64),
     now: chrono::DateTime<chrono::Utc>,
 ) -> ApprovalOut {
     use tenantry_domain::approval::Decision;
@@ -201,7 +201,7 @@ fn approval_out(
                 .to_string(),
             })
             .collect(),
-        version,
+        version: *version,
     }
 }
 
@@ -271,7 +271,7 @@ async fn post_request(
     .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(approval_out((&approval.0, approval.1), state.now())),
+        axum::Json(approval_out(&approval, state.now())),
     ))
 }
 
@@ -295,19 +295,13 @@ async fn get_request(
             .await?
         }
         Some(_) => {
-            let mut v = Validation::default();
-            v.check::<()>(
+            return Err(ApiError::invalid_field(
                 "wait",
-                Err(ValueError::new("invalid_wait", "1 to 30 seconds")),
-            );
-            v.finish()?;
-            return Err(ApiError::internal("validation passed a bad wait"));
+                ValueError::new("invalid_wait", "1 to 30 seconds"),
+            ));
         }
     };
-    Ok(axum::Json(approval_out(
-        (&approval.0, approval.1),
-        state.now(),
-    )))
+    Ok(axum::Json(approval_out(&approval, state.now())))
 }
 
 async fn post_decision(
@@ -356,10 +350,7 @@ async fn post_decision(
         },
     )
     .await?;
-    Ok(axum::Json(approval_out(
-        (&approval.0, approval.1),
-        state.now(),
-    )))
+    Ok(axum::Json(approval_out(&approval, state.now())))
 }
 
 async fn post_cancel(
@@ -370,10 +361,7 @@ async fn post_cancel(
 ) -> Result<axum::Json<ApprovalOut>, ApiError> {
     let approval =
         approvals::cancel(&state, &ctx, &scope.principal, scope.tenant_id, id.into()).await?;
-    Ok(axum::Json(approval_out(
-        (&approval.0, approval.1),
-        state.now(),
-    )))
+    Ok(axum::Json(approval_out(&approval, state.now())))
 }
 
 /// At most this many action patterns in a policy, and stages.
@@ -586,16 +574,10 @@ async fn patch_policies(
         "default_policy" => Uncovered::DefaultPolicy,
         "refuse" => Uncovered::Refuse,
         _ => {
-            let mut v = Validation::default();
-            v.check::<()>(
+            return Err(ApiError::invalid_field(
                 "uncovered",
-                Err(ValueError::new(
-                    "invalid_uncovered",
-                    "`default_policy` or `refuse`",
-                )),
-            );
-            v.finish()?;
-            return Err(ApiError::internal("validation passed a bad value"));
+                ValueError::new("invalid_uncovered", "`default_policy` or `refuse`"),
+            ));
         }
     };
     let policies = approvals::set_uncovered(
@@ -658,12 +640,10 @@ async fn post_comment(
 ) -> Result<axum::Json<ApprovalOut>, ApiError> {
     let comment = body.comment.trim().to_string();
     if comment.is_empty() || comment.chars().count() > 2000 {
-        let mut v = Validation::default();
-        v.check::<()>(
+        return Err(ApiError::invalid_field(
             "comment",
-            Err(ValueError::new("invalid_length", "1 to 2000 characters")),
-        );
-        v.finish()?;
+            ValueError::new("invalid_length", "1 to 2000 characters"),
+        ));
     }
     let approval = approvals::comment(
         &state,
@@ -674,8 +654,5 @@ async fn post_comment(
         comment,
     )
     .await?;
-    Ok(axum::Json(approval_out(
-        (&approval.0, approval.1),
-        state.now(),
-    )))
+    Ok(axum::Json(approval_out(&approval, state.now())))
 }
