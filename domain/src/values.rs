@@ -366,6 +366,24 @@ impl TenantSettings {
     }
 }
 
+/// A provider's model name (`gpt-4o-mini`, `claude-3-5-sonnet-latest`,
+/// `accounts/fireworks/models/llama`): 1 to 100 of letters, digits and
+/// `. _ : - /`.
+pub fn model_name(raw: &str) -> Result<&str, ValueError> {
+    let ok = (1..=100).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-/".contains(&b));
+    if ok {
+        Ok(raw)
+    } else {
+        Err(ValueError::new(
+            "invalid_model",
+            "a model is 1 to 100 of letters, digits and . _ : - /",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,16 +139,10 @@ fn allow_entry(raw: &str) -> Result<String, ValueError> {
     let provider = Provider::parse(provider)?;
     match model {
         None => Ok(provider.as_str().to_string()),
-        Some(m)
-            if (1..=100).contains(&m.len())
-                && m.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._:-/".contains(&b)) =>
-        {
-            Ok(format!("{}/{m}", provider.as_str()))
-        }
-        Some(_) => Err(ValueError::new(
-            "invalid_model",
-            "a model is 1 to 100 of letters, digits and . _ : - /",
+        Some(m) => Ok(format!(
+            "{}/{}",
+            provider.as_str(),
+            tenantry_domain::values::model_name(m)?
         )),
     }
 }

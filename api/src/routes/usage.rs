@@ -179,16 +179,12 @@ fn parse_batch(body: UsageBatchIn, now: DateTime<Utc>) -> Result<Vec<Reported>, 
             v.check::<()>(&field("agent_id"), bad("unknown_agent", "not an agent id"));
         }
         let provider = v.check(&field("provider"), Provider::parse(&r.provider));
-        let model_ok = (1..=100).contains(&r.model.len())
-            && r.model
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._:-/".contains(&b));
-        if !model_ok {
-            v.check::<()>(
+        let model_ok = v
+            .check(
                 &field("model"),
-                bad("invalid_model", "1 to 100 of letters, digits and . _ : - /"),
-            );
-        }
+                tenantry_domain::values::model_name(&r.model),
+            )
+            .is_some();
         for (name, n) in [
             ("input_tokens", r.input_tokens),
             ("output_tokens", r.output_tokens),
