@@ -256,6 +256,7 @@ impl Application {
             crate::workers::invitation_expiry::start(state.clone(), shutdown.subscribe()),
             crate::workers::auth_cache::start(state.clone(), shutdown.subscribe()),
             crate::workers::trial_expiry::start(state.clone(), shutdown.subscribe()),
+            crate::workers::approval_expiry::start(state.clone(), shutdown.subscribe()),
             crate::workers::billing_reconcile::start(state.clone(), shutdown.subscribe()),
             crate::workers::reservation_sweeper::start(state.clone(), shutdown.subscribe()),
             {

@@ -379,13 +379,23 @@ impl PageParams {
 
     /// The id the cursor stands for.
     pub fn after(&self) -> Result<Option<Uuid>, ApiError> {
+        self.decode(|bytes| Uuid::from_slice(bytes).ok())
+    }
+
+    /// The number the cursor stands for, on lists paged by a sequence
+    /// number rather than an id ([`number_cursor`] gave it out).
+    pub fn after_number(&self) -> Result<Option<i64>, ApiError> {
+        self.decode(|bytes| <[u8; 8]>::try_from(bytes).ok().map(i64::from_be_bytes))
+    }
+
+    fn decode<T>(&self, read: impl FnOnce(&[u8]) -> Option<T>) -> Result<Option<T>, ApiError> {
         let Some(cursor) = &self.cursor else {
             return Ok(None);
         };
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(cursor)
             .ok()
-            .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+            .and_then(|bytes| read(&bytes))
             .map(Some)
             .ok_or_else(|| {
                 ApiError::new(
@@ -395,6 +405,11 @@ impl PageParams {
                 )
             })
     }
+}
+
+/// The cursor for a list paged by a sequence number.
+pub fn number_cursor(n: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n.to_be_bytes())
 }
 
 /// The body of every list: `{"data": [...], "next_cursor": ... | null}`.

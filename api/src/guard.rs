@@ -43,6 +43,9 @@ pub enum Access {
     /// As `Tenant`, or the member named by the path's `{user_id}` acting on
     /// themselves (leaving a tenant).
     TenantOrSelf(Permission),
+    /// Any one of the permissions in the path's `{tid}` (reading an
+    /// approval request: whoever may ask or decide).
+    TenantAny(&'static [Permission]),
     /// The metrics scraper: the bearer token `TENANTRY_METRICS_TOKEN`, and
     /// nobody else (no session, no API key).
     MetricsToken,
@@ -58,6 +61,11 @@ impl Access {
             Self::PlatformAdmin => "platform admin".into(),
             Self::Tenant(p) => format!("`{p}`"),
             Self::TenantOrSelf(p) => format!("`{p}` or self"),
+            Self::TenantAny(ps) => ps
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(" or "),
             Self::MetricsToken => "the metrics token".into(),
         }
     }
@@ -178,7 +186,7 @@ pub async fn guard(
             }
             principal
         }
-        Access::Tenant(permission) | Access::TenantOrSelf(permission) => {
+        Access::Tenant(_) | Access::TenantOrSelf(_) | Access::TenantAny(_) => {
             // A segment that does not decode (invalid UTF-8 after percent-
             // decoding) names no tenant: 404 below, never an error.
             let params = RawPathParams::from_request_parts(&mut parts, &()).await.ok();
@@ -206,8 +214,13 @@ pub async fn guard(
                 app.now(),
                 app.config.billing_grace,
             )?;
-            if !scope.has(permission) && !acting_on_self {
-                return Err(missing_permission(permission));
+            let needed: &[Permission] = match &access {
+                Access::Tenant(p) | Access::TenantOrSelf(p) => std::slice::from_ref(p),
+                Access::TenantAny(ps) => ps,
+                _ => &[],
+            };
+            if !needed.iter().any(|p| scope.has(*p)) && !acting_on_self {
+                return Err(missing_permissions(needed));
             }
             parts.extensions.insert(scope);
             principal
@@ -273,6 +286,24 @@ pub fn platform_admin_required() -> ApiError {
         "this endpoint needs the platform admin permission",
     )
     .with_details(json!({ "permission": "platform.admin" }))
+}
+
+/// 403 naming what the route needs: the permission, or any one of several.
+fn missing_permissions(needed: &[Permission]) -> ApiError {
+    match needed {
+        [p] => missing_permission(*p),
+        _ => {
+            let names: Vec<&str> = needed.iter().map(|p| p.as_str()).collect();
+            ApiError::forbidden(
+                "missing_permission",
+                format!(
+                    "this needs one of the permissions {} in this tenant",
+                    names.join(", ")
+                ),
+            )
+            .with_details(json!({ "permission_any_of": names }))
+        }
+    }
 }
 
 pub fn missing_permission(p: Permission) -> ApiError {

@@ -105,7 +105,7 @@ fn access_codes(access: Access) -> &'static [&'static str] {
             "user_token_required",
             "platform_admin_required",
         ],
-        Access::Tenant(_) | Access::TenantOrSelf(_) => &[
+        Access::Tenant(_) | Access::TenantOrSelf(_) | Access::TenantAny(_) => &[
             "missing_token",
             "invalid_token",
             "missing_permission",
@@ -227,6 +227,15 @@ fn security(access: Access) -> (Vec<SecurityRequirement>, Option<String>) {
         Access::User => (vec![session()], None),
         Access::PlatformAdmin => (vec![session()], Some("platform.admin".into())),
         Access::Tenant(p) => (vec![session(), api_key()], Some(p.as_str().into())),
+        Access::TenantAny(ps) => (
+            vec![session(), api_key()],
+            Some(
+                ps.iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            ),
+        ),
         Access::TenantOrSelf(p) => (
             vec![session(), api_key()],
             Some(format!("{} (or the member themselves)", p.as_str())),

@@ -3,7 +3,7 @@
 //! - [`log`]: reading the event log in its global order (from `tenantry-store`).
 //! - [`ReadModels`]: the queries the application asks, one handle per read model.
 //! - [`runtime`]: the catch-up projector runtime (checkpoints, leadership, wake-ups).
-//! - [`tenants`], [`users`], [`access`] (members and custom roles), [`llm_keys`] (provider keys, redacted), [`invitations`] (and the email outbox it feeds): read models, their projections and their queries.
+//! - [`tenants`], [`users`], [`access`] (members and custom roles), [`llm_keys`] (provider keys, redacted), [`invitations`] (and the email outbox it feeds), [`billing`], [`agents`], [`usage`], [`approvals`]: read models, their projections and their queries.
 //!
 //! Architecture invariant: a read model is written only by its projection,
 //! in the same transaction as that projection's checkpoint, and only from
@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod agents;
+pub mod approvals;
 pub mod billing;
 pub mod invitations;
 pub mod llm_keys;
@@ -76,6 +77,11 @@ impl ReadModels {
         agents::Agents { pool: &self.pool }
     }
 
+    /// Tenants' approval requests.
+    pub fn approvals(&self) -> approvals::Approvals<'_> {
+        approvals::Approvals { pool: &self.pool }
+    }
+
     pub fn llm_keys(&self) -> llm_keys::LlmKeys<'_> {
         llm_keys::LlmKeys { pool: &self.pool }
     }
@@ -94,6 +100,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(agents::PROJECTION),
         Arc::new(usage::PROJECTION),
         Arc::new(usage::PRICE_BOOK),
+        Arc::new(approvals::PROJECTION),
     ]
 }
 
@@ -101,6 +108,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
 mod tests {
     use tenantry_domain::agent::{Agent, AgentEvent};
     use tenantry_domain::api_key::{ApiKey, ApiKeyEvent};
+    use tenantry_domain::approval::{Approval, ApprovalEvent};
     use tenantry_domain::billing::{Billing, BillingEvent};
     use tenantry_domain::llm_key::{LlmKey, LlmKeyEvent};
     use tenantry_domain::plan::{Plan, PlanEvent};
@@ -141,6 +149,7 @@ mod tests {
             agents::PROJECTION,
             usage::PROJECTION,
             usage::PRICE_BOOK,
+            approvals::PROJECTION,
         ];
         assert_eq!(
             projections.len(),
@@ -176,6 +185,9 @@ mod tests {
                     }
                     t if t == Ledger::TYPE => {
                         *event_type == "*" || is_variant::<LedgerEvent>(event_type)
+                    }
+                    t if t == Approval::TYPE => {
+                        *event_type == "*" || is_variant::<ApprovalEvent>(event_type)
                     }
                     t if t == PriceBook::TYPE => {
                         *event_type == "*" || is_variant::<PriceBookEvent>(event_type)

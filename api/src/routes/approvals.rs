@@ -1,18 +1,22 @@
-//! Approvals over HTTP. So far the tenant's approval policies, with
-//! `approvals.manage`: which actions (exactly, or by a prefix ending in a
-//! dot) need whose approval in which stages, and whether an action no
-//! policy covers takes the default policy (one approval) or is refused.
+//! Approvals over HTTP: the tenant's approval policies, with
+//! `approvals.manage` (which actions, exactly or by a prefix ending in a
+//! dot, need whose approval in which stages, and whether an action no
+//! policy covers takes the default policy or is refused); requests
+//! (`approvals.request`), decisions (`approvals.decide`), and reading,
+//! listing and commenting for whoever holds either.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::access::Permission;
-use tenantry_domain::approval::Stage;
+use tenantry_domain::approval::{ApprovalStatus, Stage};
 use tenantry_domain::approval_policy::{ActionPattern, ApprovalPolicies, Policy, Uncovered};
 use tenantry_domain::values::ValueError;
 
 use crate::error::{ApiError, Validation};
-use crate::extract::{ApprovalPath, Context, Json, PolicyPath, Query};
+use crate::extract::{
+    number_cursor, status_filter, ApprovalPath, Context, Json, PageParams, PolicyPath, Query,
+};
 use crate::guard::{Access, TenantScope};
 use crate::routes::Route;
 use crate::service::approvals;
@@ -45,7 +49,17 @@ pub fn routes() -> Vec<Route> {
             .body::<RequestIn>()
             .answers::<ApprovalOut>(StatusCode::CREATED)
             .errors(&["action_not_covered", "approval_id_conflict"]),
-        Route::get(REQUEST, In(Permission::ApprovalsRequest), get_request)
+        Route::get(REQUESTS, Access::TenantAny(READERS), list_requests)
+            .summary("The tenant's requests, newest first; by status, action (exact or a prefix ending in a dot), agent, or only what the caller may decide now")
+            .query::<ListParams>()
+            .answers::<ApprovalListOut>(StatusCode::OK)
+            .errors(&[
+                "invalid_limit",
+                "invalid_cursor",
+                "invalid_status",
+                "user_token_required",
+            ]),
+        Route::get(REQUEST, Access::TenantAny(READERS), get_request)
             .summary("One request; with wait=N (1 to 30 s) the answer waits until it changes")
             .query::<WaitParams>()
             .answers::<ApprovalOut>(StatusCode::OK)
@@ -83,7 +97,7 @@ pub fn routes() -> Vec<Route> {
         ]),
         Route::post(
             "/v1/tenants/{tid}/approvals/{approval_id}/comments",
-            In(Permission::ApprovalsRequest),
+            Access::TenantAny(READERS),
             post_comment,
         )
         .summary("Comment on a request without deciding (a person's session)")
@@ -94,6 +108,8 @@ pub fn routes() -> Vec<Route> {
 }
 
 const REQUESTS: &str = "/v1/tenants/{tid}/approvals";
+/// Who reads requests: whoever may ask for approval or decide.
+const READERS: &[Permission] = &[Permission::ApprovalsRequest, Permission::ApprovalsDecide];
 const REQUEST: &str = "/v1/tenants/{tid}/approvals/{approval_id}";
 
 /// The largest payload a request carries (shown to approvers).
@@ -203,6 +219,107 @@ fn approval_out(
             .collect(),
         version: *version,
     }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    cursor: Option<String>,
+    /// `pending`, `approved`, `rejected`, `expired` or `canceled`.
+    status: Option<String>,
+    /// An action (`payments.refund`), or a prefix ending in a dot.
+    action: Option<String>,
+    agent_id: Option<uuid::Uuid>,
+    /// `true`: only the pending requests the caller (a person) may decide
+    /// now: at a stage open to their role, not asked by them nor by a key
+    /// they created, not decided by them yet.
+    waiting_for_me: Option<bool>,
+}
+
+/// A request as lists show it (its payload and decisions: `GET` it).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApprovalItemOut {
+    id: uuid::Uuid,
+    action: String,
+    summary: String,
+    agent_id: Option<uuid::Uuid>,
+    /// `{"type": "member", "user_id"}` or `{"type": "api_key", "key_id", "created_by"}`.
+    requester: serde_json::Value,
+    /// The policy it was asked under (`default`: the tenant's default).
+    policy: String,
+    /// `pending`, `approved`, `rejected`, `expired` or `canceled`.
+    status: String,
+    /// The stage waiting for decisions (from 0), of `stages`.
+    stage: i32,
+    stages: i32,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    requested_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApprovalListOut {
+    data: Vec<ApprovalItemOut>,
+    /// A cursor for the next page; absent on the last.
+    next_cursor: Option<String>,
+}
+
+const STATUSES: [ApprovalStatus; 5] = [
+    ApprovalStatus::Pending,
+    ApprovalStatus::Approved,
+    ApprovalStatus::Rejected,
+    ApprovalStatus::Expired,
+    ApprovalStatus::Canceled,
+];
+
+async fn list_requests(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<ApprovalListOut>, ApiError> {
+    let status = status_filter(params.status.as_deref(), &STATUSES, ApprovalStatus::as_str)?;
+    let action = params
+        .action
+        .as_deref()
+        .map(ActionPattern::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid_field("action", e))?;
+    let paging = PageParams::new(params.limit, params.cursor);
+    let (rows, next) = approvals::list(
+        &state,
+        &scope,
+        approvals::ListQuery {
+            status: status.map(ApprovalStatus::as_str),
+            action: action.map(|a| a.as_str().to_string()),
+            agent_id: params.agent_id,
+            waiting_for_me: params.waiting_for_me.unwrap_or(false),
+            before_seq: paging.after_number()?,
+            limit: paging.limit()?,
+        },
+    )
+    .await?;
+    Ok(axum::Json(ApprovalListOut {
+        data: rows
+            .into_iter()
+            .map(|r| ApprovalItemOut {
+                id: r.id,
+                action: r.action,
+                summary: r.summary,
+                agent_id: r.agent_id,
+                requester: r.requester,
+                policy: r.policy,
+                status: r.status,
+                stage: r.stage,
+                stages: r.stages,
+                expires_at: r.expires_at,
+                requested_at: r.requested_at,
+                updated_at: r.updated_at,
+            })
+            .collect(),
+        next_cursor: next.map(number_cursor),
+    }))
 }
 
 fn client_id(raw: &str) -> Result<String, ValueError> {

@@ -1,7 +1,9 @@
-//! Approvals' use cases. So far: a tenant's approval policies (which
-//! actions need whose approval, in which stages) and what an action no
-//! policy covers gets. Read from the tenant's `ApprovalPolicies` aggregate
-//! itself: requests are decided on exactly that state.
+//! Approvals' use cases: a tenant's approval policies (which actions need
+//! whose approval, in which stages, and what an action no policy covers
+//! gets), read from the tenant's `ApprovalPolicies` aggregate itself so
+//! requests are decided on exactly that state; requests, decisions,
+//! comments, cancels and the long poll on one request's aggregate; lists
+//! from the `approvals` read model; the expiry job's work.
 
 use tenantry_domain::approval_policy::{ApprovalPolicies, Policy, PolicyCommand, Uncovered};
 use tenantry_domain::Actor;
@@ -99,6 +101,8 @@ pub async fn role_exists(state: &AppState, tenant_id: Uuid, role: &str) -> Resul
 
 use tenantry_domain::approval::{Approval, ApprovalCommand, Decision, Requester};
 use tenantry_domain::ApprovalId;
+
+use tenantry_projections::approvals::{ApprovalFilter, ApprovalRow};
 
 use crate::guard::Principal;
 
@@ -223,10 +227,11 @@ pub async fn wait_for_change(
         if now.1 > after || now.0.status_at(state.now()) != first_status {
             return Ok(now);
         }
+        // Only a request still pending has an expiry ahead to wait for.
         let expires = now
             .0
             .expires_at
-            .map(|at| (at - state.now()).to_std().unwrap_or_default());
+            .and_then(|at| (at - state.now()).to_std().ok());
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => return Ok(now),
             _ = wake.changed() => {}
@@ -244,6 +249,101 @@ pub struct Verdict {
     pub at_stage: Option<usize>,
 }
 
+/// The role `user_id` decides with in the tenant (a platform admin who is
+/// no member decides as `admin`).
+async fn deciding_role(
+    state: &AppState,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<String, ApiError> {
+    let (tenant, _) = state
+        .store
+        .load::<tenantry_domain::tenant::Tenant>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    Ok(tenant
+        .members
+        .get(&user_id)
+        .map_or("admin", |r| r.as_str())
+        .to_string())
+}
+
+/// What a list asks for.
+pub struct ListQuery {
+    pub status: Option<&'static str>,
+    pub action: Option<String>,
+    pub agent_id: Option<Uuid>,
+    /// Only what the caller may decide now.
+    pub waiting_for_me: bool,
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+/// A page of the tenant's requests, newest first, and where the next
+/// page starts. "Waiting for me" is a person's question: an API key
+/// decides nothing; a member without `approvals.decide` has nothing
+/// waiting.
+pub async fn list(
+    state: &AppState,
+    scope: &crate::guard::TenantScope,
+    query: ListQuery,
+) -> Result<(Vec<ApprovalRow>, Option<i64>), ApiError> {
+    let decider = if query.waiting_for_me {
+        let user_id = person(&scope.principal, "decisions")?;
+        if !scope.has(tenantry_domain::access::Permission::ApprovalsDecide) {
+            return Ok((Vec::new(), None));
+        }
+        Some((
+            user_id,
+            deciding_role(state, scope.tenant_id, user_id).await?,
+        ))
+    } else {
+        None
+    };
+    let filter = ApprovalFilter {
+        status: query.status,
+        action: query.action.as_deref(),
+        agent_id: query.agent_id,
+        decidable_by: decider.as_ref().map(|(u, r)| (*u, r.as_str())),
+    };
+    Ok(state
+        .reads
+        .approvals()
+        .list(
+            scope.tenant_id,
+            &filter,
+            query.before_seq,
+            query.limit,
+            state.now(),
+        )
+        .await?)
+}
+
+/// Record `ApprovalExpired` for pending requests past their expiry (reads
+/// show them expired already); the job's work.
+pub async fn expire_due(state: &AppState) -> Result<(), ApiError> {
+    let due = state
+        .reads
+        .approvals()
+        .due_for_expiry(100, state.now())
+        .await?;
+    for (tenant_id, id) in due {
+        let meta = tenantry_domain::EventMetadata::new(
+            tenant_id,
+            Actor::system("approval-expiry"),
+            None,
+            state.now(),
+        );
+        let command = ApprovalCommand::Expire { now: state.now() };
+        let committed = state
+            .store
+            .execute::<Approval>(id.into(), command, &meta)
+            .await?;
+        state.settle(committed.written.as_ref()).await;
+    }
+    Ok(())
+}
+
 /// A member's decision on the request.
 pub async fn decide(
     state: &AppState,
@@ -255,17 +355,7 @@ pub async fn decide(
 ) -> Result<(Approval, i64), ApiError> {
     let by = person(principal, "decisions")?;
     get(state, tenant_id, id).await?;
-    let (tenant, _) = state
-        .store
-        .load::<tenantry_domain::tenant::Tenant>(tenant_id.into())
-        .await
-        .map_err(ApiError::from)?;
-    // A platform admin who is no member decides as `admin`.
-    let role = tenant
-        .members
-        .get(&by)
-        .map_or("admin", |r| r.as_str())
-        .to_string();
+    let role = deciding_role(state, tenant_id, by).await?;
     let command = ApprovalCommand::Decide {
         by,
         role,
@@ -318,11 +408,13 @@ async fn run_on(
     command: ApprovalCommand,
 ) -> Result<(Approval, i64), ApiError> {
     let meta = ctx.metadata(tenant_id, principal.actor());
-    state
+    let committed = state
         .store
         .execute::<Approval>(id, command, &meta)
         .await
         .map_err(ApiError::from)?;
+    // Lists read the projection: the caller's next list shows this.
+    state.settle(committed.written.as_ref()).await;
     versioned(state, tenant_id, id).await
 }
 

@@ -9,21 +9,15 @@ use crate::state::AppState;
 
 /// Start the job that records `InvitationExpired` for pending invitations
 /// past their expiry (they already behave as expired before it runs).
-pub fn start(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = expire_due(&state).await {
-                tracing::error!(error = %e.message, "invitation expiry job failed");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(state.config.invitation_expiry_scan) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                return;
-            }
-        }
-    })
+pub fn start(state: AppState, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    let period = state.config.invitation_expiry_scan;
+    super::every(
+        state,
+        period,
+        "the invitation expiry job",
+        shutdown,
+        |state| async move { expire_due(&state).await },
+    )
 }
 
 async fn expire_due(state: &AppState) -> Result<(), crate::error::ApiError> {

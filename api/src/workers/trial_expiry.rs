@@ -8,21 +8,15 @@ use tokio::task::JoinHandle;
 
 use crate::state::AppState;
 
-pub fn start(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = end_due(&state).await {
-                tracing::error!(error = %e.message, "trial expiry job failed");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(state.config.invitation_expiry_scan) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                return;
-            }
-        }
-    })
+pub fn start(state: AppState, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    let period = state.config.invitation_expiry_scan;
+    super::every(
+        state,
+        period,
+        "the trial expiry job",
+        shutdown,
+        |state| async move { end_due(&state).await },
+    )
 }
 
 async fn end_due(state: &AppState) -> Result<(), crate::error::ApiError> {

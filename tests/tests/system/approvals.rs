@@ -1,6 +1,9 @@
-//! Approval policies over HTTP: defined, replaced and removed by holders of
-//! `approvals.manage`; what they accept; one pattern per policy; what an
-//! uncovered action gets; each tenant sees only its own.
+//! Approvals over HTTP. Policies: defined, replaced and removed by holders
+//! of `approvals.manage`; what they accept; one pattern per policy; what an
+//! uncovered action gets; each tenant sees only its own. Requests: stages,
+//! no self-approval, races (the last approval, a cancel against the deciding
+//! approval), the long poll (woken by a decision and by an expiry), lists
+//! and "waiting for me", expiry read at once and recorded by the job.
 
 use serde_json::{json, Value};
 use tenantry_tests::{code, TestApp};
@@ -477,4 +480,259 @@ async fn an_uncovered_action_is_refused_when_the_tenant_says_so() {
         )
         .await;
     assert_eq!((s, code(&body)), (404, "approval_not_found"), "{body}");
+}
+
+/// The ids of a list's page, in its order.
+fn ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a list: {page}"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn lists_filter_by_status_action_agent_and_what_waits_for_the_caller() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let d = desk(&app, &admin).await;
+    let requests = format!("/v1/tenants/{}/approvals", d.tid);
+    let agent = uuid::Uuid::now_v7();
+
+    // r1: a refund the key asks for; r2: an uncovered contract for an
+    // agent (the default policy: one approval); r3: a payout an operator asks.
+    let (_, r1) = app.post(&requests, &d.key, ask("r1")).await;
+    let mut contract = ask("r2");
+    contract["action"] = json!("contracts.send");
+    contract["agent_id"] = json!(agent);
+    let (_, r2) = app.post(&requests, &d.key, contract).await;
+    let mut payout = ask("r3");
+    payout["action"] = json!("payments.payout.bank");
+    let (s, r3) = app.post(&requests, &d.ops[0], payout).await;
+    assert_eq!(s, 201, "{r3}");
+    let [r1, r2, r3] = [r1, r2, r3].map(|r| r["id"].as_str().unwrap().to_string());
+    let (r1, r2, r3) = (r1.as_str(), r2.as_str(), r3.as_str());
+    let list = |query: &str| format!("{requests}?{query}");
+
+    let (s, all) = app.get(&requests, &d.owner).await;
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(ids(&all), [r3, r2, r1], "newest first");
+    assert_eq!(all["data"][1]["agent_id"], json!(agent));
+    assert_eq!(all["data"][2]["requester"]["type"], "api_key");
+    assert_eq!(all["data"][0]["policy"], "refunds");
+    assert_eq!(all["data"][1]["policy"], "default");
+
+    // An operator rejects the contract: it ends (the default policy).
+    let (s, body) = app
+        .post(
+            &format!("{requests}/{r2}/decisions"),
+            &d.ops[1],
+            json!({"decision": "reject"}),
+        )
+        .await;
+    assert_eq!((s, body["status"].as_str()), (200, Some("rejected")));
+    let (_, page) = app.get(&list("status=rejected"), &d.owner).await;
+    assert_eq!(ids(&page), [r2]);
+    let (_, page) = app.get(&list("status=pending"), &d.owner).await;
+    assert_eq!(ids(&page), [r3, r1]);
+    let (_, page) = app.get(&list("action=payments."), &d.owner).await;
+    assert_eq!(ids(&page), [r3, r1]);
+    let (_, page) = app.get(&list("action=payments.refund"), &d.owner).await;
+    assert_eq!(ids(&page), [r1]);
+    let (_, page) = app.get(&list(&format!("agent_id={agent}")), &d.owner).await;
+    assert_eq!(ids(&page), [r2]);
+
+    // Waiting for each: never what they asked (or a key they made asked),
+    // nor what they decided, nor what has ended.
+    let waiting = list("waiting_for_me=true");
+    let (_, page) = app.get(&waiting, &d.ops[0]).await;
+    assert_eq!(ids(&page), [r1], "op0 asked r3");
+    let (_, page) = app.get(&waiting, &d.ops[1]).await;
+    assert_eq!(ids(&page), [r3, r1]);
+    let (_, page) = app.get(&waiting, &d.owner).await;
+    assert_eq!(ids(&page), [r3], "the owner made the key that asked r1");
+    for op in [&d.ops[1], &d.ops[2]] {
+        let (s, body) = app
+            .post(
+                &format!("{requests}/{r1}/decisions"),
+                op,
+                json!({"decision": "approve"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+    }
+    // r1 is now at its owners' stage: no operator may decide it.
+    let (_, page) = app.get(&waiting, &d.ops[0]).await;
+    assert_eq!(ids(&page), Vec::<String>::new());
+    let (_, page) = app.get(&waiting, &d.ops[1]).await;
+    assert_eq!(ids(&page), [r3]);
+    let (_, owner2) = app
+        .member(&admin, &d.tid, "owner2@acme.test", "owner")
+        .await;
+    let (_, page) = app.get(&waiting, &owner2).await;
+    assert_eq!(ids(&page), [r3, r1]);
+    let (s, body) = app.get(&waiting, &d.key).await;
+    assert_eq!((s, code(&body)), (403, "user_token_required"), "{body}");
+
+    // Pages, newest first, and bad filters named.
+    let (_, first) = app.get(&list("limit=2"), &d.owner).await;
+    assert_eq!(ids(&first), [r3, r2]);
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let (_, second) = app
+        .get(&list(&format!("limit=2&cursor={cursor}")), &d.owner)
+        .await;
+    assert_eq!(ids(&second), [r1]);
+    assert_eq!(second["next_cursor"], Value::Null);
+    for (query, why) in [
+        ("cursor=nonsense", "invalid_cursor"),
+        ("status=waiting", "invalid_status"),
+        ("limit=0", "invalid_limit"),
+        ("action=Not An Action", "validation_failed"),
+    ] {
+        let (s, body) = app.get(&list(query), &d.owner).await;
+        assert_eq!((s, code(&body)), (422, why), "{query}: {body}");
+    }
+
+    // Whoever may decide reads and lists, without approvals.request; a
+    // viewer holds neither and reads nothing.
+    let (s, _) = app
+        .post(
+            &format!("/v1/tenants/{}/roles", d.tid),
+            &d.owner,
+            json!({"name": "finance", "permissions": ["approvals.decide"]}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, finance) = app
+        .member(&admin, &d.tid, "finance@acme.test", "finance")
+        .await;
+    let (s, page) = app.get(&waiting, &finance).await;
+    assert_eq!((s, ids(&page)), (200, vec![r3.to_string()]), "{page}");
+    let (s, one) = app.get(&format!("{requests}/{r3}"), &finance).await;
+    assert_eq!((s, one["payload"]["order"].as_i64()), (200, Some(1042)));
+    let (_, viewer) = app
+        .member(&admin, &d.tid, "viewer@acme.test", "viewer")
+        .await;
+    let (s, body) = app.get(&requests, &viewer).await;
+    assert_eq!((s, code(&body)), (403, "missing_permission"), "{body}");
+
+    // Another tenant's list holds none of these.
+    let (other, other_owner) = tenant_with(&app, &admin, "Bravo", "owner").await;
+    let (s, page) = app
+        .get(&format!("/v1/tenants/{other}/approvals"), &other_owner)
+        .await;
+    assert_eq!((s, ids(&page)), (200, Vec::<String>::new()));
+}
+
+#[tokio::test]
+async fn an_expiring_request_reads_expired_at_once_wakes_its_waiter_and_is_recorded_once() {
+    use std::sync::Arc;
+    use tenantry_api::clock::ManualClock;
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_with_clock(
+        &[("TENANTRY_INVITATION_EXPIRY_SCAN", "100ms")],
+        clock.clone(),
+    )
+    .await;
+    let admin = app.admin_token().await;
+    let d = desk(&app, &admin).await;
+    let requests = format!("/v1/tenants/{}/approvals", d.tid);
+    let (_, req) = app.post(&requests, &d.key, ask("late-1")).await;
+    let id = req["id"].as_str().unwrap().to_string();
+    let one = format!("{requests}/{id}");
+    assert!(req["expires_at"].is_string(), "{req}");
+
+    // A minute before its hour is up it is pending; the waiter sees the
+    // expiry the job records once the hour has passed.
+    clock.advance(chrono::Duration::minutes(59));
+    let (_, now) = app.get(&one, &d.key).await;
+    assert_eq!(now["status"], "pending");
+    let version = now["version"].as_i64().unwrap();
+    let started = std::time::Instant::now();
+    let waiting = format!("{one}?wait=30&after_version={version}");
+    let (waited, ()) = tokio::join!(app.get(&waiting, &d.key), async {
+        clock.advance(chrono::Duration::minutes(2));
+    });
+    assert_eq!(waited.0, 200, "{waited:?}");
+    assert_eq!(waited.1["status"], "expired", "{waited:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(25));
+    // The long poll answers once the job has recorded it.
+    assert!(
+        waited.1["version"].as_i64().unwrap() > version,
+        "{waited:?}"
+    );
+
+    let (s, body) = app
+        .post(
+            &format!("{one}/decisions"),
+            &d.ops[0],
+            json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!((s, code(&body)), (409, "approval_expired"), "{body}");
+    let (_, page) = app
+        .get(&format!("{requests}?status=expired"), &d.owner)
+        .await;
+    assert_eq!(ids(&page), [id.as_str()]);
+    let (_, page) = app
+        .get(&format!("{requests}?waiting_for_me=true"), &d.ops[0])
+        .await;
+    assert_eq!(ids(&page), Vec::<String>::new());
+
+    // A request that expires unrecorded still reads expired at once.
+    let (_, late) = app.post(&requests, &d.key, ask("late-2")).await;
+    clock.advance(chrono::Duration::minutes(61));
+    let (_, page) = app
+        .get(&format!("{requests}?status=expired"), &d.owner)
+        .await;
+    assert!(ids(&page).contains(&late["id"].as_str().unwrap().to_string()));
+
+    // The job records each expiry once, however often it runs.
+    let mut expired = 0;
+    for _ in 0..100 {
+        expired = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events WHERE event_type = 'ApprovalExpired'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if expired == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(expired, 2);
+}
+
+#[tokio::test]
+async fn a_cancel_racing_the_deciding_approval_has_one_winner() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let d = desk(&app, &admin).await;
+    let requests = format!("/v1/tenants/{}/approvals", d.tid);
+    for round in 0..5 {
+        // Uncovered: the default policy, whose one approval decides it.
+        let mut contract = ask(&format!("race-{round}"));
+        contract["action"] = json!("contracts.send");
+        let (_, req) = app.post(&requests, &d.key, contract).await;
+        let one = format!("{requests}/{}", req["id"].as_str().unwrap());
+        let (deciding, cancelling) = (format!("{one}/decisions"), format!("{one}/cancel"));
+        let (approve, cancel) = tokio::join!(
+            app.post(&deciding, &d.ops[0], json!({"decision": "approve"})),
+            app.post(&cancelling, &d.key, json!({})),
+        );
+        let (_, now) = app.get(&one, &d.key).await;
+        let outcome = (approve.0, cancel.0, now["status"].as_str().unwrap());
+        assert!(
+            outcome == (200, 409, "approved") || outcome == (409, 200, "canceled"),
+            "round {round}: {approve:?} {cancel:?} {now}"
+        );
+        let loser = if approve.0 == 409 {
+            &approve.1
+        } else {
+            &cancel.1
+        };
+        assert_eq!(code(loser), "approval_not_pending", "{loser}");
+    }
 }

@@ -26,11 +26,16 @@ enum Need {
     Admin,
     Perm(&'static str),
     PermOrSelf(&'static str),
+    /// Any one of these permissions.
+    AnyOf(&'static [&'static str]),
     /// Only the metrics token: every caller here is refused.
     MetricsToken,
 }
 
 use Need::*;
+
+/// Approval requests are read by whoever may ask for approval or decide.
+const APPROVAL_READERS: &[&str] = &["approvals.request", "approvals.decide"];
 
 const SPEC: &[(&str, &str, Need)] = &[
     ("GET", "/healthz", Public),
@@ -111,8 +116,13 @@ const SPEC: &[(&str, &str, Need)] = &[
     ),
     (
         "GET",
+        "/v1/tenants/{tid}/approvals",
+        AnyOf(APPROVAL_READERS),
+    ),
+    (
+        "GET",
         "/v1/tenants/{tid}/approvals/{approval_id}",
-        Perm("approvals.request"),
+        AnyOf(APPROVAL_READERS),
     ),
     (
         "POST",
@@ -127,7 +137,7 @@ const SPEC: &[(&str, &str, Need)] = &[
     (
         "POST",
         "/v1/tenants/{tid}/approvals/{approval_id}/comments",
-        Perm("approvals.request"),
+        AnyOf(APPROVAL_READERS),
     ),
     ("GET", "/v1/tenants/{tid}/agents", Perm("agents.read")),
     ("POST", "/v1/tenants/{tid}/agents", Perm("agents.manage")),
@@ -325,9 +335,20 @@ fn expect(need: Need, kind: &Kind) -> Outcome {
         (Admin, _) => forbidden_admin,
         // Nobody but an API key ever reads a provider key's plaintext.
         (Perm("llm_keys.use"), Kind::PlatformAdmin) => Outcome::Status(403, "missing_permission"),
-        (Perm(_) | PermOrSelf(_), Kind::PlatformAdmin | Kind::KeyAWith) => Outcome::Allowed,
-        (Perm(_) | PermOrSelf(_), Kind::Outsider | Kind::KeyB) => hidden,
-        (Perm(_) | PermOrSelf(_), Kind::KeyAWithout) => Outcome::Status(403, "missing_permission"),
+        (Perm(_) | PermOrSelf(_) | AnyOf(_), Kind::PlatformAdmin | Kind::KeyAWith) => {
+            Outcome::Allowed
+        }
+        (Perm(_) | PermOrSelf(_) | AnyOf(_), Kind::Outsider | Kind::KeyB) => hidden,
+        (Perm(_) | PermOrSelf(_) | AnyOf(_), Kind::KeyAWithout) => {
+            Outcome::Status(403, "missing_permission")
+        }
+        (AnyOf(ps), Kind::MemberOfA(held)) => {
+            if ps.iter().any(|p| held.contains(p)) {
+                Outcome::Allowed
+            } else {
+                Outcome::Status(403, "missing_permission")
+            }
+        }
         (Perm(p) | PermOrSelf(p), Kind::MemberOfA(held)) => {
             if held.contains(&p) {
                 Outcome::Allowed
@@ -511,8 +532,17 @@ async fn every_route_refuses_every_caller_outside_its_access() {
         let rest: Vec<&str> = ALL_PERMISSIONS.iter().copied().filter(|q| q != p).collect();
         let (id, key) = app.api_key(&owner_a_token, &tid, &rest).await;
         a_secrets.push(id);
-        keys_without.insert(*p, key);
+        keys_without.insert(p.to_string(), key);
     }
+    // And one lacking both of the approval readers' permissions.
+    let rest: Vec<&str> = ALL_PERMISSIONS
+        .iter()
+        .copied()
+        .filter(|q| !APPROVAL_READERS.contains(q))
+        .collect();
+    let (id, key) = app.api_key(&owner_a_token, &tid, &rest).await;
+    a_secrets.push(id);
+    keys_without.insert(APPROVAL_READERS.join("+"), key);
     callers.push(Caller {
         name: "key A (without)",
         kind: Kind::KeyAWithout,
@@ -643,6 +673,7 @@ async fn every_route_refuses_every_caller_outside_its_access() {
         for caller in &callers {
             let token = match (&caller.kind, need) {
                 (Kind::KeyAWithout, Perm(p) | PermOrSelf(p)) => keys_without.get(p).cloned(),
+                (Kind::KeyAWithout, AnyOf(ps)) => keys_without.get(&ps.join("+")).cloned(),
                 (Kind::KeyAWithout, _) => keys_without.get("tenant.read").cloned(),
                 _ => caller.token.clone(),
             };
