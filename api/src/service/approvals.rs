@@ -328,18 +328,9 @@ pub async fn expire_due(state: &AppState) -> Result<(), ApiError> {
         .due_for_expiry(100, state.now())
         .await?;
     for (tenant_id, id) in due {
-        let meta = tenantry_domain::EventMetadata::new(
-            tenant_id,
-            Actor::system("approval-expiry"),
-            None,
-            state.now(),
-        );
         let command = ApprovalCommand::Expire { now: state.now() };
-        let committed = state
-            .store
-            .execute::<Approval>(id.into(), command, &meta)
+        super::run_as_system::<Approval>(state, "approval-expiry", tenant_id, id.into(), command)
             .await?;
-        state.settle(committed.written.as_ref()).await;
     }
     Ok(())
 }

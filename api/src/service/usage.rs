@@ -554,17 +554,15 @@ pub async fn sweep(state: &AppState) -> Result<usize, ApiError> {
         .ledgers_with_expired_holds(now, 100)
         .await?;
     for (ledger, tenant_id) in &due {
-        let meta = tenantry_domain::EventMetadata::new(
+        let command = LedgerCommand::Expire { now };
+        super::run_as_system::<Ledger>(
+            state,
+            "reservation-sweeper",
             *tenant_id,
-            Actor::system("reservation-sweeper"),
-            None,
-            now,
-        );
-        let committed = state
-            .store
-            .execute::<Ledger>((*ledger).into(), LedgerCommand::Expire { now }, &meta)
-            .await?;
-        state.settle(committed.written.as_ref()).await;
+            (*ledger).into(),
+            command,
+        )
+        .await?;
     }
     Ok(due.len())
 }

@@ -5,6 +5,7 @@ use tenantry_domain::tenant::Tenant;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::service::run_as_system;
 use crate::state::AppState;
 
 /// Start the job that records `InvitationExpired` for pending invitations
@@ -27,21 +28,18 @@ async fn expire_due(state: &AppState) -> Result<(), crate::error::ApiError> {
         .due_for_expiry(100, state.now())
         .await?;
     for (tenant_id, invitation_id) in due {
-        let meta = tenantry_domain::EventMetadata::new(
-            tenant_id,
-            tenantry_domain::Actor::system("invitation-expiry"),
-            None,
-            state.now(),
-        );
         let command = tenantry_domain::tenant::TenantCommand::ExpireInvitation {
             invitation_id: invitation_id.into(),
             now: state.now(),
         };
-        let committed = state
-            .store
-            .execute::<Tenant>(tenant_id.into(), command, &meta)
-            .await?;
-        state.settle(committed.written.as_ref()).await;
+        run_as_system::<Tenant>(
+            state,
+            "invitation-expiry",
+            tenant_id,
+            tenant_id.into(),
+            command,
+        )
+        .await?;
     }
     Ok(())
 }

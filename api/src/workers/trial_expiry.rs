@@ -6,6 +6,7 @@ use tenantry_domain::billing::{Billing, BillingCommand};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::service::run_as_system;
 use crate::state::AppState;
 
 pub fn start(state: AppState, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
@@ -22,21 +23,9 @@ pub fn start(state: AppState, shutdown: watch::Receiver<bool>) -> JoinHandle<()>
 async fn end_due(state: &AppState) -> Result<(), crate::error::ApiError> {
     let due = state.reads.billing().trials_due(100, state.now()).await?;
     for tenant_id in due {
-        let meta = tenantry_domain::EventMetadata::new(
-            tenant_id,
-            tenantry_domain::Actor::system("trial-expiry"),
-            None,
-            state.now(),
-        );
-        let committed = state
-            .store
-            .execute::<Billing>(
-                tenant_id.into(),
-                BillingCommand::EndTrial { now: state.now() },
-                &meta,
-            )
+        let command = BillingCommand::EndTrial { now: state.now() };
+        run_as_system::<Billing>(state, "trial-expiry", tenant_id, tenant_id.into(), command)
             .await?;
-        state.settle(committed.written.as_ref()).await;
     }
     Ok(())
 }
