@@ -272,6 +272,15 @@ async fn a_request_goes_through_its_stages_and_nobody_approves_their_own() {
         .await;
     assert_eq!(s, 403);
 
+    // A decision for a stage the request has not reached is refused.
+    let (s, body) = app
+        .post(
+            &decisions,
+            &d.ops[0],
+            json!({"decision": "approve", "stage": 1}),
+        )
+        .await;
+    assert_eq!((s, code(&body)), (409, "stage_not_reached"), "{body}");
     let (s, body) = app
         .post(&decisions, &d.ops[0], json!({"decision": "approve"}))
         .await;
@@ -670,6 +679,8 @@ async fn an_expiring_request_reads_expired_at_once_wakes_its_waiter_and_is_recor
             json!({"decision": "approve"}),
         )
         .await;
+    assert_eq!((s, code(&body)), (409, "approval_expired"), "{body}");
+    let (s, body) = app.post(&format!("{one}/cancel"), &d.key, json!({})).await;
     assert_eq!((s, code(&body)), (409, "approval_expired"), "{body}");
     let (_, page) = app
         .get(&format!("{requests}?status=expired"), &d.owner)
