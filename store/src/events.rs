@@ -1020,17 +1020,32 @@ impl CommandExecutor {
             columns.payload.push(row.payload.clone());
             columns.metadata.push(row.metadata.clone());
             columns.chain.push(row.chain);
+            columns.content_hash.push(
+                crate::chain::Content {
+                    chain_id: row.chain,
+                    tenant_id: row.tenant_id,
+                    aggregate_type,
+                    aggregate_id,
+                    sequence: row.sequence,
+                    event_type: &row.event_type,
+                    event_version: row.event_version,
+                    payload: &row.payload,
+                    metadata: &row.metadata,
+                }
+                .hash()
+                .to_vec(),
+            );
         }
         let insert = sqlx::query_as!(
             Appended,
             "INSERT INTO events (tenant_id, aggregate_type, aggregate_id, sequence, event_type, \
-                                 event_version, payload, metadata, chain_id) \
+                                 event_version, payload, metadata, chain_id, content_hash) \
              SELECT e.tenant_id, $1, $2, e.sequence, e.event_type, e.event_version, e.payload, \
-                    e.metadata, e.chain_id \
+                    e.metadata, e.chain_id, e.content_hash \
                FROM UNNEST($3::uuid[], $4::bigint[], $5::text[], $6::int[], $7::jsonb[], \
-                           $8::jsonb[], $9::uuid[]) \
+                           $8::jsonb[], $9::uuid[], $10::bytea[]) \
                     WITH ORDINALITY AS e(tenant_id, sequence, event_type, event_version, payload, \
-                                         metadata, chain_id, n) \
+                                         metadata, chain_id, content_hash, n) \
               ORDER BY e.n \
              RETURNING tx_id::text AS \"tx_id!\", position",
             aggregate_type,
@@ -1041,7 +1056,8 @@ impl CommandExecutor {
             &columns.event_version,
             &columns.payload,
             &columns.metadata,
-            &columns.chain as &[Option<uuid::Uuid>]
+            &columns.chain as &[Option<uuid::Uuid>],
+            &columns.content_hash
         );
         let appended = if claims.is_empty() && side.is_empty() {
             insert.fetch_all(&self.pool).await?
@@ -1113,6 +1129,8 @@ struct NewEvents {
     payload: Vec<Value>,
     metadata: Vec<Value>,
     chain: Vec<Option<uuid::Uuid>>,
+    /// Each event's content hash (chain format 2, `crate::chain`).
+    content_hash: Vec<Vec<u8>>,
 }
 
 /// Where an appended event landed.

@@ -15,6 +15,8 @@
 //! is decided in the API crate.
 
 pub mod api_keys;
+pub mod audit;
+pub mod chain;
 pub mod db;
 pub mod events;
 pub mod idempotency;
@@ -217,6 +219,11 @@ impl Store {
 
     pub fn sessions(&self) -> sessions::Sessions<'_> {
         sessions::Sessions { pool: self.pool() }
+    }
+
+    /// The chains as auditors read and verify them.
+    pub fn audit(&self) -> audit::Audit<'_> {
+        audit::Audit { pool: self.pool() }
     }
 
     pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
