@@ -43,6 +43,12 @@ pub enum Command {
         #[command(subcommand)]
         command: BillingCommand,
     },
+    /// Auditing: export a tenant's chain, verify an export (with no
+    /// database) or the stored chain (docs/AUDIT.md).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Provider-key vault maintenance.
     Keys {
         #[command(subcommand)]
@@ -87,12 +93,41 @@ pub enum Format {
 }
 
 /// How a command that ran ended: the process exits 0 for `Clean` and 3
-/// for `Drift` (reconciliation found differences); 1 for an error, 2 for a
+/// for `Drift` (reconciliation found differences, or a chain is broken);
+/// 1 for an error, 2 for a
 /// configuration error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Done {
     Clean,
     Drift,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify an export (`--file`: no database and no configuration
+    /// needed) or a tenant's stored chain (`--tenant`). Prints the range
+    /// verified, or the first bad sequence and why; exits 3 when broken.
+    Verify {
+        #[arg(long, conflicts_with = "tenant", required_unless_present = "tenant")]
+        file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Write a tenant's chain as NDJSON, ended by a manifest line (as
+    /// `GET /v1/tenants/{tid}/audit/export` does).
+    Export {
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        #[arg(long)]
+        from_sequence: Option<i64>,
+        #[arg(long)]
+        to_sequence: Option<i64>,
+        /// The file to write; standard output when absent.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,8 +162,141 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Cli, String>
     Cli::try_parse_from(args).map_err(|e| e.to_string())
 }
 
+/// A command that needs no configuration (verifying an export file runs
+/// on an auditor's machine, with no database and nothing written): its
+/// outcome, or `None` for every other command.
+pub fn run_without_config(cli: &Cli) -> Option<Result<Done, String>> {
+    match &cli.command {
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    file: Some(file),
+                    format,
+                    ..
+                },
+        } => Some(verify_file(file, *format)),
+        _ => None,
+    }
+}
+
+fn verify_file(path: &std::path::Path, format: Format) -> Result<Done, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let verdict = crate::service::audit::verify_file(std::io::BufReader::new(file), Vec::new())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    report_verdict(&verdict, format)
+}
+
+/// Print a verification's outcome; a broken chain is `Done::Drift`.
+fn report_verdict(
+    verdict: &tenantry_store::chain::Verdict,
+    format: Format,
+) -> Result<Done, String> {
+    use tenantry_store::chain::Verdict;
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(verdict).map_err(|e| e.to_string())?
+        ),
+        Format::Text => match verdict {
+            Verdict::Verified {
+                from: Some(from),
+                to: Some(to),
+                events,
+                head,
+            } => println!(
+                "verified sequences {from}..{to} ({events} events), head {}",
+                head.as_deref().unwrap_or("-")
+            ),
+            Verdict::Verified { .. } => println!("verified: no events"),
+            Verdict::Broken {
+                sequence,
+                reason,
+                verified,
+            } => println!(
+                "broken at sequence {sequence}: {} ({verified} events verified before it)",
+                reason.describe()
+            ),
+        },
+    }
+    Ok(match verdict {
+        Verdict::Verified { .. } => Done::Clean,
+        Verdict::Broken { .. } => Done::Drift,
+    })
+}
+
+async fn audit(config: &Config, command: AuditCommand) -> Result<Done, String> {
+    let pool = crate::db::prepare(&config.database_url, 2, config.database_acquire_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = Store::new(pool);
+    let result = audit_with(&store, command).await;
+    store.close().await;
+    result
+}
+
+async fn audit_with(store: &Store, command: AuditCommand) -> Result<Done, String> {
+    match command {
+        AuditCommand::Verify {
+            tenant: Some(tenant),
+            format,
+            ..
+        } => {
+            let verdict = crate::service::audit::verify_stored(store, tenant, Vec::new())
+                .await
+                .map_err(|e| format!("reading the chain: {e}"))?;
+            report_verdict(&verdict, format)
+        }
+        AuditCommand::Verify {
+            file: Some(file),
+            format,
+            ..
+        } => verify_file(&file, format),
+        AuditCommand::Verify { .. } => Err("give --file or --tenant".into()),
+        AuditCommand::Export {
+            tenant,
+            from_sequence,
+            to_sequence,
+            output,
+        } => {
+            use futures_util::StreamExt;
+            use std::io::Write;
+            let lines = crate::service::audit::export(
+                store.clone(),
+                tenant,
+                from_sequence,
+                to_sequence,
+                crate::service::audit::ExportFormat::Ndjson,
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| format!("reading the chain: {e}"))?;
+            let mut out: Box<dyn Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            };
+            let mut lines = std::pin::pin!(lines);
+            while let Some(chunk) = lines.next().await {
+                let chunk = chunk.map_err(|e| format!("reading the chain: {e}"))?;
+                out.write_all(chunk.as_bytes())
+                    .map_err(|e| format!("writing the export: {e}"))?;
+            }
+            out.flush()
+                .map_err(|e| format!("writing the export: {e}"))?;
+            Ok(Done::Clean)
+        }
+    }
+}
+
 /// Run a command; the error is one line for the operator.
 pub async fn run(cli: Cli, config: Config) -> Result<Done, String> {
+    if let Some(done) = run_without_config(&cli) {
+        return done;
+    }
+    if let Command::Audit { command } = cli.command {
+        return audit(&config, command).await;
+    }
     if let Command::Billing {
         command:
             BillingCommand::Reconcile {
@@ -177,6 +345,7 @@ async fn run_other(cli: Cli, config: Config) -> Result<(), String> {
         Command::Billing {
             command: BillingCommand::Reconcile { .. },
         } => Err("reconcile runs through `run`".into()),
+        Command::Audit { .. } => Err("audit runs through `run`".into()),
         Command::HashRate { seconds, threads } => {
             let rate = hash_rate(std::time::Duration::from_secs(seconds), threads.max(1));
             println!("{{\"hashes_per_s\": {rate:.2}}}");

@@ -11,6 +11,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Verifying an export needs no configuration (and writes nothing).
+    if let Some(done) = tenantry_api::cli::run_without_config(&cli) {
+        return exit_code(done);
+    }
     // The logger first: reading the configuration may generate a secret,
     // and its warning must reach the log. (A bad format is reported below.)
     let format = config::log_format(&config::env_var).unwrap_or(config::LogFormat::Text);
@@ -23,9 +27,13 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match run(cli, config).await {
+    exit_code(run(cli, config).await)
+}
+
+fn exit_code(done: Result<Done, String>) -> std::process::ExitCode {
+    match done {
         Ok(Done::Clean) => std::process::ExitCode::SUCCESS,
-        // Reconciliation found differences (they are printed).
+        // Reconciliation found differences, or a chain is broken (printed).
         Ok(Done::Drift) => std::process::ExitCode::from(3),
         Err(e) => {
             eprintln!("tenantry: {e}");

@@ -84,20 +84,20 @@ pub struct Audit<'a> {
 }
 
 impl Audit<'_> {
-/// Up to `limit` events of a chain (a tenant's, or a person's) after
-/// `after_sequence`, in chain order, that pass `filter`.
-pub async fn chain_page(
-    &self,
-    chain: Uuid,
-    filter: &EventFilter,
-    after_sequence: i64,
-    to_sequence: Option<i64>,
-    limit: i64,
-) -> Result<Vec<AuditedEvent>, sqlx::Error> {
-    let (actor_type, actor_ref) = actor_parts(filter);
-    let rows = sqlx::query_as!(
-        Row,
-        "SELECT position, tenant_id, chain_id, tenant_sequence, aggregate_type, aggregate_id, \
+    /// Up to `limit` events of a chain (a tenant's, or a person's) after
+    /// `after_sequence`, in chain order, that pass `filter`.
+    pub async fn chain_page(
+        &self,
+        chain: Uuid,
+        filter: &EventFilter,
+        after_sequence: i64,
+        to_sequence: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditedEvent>, sqlx::Error> {
+        let (actor_type, actor_ref) = actor_parts(filter);
+        let rows = sqlx::query_as!(
+            Row,
+            "SELECT position, tenant_id, chain_id, tenant_sequence, aggregate_type, aggregate_id, \
                 sequence, event_type, event_version, payload, metadata, recorded_at, \
                 content_hash, prev_hash, hash \
            FROM events \
@@ -114,37 +114,37 @@ pub async fn chain_page(
             AND ($11::boolean IS NULL \
                  OR (jsonb_typeof(metadata -> 'impersonator') = 'object') = $11) \
           ORDER BY tenant_sequence LIMIT $12",
-        chain,
-        after_sequence,
-        to_sequence,
-        actor_type,
-        actor_ref,
-        filter.event_type,
-        filter.aggregate_type,
-        filter.aggregate_id,
-        filter.from,
-        filter.to,
-        filter.impersonated,
-        limit
-    )
-    .fetch_all(self.pool)
-    .await?;
-    Ok(rows.into_iter().map(AuditedEvent::from).collect())
-}
+            chain,
+            after_sequence,
+            to_sequence,
+            actor_type,
+            actor_ref,
+            filter.event_type,
+            filter.aggregate_type,
+            filter.aggregate_id,
+            filter.from,
+            filter.to,
+            filter.impersonated,
+            limit
+        )
+        .fetch_all(self.pool)
+        .await?;
+        Ok(rows.into_iter().map(AuditedEvent::from).collect())
+    }
 
-/// Up to `limit` of the platform's own events (people's chains: users,
-/// sign-ins, sessions) after global position `after_position`, in the
-/// global order, that pass `filter`.
-pub async fn platform_page(
-    &self,
-    filter: &EventFilter,
-    after_position: i64,
-    limit: i64,
-) -> Result<Vec<AuditedEvent>, sqlx::Error> {
-    let (actor_type, actor_ref) = actor_parts(filter);
-    let rows = sqlx::query_as!(
-        Row,
-        "SELECT position, tenant_id, chain_id, tenant_sequence, aggregate_type, aggregate_id, \
+    /// Up to `limit` of the platform's own events (people's chains: users,
+    /// sign-ins, sessions) after global position `after_position`, in the
+    /// global order, that pass `filter`.
+    pub async fn platform_page(
+        &self,
+        filter: &EventFilter,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditedEvent>, sqlx::Error> {
+        let (actor_type, actor_ref) = actor_parts(filter);
+        let rows = sqlx::query_as!(
+            Row,
+            "SELECT position, tenant_id, chain_id, tenant_sequence, aggregate_type, aggregate_id, \
                 sequence, event_type, event_version, payload, metadata, recorded_at, \
                 content_hash, prev_hash, hash \
            FROM events \
@@ -160,97 +160,97 @@ pub async fn platform_page(
             AND ($9::boolean IS NULL \
                  OR (jsonb_typeof(metadata -> 'impersonator') = 'object') = $9) \
           ORDER BY position LIMIT $10",
-        after_position,
-        actor_type,
-        actor_ref,
-        filter.event_type,
-        filter.aggregate_type,
-        filter.aggregate_id,
-        filter.from,
-        filter.to,
-        filter.impersonated,
-        limit
-    )
-    .fetch_all(self.pool)
-    .await?;
-    Ok(rows.into_iter().map(AuditedEvent::from).collect())
-}
+            after_position,
+            actor_type,
+            actor_ref,
+            filter.event_type,
+            filter.aggregate_type,
+            filter.aggregate_id,
+            filter.from,
+            filter.to,
+            filter.impersonated,
+            limit
+        )
+        .fetch_all(self.pool)
+        .await?;
+        Ok(rows.into_iter().map(AuditedEvent::from).collect())
+    }
 
-/// The `prev_hash` of the event at `sequence` of a chain, when there is one
-/// (where a range starting mid-chain picks up the chain).
-pub async fn prev_hash_at(
-    &self,
-    chain: Uuid,
-    sequence: i64,
-) -> Result<Option<String>, sqlx::Error> {
-    let prev = sqlx::query_scalar!(
-        "SELECT prev_hash FROM events \
+    /// The `prev_hash` of the event at `sequence` of a chain, when there is one
+    /// (where a range starting mid-chain picks up the chain).
+    pub async fn prev_hash_at(
+        &self,
+        chain: Uuid,
+        sequence: i64,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let prev = sqlx::query_scalar!(
+            "SELECT prev_hash FROM events \
           WHERE COALESCE(chain_id, tenant_id) = $1 AND tenant_sequence = $2",
-        chain,
-        sequence
-    )
-    .fetch_optional(self.pool)
-    .await?;
-    Ok(prev.map(hex::encode))
-}
+            chain,
+            sequence
+        )
+        .fetch_optional(self.pool)
+        .await?;
+        Ok(prev.map(hex::encode))
+    }
 
-/// The chain's head: its last sequence and hash.
-pub async fn head(&self, chain: Uuid) -> Result<Option<(i64, String)>, sqlx::Error> {
-    let head = sqlx::query!(
-        "SELECT last_sequence, last_hash FROM chain_heads WHERE chain_id = $1",
-        chain
-    )
-    .fetch_optional(self.pool)
-    .await?;
-    Ok(head.map(|h| (h.last_sequence, hex::encode(h.last_hash))))
-}
+    /// The chain's head: its last sequence and hash.
+    pub async fn head(&self, chain: Uuid) -> Result<Option<(i64, String)>, sqlx::Error> {
+        let head = sqlx::query!(
+            "SELECT last_sequence, last_hash FROM chain_heads WHERE chain_id = $1",
+            chain
+        )
+        .fetch_optional(self.pool)
+        .await?;
+        Ok(head.map(|h| (h.last_sequence, hex::encode(h.last_hash))))
+    }
 
-/// Verify a stored chain from its start: every event's content hash
-/// recomputed from its content (format 2) or its hash recomputed by the
-/// database (format 1), every link, the sequence gapless, and the hash at
-/// each anchor (saved checkpoints) the one it signed. Reads the chain as
-/// a stream: memory stays flat for any length.
-pub async fn verify_chain(
-    &self,
-    chain: Uuid,
-    anchors: Vec<Anchor>,
-) -> Result<Verdict, sqlx::Error> {
-    let mut verifier = Verifier::new(None, anchors);
-    let mut rows = sqlx::query!(
-        "SELECT position, tenant_id, chain_id, tenant_sequence, aggregate_type, aggregate_id, \
+    /// Verify a stored chain from its start: every event's content hash
+    /// recomputed from its content (format 2) or its hash recomputed by the
+    /// database (format 1), every link, the sequence gapless, and the hash at
+    /// each anchor (saved checkpoints) the one it signed. Reads the chain as
+    /// a stream: memory stays flat for any length.
+    pub async fn verify_chain(
+        &self,
+        chain: Uuid,
+        anchors: Vec<Anchor>,
+    ) -> Result<Verdict, sqlx::Error> {
+        let mut verifier = Verifier::new(None, anchors);
+        let mut rows = sqlx::query!(
+            "SELECT position, tenant_id, chain_id, tenant_sequence, aggregate_type, aggregate_id, \
                 sequence, event_type, event_version, payload, metadata, recorded_at, \
                 content_hash, prev_hash, hash, \
                 CASE WHEN content_hash IS NULL \
                      THEN hash = tenantry_event_hash(prev_hash, e) END AS legacy_ok \
            FROM events e WHERE COALESCE(chain_id, tenant_id) = $1 ORDER BY tenant_sequence",
-        chain
-    )
-    .fetch(self.pool);
-    while let Some(r) = rows.try_next().await? {
-        let legacy = r.legacy_ok.map_or(Legacy::Unknown, Legacy::Checked);
-        let event = AuditedEvent::from(Row {
-            position: r.position,
-            tenant_id: r.tenant_id,
-            chain_id: r.chain_id,
-            tenant_sequence: r.tenant_sequence,
-            aggregate_type: r.aggregate_type,
-            aggregate_id: r.aggregate_id,
-            sequence: r.sequence,
-            event_type: r.event_type,
-            event_version: r.event_version,
-            payload: r.payload,
-            metadata: r.metadata,
-            recorded_at: r.recorded_at,
-            content_hash: r.content_hash,
-            prev_hash: r.prev_hash,
-            hash: r.hash,
-        });
-        if !verifier.push(&event.event, legacy) {
-            break;
+            chain
+        )
+        .fetch(self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let legacy = r.legacy_ok.map_or(Legacy::Unknown, Legacy::Checked);
+            let event = AuditedEvent::from(Row {
+                position: r.position,
+                tenant_id: r.tenant_id,
+                chain_id: r.chain_id,
+                tenant_sequence: r.tenant_sequence,
+                aggregate_type: r.aggregate_type,
+                aggregate_id: r.aggregate_id,
+                sequence: r.sequence,
+                event_type: r.event_type,
+                event_version: r.event_version,
+                payload: r.payload,
+                metadata: r.metadata,
+                recorded_at: r.recorded_at,
+                content_hash: r.content_hash,
+                prev_hash: r.prev_hash,
+                hash: r.hash,
+            });
+            if !verifier.push(&event.event, legacy) {
+                break;
+            }
         }
+        Ok(verifier.finish())
     }
-    Ok(verifier.finish())
-}
 }
 
 fn actor_parts(filter: &EventFilter) -> (Option<String>, Option<String>) {

@@ -79,6 +79,23 @@ pub fn time_text(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+/// `recorded_at` in exports: exactly the text the link hashes.
+mod link_time {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::time_text(*at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// An event's `hash`: its link to the one before.
 pub fn link(
     prev_hash: &[u8],
@@ -108,6 +125,8 @@ pub struct ChainEvent {
     pub event_version: i32,
     pub payload: Value,
     pub metadata: Value,
+    /// Written as the link has it: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+    #[serde(with = "link_time")]
     pub recorded_at: DateTime<Utc>,
     /// Absent (or null) for a format-1 event.
     #[serde(default)]
@@ -269,7 +288,8 @@ impl Verifier {
                 self.to = Some(e.tenant_sequence);
                 self.count += 1;
                 let hash = hex::decode(&e.hash).unwrap_or_default();
-                self.seen.insert(std::mem::replace(&mut self.last_hash, hash));
+                self.seen
+                    .insert(std::mem::replace(&mut self.last_hash, hash));
                 self.expected = Some(e.tenant_sequence + 1);
                 true
             }
@@ -404,7 +424,21 @@ mod tests {
         let events = chain(1);
         let text = String::from_utf8(events[0].content().canonical()).unwrap();
         assert!(text.starts_with(r#"{"aggregate_id":"00000000-0000-0000-0000-000000000007","aggregate_type":"tenant","chain_id":null,"event_type":"TenantRenamed","event_version":1,"format":2,"metadata":{"#), "{text}");
-        assert!(text.contains(r#""payload":{"name":"Acme 1","ü":[1.5,10,"x"]}"#), "{text}");
+        assert!(
+            text.contains(r#""payload":{"name":"Acme 1","ü":[1.5,10,"x"]}"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_export_line_carries_the_time_as_the_link_hashes_it_and_reads_back() {
+        let mut e = chain(1).remove(0);
+        e.recorded_at = DateTime::parse_from_rfc3339("2026-12-01T10:00:00.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let line = serde_json::to_value(&e).unwrap();
+        assert_eq!(line["recorded_at"], "2026-12-01T10:00:00.500000Z");
+        assert_eq!(serde_json::from_value::<ChainEvent>(line).unwrap(), e);
     }
 
     #[test]

@@ -254,17 +254,6 @@ impl Store {
         reconciliations::Reconciliations { pool: self.pool() }
     }
 
-    /// A tenant's events in per-tenant order, after `after_sequence`.
-    pub async fn tenant_events(
-        &self,
-        tenant_id: tenantry_domain::TenantId,
-        after_sequence: i64,
-        limit: i64,
-    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        let mut conn = self.pool().acquire().await?;
-        log::tenant_events(&mut conn, tenant_id.as_uuid(), after_sequence, limit).await
-    }
-
     /// The pool's open connections and, of those, the idle ones.
     pub fn pool_connections(&self) -> (u32, usize) {
         (self.pool().size(), self.pool().num_idle())

@@ -139,28 +139,6 @@ pub async fn headers_after(
     .await
 }
 
-/// A tenant's events in per-tenant order, after `after_sequence`.
-pub async fn tenant_events(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    after_sequence: i64,
-    limit: i64,
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    sqlx::query_as!(
-        StoredEvent,
-        "SELECT position, tx_id::text AS \"tx_id!\", tenant_id, tenant_sequence, aggregate_type, \
-                aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
-           FROM events \
-          WHERE tenant_id = $1 AND tenant_sequence > $2 \
-          ORDER BY tenant_sequence LIMIT $3",
-        tenant_id,
-        after_sequence,
-        limit
-    )
-    .fetch_all(conn)
-    .await
-}
-
 /// What a command appended, for read-your-writes: the position of its
 /// last event and the types of its events.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod docs;
@@ -149,6 +150,7 @@ fn all() -> Vec<Route> {
         billing::routes(),
         agents::routes(),
         approvals::routes(),
+        audit::routes(),
         usage::routes(),
         webhooks::routes(),
         impersonation::routes(),

@@ -10,7 +10,6 @@ use tenantry_domain::access::Permission;
 use tenantry_domain::tenant::{TenantCommand, TenantStatus};
 use tenantry_domain::values::{Slug, TenantName, TenantSettings, ValueError};
 use tenantry_projections::tenants::{TenantFilter, TenantRow};
-use tenantry_projections::StoredEvent;
 use uuid::Uuid;
 
 use crate::error::{ApiError, Validation};
@@ -71,15 +70,6 @@ pub fn routes() -> Vec<Route> {
                 "tenant_not_suspended",
                 "tenant_archived",
             ]),
-        Route::get(
-            "/v1/tenants/{tid}/events",
-            In(Permission::AuditRead),
-            list_tenant_events,
-        )
-        .summary("The tenant's events in per-tenant order")
-        .query::<EventParams>()
-        .answers_page::<EventOut>()
-        .errors(&["invalid_limit", "invalid_after"]),
     ]
 }
 
@@ -308,75 +298,4 @@ async fn delete_tenant(
     let command = TenantCommand::ArchiveTenant;
     run_tenant_command(&state, &ctx, admin.0.actor(), id, command).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, Default, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct EventParams {
-    after: Option<i64>,
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct EventOut {
-    sequence: i64,
-    position: i64,
-    event_type: String,
-    event_version: i32,
-    aggregate_type: String,
-    aggregate_id: String,
-    #[schema(value_type = Object)]
-    data: Value,
-    #[schema(value_type = Object)]
-    metadata: Value,
-    recorded_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl From<StoredEvent> for EventOut {
-    fn from(e: StoredEvent) -> Self {
-        Self {
-            sequence: e.tenant_sequence,
-            position: e.position,
-            event_type: e.event_type,
-            event_version: e.event_version,
-            aggregate_type: e.aggregate_type,
-            aggregate_id: e.aggregate_id,
-            data: e.payload,
-            metadata: e.metadata,
-            recorded_at: e.recorded_at,
-        }
-    }
-}
-
-/// The tenant's events in per-tenant order; page with `after` (a sequence).
-async fn list_tenant_events(
-    State(state): State<AppState>,
-    scope: TenantScope,
-    Query(params): Query<EventParams>,
-) -> Result<axum::Json<ListOut<EventOut>>, ApiError> {
-    let id = scope.tenant_id;
-    record_tenant(id);
-    let limit = PageParams::new(params.limit, None).limit()?;
-    let after = params.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::unprocessable(
-            "invalid_after",
-            "after must be a sequence number of 0 or more",
-        ));
-    }
-    // The guard has found the tenant already.
-    let mut events = state
-        .store
-        .tenant_events(id.into(), after, limit + 1)
-        .await?;
-    let more = events.len() as i64 > limit;
-    events.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| events.last().map(|e| e.tenant_sequence.to_string()))
-        .flatten();
-    Ok(axum::Json(ListOut {
-        data: events.into_iter().map(EventOut::from).collect(),
-        next_cursor,
-    }))
 }

@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod approvals;
+pub mod audit;
 pub mod billing;
 pub mod billing_reconcile;
 pub mod invitations;

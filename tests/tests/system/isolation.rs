@@ -58,6 +58,9 @@ const SPEC: &[(&str, &str, Need)] = &[
     ("POST", "/v1/tenants/{tid}/suspend", Admin),
     ("POST", "/v1/tenants/{tid}/reactivate", Admin),
     ("GET", "/v1/tenants/{tid}/events", Perm("audit.read")),
+    ("GET", "/v1/admin/events", Admin),
+    ("GET", "/v1/tenants/{tid}/audit/export", Perm("audit.read")),
+    ("GET", "/v1/tenants/{tid}/audit/verify", Perm("audit.read")),
     ("GET", "/v1/tenants/{tid}/members", Perm("members.read")),
     ("POST", "/v1/tenants/{tid}/members", Admin),
     (

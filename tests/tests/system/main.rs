@@ -5,6 +5,7 @@
 mod access;
 mod agents;
 mod approvals;
+mod audit;
 mod billing;
 mod budgets;
 mod event_store;

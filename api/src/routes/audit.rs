@@ -1,0 +1,366 @@
+//! Auditors over HTTP (`docs/AUDIT.md`): a tenant's events with their
+//! hashes and filters, the platform's own events, the chain exported
+//! (NDJSON or CSV) and verified.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tenantry_domain::access::Permission;
+use tenantry_domain::values::ValueError;
+use tenantry_store::audit::{AuditedEvent, EventFilter};
+use tenantry_store::chain::Verdict;
+
+use crate::error::{ApiError, Validation};
+use crate::extract::{ListOut, PageParams, Query};
+use crate::guard::{Access, TenantScope};
+use crate::routes::Route;
+use crate::service::audit::{self, ExportFormat};
+use crate::service::tenants::record_tenant;
+use crate::state::AppState;
+
+pub fn routes() -> Vec<Route> {
+    use Access::Tenant as In;
+    vec![
+        Route::get(
+            "/v1/tenants/{tid}/events",
+            In(Permission::AuditRead),
+            list_tenant_events,
+        )
+        .summary("The tenant's events in chain order, with their hashes; filter by actor, type, aggregate, time or impersonation")
+        .query::<EventParams>()
+        .answers_page::<EventOut>()
+        .errors(&["invalid_limit", "invalid_after"]),
+        Route::get("/v1/admin/events", Access::PlatformAdmin, list_platform_events)
+            .summary("The platform's own events (people's chains: users, sign-ins, sessions) in the global order, with their hashes and the same filters")
+            .query::<EventParams>()
+            .answers_page::<EventOut>()
+            .errors(&["invalid_limit", "invalid_after"]),
+        Route::get(
+            "/v1/tenants/{tid}/audit/export",
+            In(Permission::AuditRead),
+            export,
+        )
+        .summary("The tenant's chain as NDJSON (one event a line, then a manifest line), or CSV with format=csv; resumable by sequence")
+        .query::<ExportParams>()
+        .answers_media(StatusCode::OK, "application/x-ndjson")
+        .errors(&["invalid_sequence_range", "invalid_format"]),
+        Route::get(
+            "/v1/tenants/{tid}/audit/verify",
+            In(Permission::AuditRead),
+            verify,
+        )
+        .summary("Verify the tenant's stored chain from its first event: the range verified, or the first bad sequence and why")
+        .answers::<VerifyOut>(StatusCode::OK),
+    ]
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EventParams {
+    /// The last sequence (tenant events) or position (platform events)
+    /// of the previous page.
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// `user:<id>`, `api_key:<id>`, `system:<job>`, `anonymous`; or
+    /// `user`, `api_key`, `system` for any actor of that kind.
+    actor: Option<String>,
+    event_type: Option<String>,
+    aggregate_type: Option<String>,
+    aggregate_id: Option<String>,
+    /// Recorded at or after (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Recorded before (RFC 3339).
+    to: Option<DateTime<Utc>>,
+    /// Only what was done while impersonating (true), or not (false).
+    impersonated: Option<bool>,
+}
+
+impl EventParams {
+    fn filter(&self) -> Result<EventFilter, ApiError> {
+        let mut v = Validation::default();
+        let actor = self
+            .actor
+            .as_deref()
+            .and_then(|raw| v.check("actor", actor_filter(raw)));
+        let short = |field: &str, raw: &Option<String>, v: &mut Validation| {
+            if raw.as_ref().is_some_and(|s| s.is_empty() || s.len() > 200) {
+                v.check::<()>(
+                    field,
+                    Err(ValueError::new("invalid_length", "1 to 200 characters")),
+                );
+            }
+        };
+        short("event_type", &self.event_type, &mut v);
+        short("aggregate_type", &self.aggregate_type, &mut v);
+        short("aggregate_id", &self.aggregate_id, &mut v);
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if from >= to {
+                v.check::<()>(
+                    "to",
+                    Err(ValueError::new("invalid_range", "`to` is after `from`")),
+                );
+            }
+        }
+        v.finish()?;
+        Ok(EventFilter {
+            actor,
+            event_type: self.event_type.clone(),
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            from: self.from,
+            to: self.to,
+            impersonated: self.impersonated,
+        })
+    }
+
+    fn paging(&self) -> Result<(i64, i64), ApiError> {
+        let limit = PageParams::new(self.limit, None).limit()?;
+        let after = self.after.unwrap_or(0);
+        if after < 0 {
+            return Err(ApiError::unprocessable(
+                "invalid_after",
+                "after must be a sequence number of 0 or more",
+            ));
+        }
+        Ok((after, limit))
+    }
+}
+
+/// `kind` or `kind:ref` as metadata names actors.
+fn actor_filter(raw: &str) -> Result<(String, Option<String>), ValueError> {
+    let (kind, reference) = match raw.split_once(':') {
+        Some((k, r)) => (k, Some(r)),
+        None => (raw, None),
+    };
+    let known = ["user", "api_key", "system", "anonymous"].contains(&kind);
+    let ok_ref = reference.is_none_or(|r| !r.is_empty() && r.len() <= 100 && kind != "anonymous");
+    if known && ok_ref {
+        Ok((kind.to_string(), reference.map(str::to_string)))
+    } else {
+        Err(ValueError::new(
+            "invalid_actor",
+            "an actor is user, api_key, system or anonymous, optionally followed by :<id> (or :<job> for system)",
+        ))
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct EventOut {
+    /// Its place in its chain.
+    sequence: i64,
+    /// Its place in the whole log.
+    position: i64,
+    /// The person's chain a platform event is in; absent for a tenant's.
+    chain_id: Option<uuid::Uuid>,
+    event_type: String,
+    event_version: i32,
+    aggregate_type: String,
+    aggregate_id: String,
+    /// Its number in its aggregate's stream.
+    aggregate_sequence: i64,
+    #[schema(value_type = Object)]
+    data: Value,
+    #[schema(value_type = Object)]
+    metadata: Value,
+    recorded_at: DateTime<Utc>,
+    /// SHA-256 of the event's canonical content (hex); absent for a
+    /// format-1 event (docs/AUDIT.md).
+    content_hash: Option<String>,
+    /// The previous event's `hash` in the chain (empty for the first).
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditedEvent> for EventOut {
+    fn from(a: AuditedEvent) -> Self {
+        let e = a.event;
+        Self {
+            sequence: e.tenant_sequence,
+            position: a.position,
+            chain_id: e.chain_id,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            aggregate_type: e.aggregate_type,
+            aggregate_id: e.aggregate_id,
+            aggregate_sequence: e.sequence,
+            data: e.payload,
+            metadata: e.metadata,
+            recorded_at: e.recorded_at,
+            content_hash: e.content_hash,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+/// A page of events and the cursor (`after`) for the next.
+fn page_of(
+    mut events: Vec<AuditedEvent>,
+    limit: i64,
+    cursor: fn(&AuditedEvent) -> i64,
+) -> ListOut<EventOut> {
+    let more = events.len() as i64 > limit;
+    events.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| events.last().map(|e| cursor(e).to_string()))
+        .flatten();
+    ListOut {
+        data: events.into_iter().map(EventOut::from).collect(),
+        next_cursor,
+    }
+}
+
+async fn list_tenant_events(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    Query(params): Query<EventParams>,
+) -> Result<axum::Json<ListOut<EventOut>>, ApiError> {
+    record_tenant(scope.tenant_id);
+    let (after, limit) = params.paging()?;
+    let filter = params.filter()?;
+    // The guard has found the tenant already.
+    let events = state
+        .store
+        .audit()
+        .chain_page(scope.tenant_id, &filter, after, None, limit + 1)
+        .await?;
+    Ok(axum::Json(page_of(events, limit, |e| {
+        e.event.tenant_sequence
+    })))
+}
+
+async fn list_platform_events(
+    State(state): State<AppState>,
+    Query(params): Query<EventParams>,
+) -> Result<axum::Json<ListOut<EventOut>>, ApiError> {
+    let (after, limit) = params.paging()?;
+    let filter = params.filter()?;
+    let events = state
+        .store
+        .audit()
+        .platform_page(&filter, after, limit + 1)
+        .await?;
+    Ok(axum::Json(page_of(events, limit, |e| e.position)))
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ExportParams {
+    /// The first sequence to export (1 when absent): one past the last
+    /// line received resumes an export.
+    #[param(minimum = 1)]
+    from_sequence: Option<i64>,
+    /// The last sequence to export (the head's when absent).
+    #[param(minimum = 1)]
+    to_sequence: Option<i64>,
+    /// `ndjson` (the default) or `csv`.
+    format: Option<String>,
+}
+
+async fn export(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    Query(params): Query<ExportParams>,
+) -> Result<Response, ApiError> {
+    let (format, media) = match params.format.as_deref() {
+        None | Some("ndjson") => (ExportFormat::Ndjson, "application/x-ndjson"),
+        Some("csv") => (ExportFormat::Csv, "text/csv; charset=utf-8"),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_format",
+                "format is ndjson or csv",
+            ))
+        }
+    };
+    let bad_range = params.from_sequence.is_some_and(|f| f < 1)
+        || params.to_sequence.is_some_and(|t| t < 1)
+        || matches!((params.from_sequence, params.to_sequence), (Some(f), Some(t)) if f > t);
+    if bad_range {
+        return Err(ApiError::unprocessable(
+            "invalid_sequence_range",
+            "from_sequence and to_sequence are 1 or more, from_sequence at most to_sequence",
+        ));
+    }
+    let lines = audit::export(
+        state.store.clone(),
+        scope.tenant_id,
+        params.from_sequence,
+        params.to_sequence,
+        format,
+        state.now(),
+    )
+    .await?;
+    Ok(([(header::CONTENT_TYPE, media)], Body::from_stream(lines)).into_response())
+}
+
+/// A verification's answer.
+#[derive(Serialize, utoipa::ToSchema)]
+struct VerifyOut {
+    /// `verified` or `broken`.
+    result: &'static str,
+    /// Verified: the first and last sequence checked (absent for an empty
+    /// chain) and the head's hash.
+    from: Option<i64>,
+    to: Option<i64>,
+    head: Option<String>,
+    /// Events verified (before the break, when broken).
+    events: u64,
+    /// Broken: the first bad sequence, why (`content_changed`,
+    /// `event_missing`, `events_reordered`, `event_inserted`,
+    /// `chain_rewritten_after_checkpoint`), and what that means.
+    sequence: Option<i64>,
+    reason: Option<String>,
+    message: Option<String>,
+}
+
+impl From<Verdict> for VerifyOut {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Verified {
+                from,
+                to,
+                events,
+                head,
+            } => Self {
+                result: "verified",
+                from,
+                to,
+                head,
+                events,
+                sequence: None,
+                reason: None,
+                message: None,
+            },
+            Verdict::Broken {
+                sequence,
+                reason,
+                verified,
+            } => Self {
+                result: "broken",
+                from: None,
+                to: None,
+                head: None,
+                events: verified,
+                sequence: Some(sequence),
+                reason: serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|r| r.as_str().map(str::to_string)),
+                message: Some(reason.describe().to_string()),
+            },
+        }
+    }
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    scope: TenantScope,
+) -> Result<axum::Json<VerifyOut>, ApiError> {
+    let verdict = audit::verify_stored(&state.store, scope.tenant_id, Vec::new()).await?;
+    Ok(axum::Json(VerifyOut::from(verdict)))
+}
