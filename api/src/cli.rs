@@ -141,7 +141,7 @@ pub enum KeysCommand {
 pub enum ProjectionsCommand {
     /// Empty read models and replay the whole event log into them.
     Rebuild {
-        /// One projection (tenants, users, access, llm_keys, invitations, outbox, billing, agents, usage, price_book); all when omitted.
+        /// One projection (tenants, users, access, llm_keys, invitations, outbox, billing, agents, usage, price_book, approvals); all when omitted.
         name: Option<String>,
     },
 }
