@@ -53,3 +53,66 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())?;
     file.sync_all()
 }
+
+/// Parse `id:base64(32 bytes)` entries separated by commas (the first is
+/// the active key): master keys, audit signing keys. Errors name the entry
+/// by position and id, never its key material.
+pub fn parse_keyed(raw: &str) -> Result<Vec<(String, Zeroizing<[u8; 32]>)>, String> {
+    use base64::Engine;
+    let mut keys: Vec<(String, Zeroizing<[u8; 32]>)> = Vec::new();
+    for (i, entry) in raw.split(',').map(str::trim).enumerate() {
+        let n = i + 1;
+        let (id, b64) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("entry {n} is not id:base64-key"))?;
+        let valid_id = (1..=64).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !valid_id {
+            return Err(format!(
+                "entry {n}: the id must be 1 to 64 of A-Z a-z 0-9 - _ ."
+            ));
+        }
+        if keys.iter().any(|(k, _)| k == id) {
+            return Err(format!("entry {n}: id {id:?} appears twice"));
+        }
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| format!("entry {n} ({id}): the key is not base64"))?,
+        );
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            format!(
+                "entry {n} ({id}): the key must be 32 bytes, not {}",
+                bytes.len()
+            )
+        })?;
+        keys.push((id.to_string(), Zeroizing::new(key)));
+    }
+    Ok(keys)
+}
+
+/// The keyed secret line kept at `path`, or a new one (`local-<8 hex>:` and
+/// 32 random bytes) with what the composition root must keep. Reads, never
+/// writes.
+pub fn kept_or_new_keyed(path: &Path, warning: &'static str) -> (Zeroizing<String>, Option<Generated>) {
+    use base64::Engine;
+    use rand_core::RngCore;
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return (Zeroizing::new(existing.trim().to_string()), None);
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand_core::OsRng.fill_bytes(key.as_mut());
+    let id = format!("local-{}", &uuid::Uuid::now_v7().simple().to_string()[..8]);
+    let line = Zeroizing::new(format!(
+        "{id}:{}",
+        base64::engine::general_purpose::STANDARD.encode(key.as_ref())
+    ));
+    let generated = Generated {
+        path: path.to_path_buf(),
+        contents: line.clone(),
+        warning,
+    };
+    (line, Some(generated))
+}

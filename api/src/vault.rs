@@ -18,7 +18,6 @@ use std::path::Path;
 
 use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
-use base64::Engine;
 use rand_core::{OsRng, RngCore};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -66,47 +65,14 @@ impl fmt::Debug for MasterKeys {
     }
 }
 
-fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-}
-
 impl MasterKeys {
     /// Parse `id:base64(32 bytes)` entries separated by commas. Errors name
     /// the entry by position and id, never its key material.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let mut keys: Vec<MasterKey> = Vec::new();
-        for (i, entry) in raw.split(',').map(str::trim).enumerate() {
-            let n = i + 1;
-            let (id, b64) = entry
-                .split_once(':')
-                .ok_or_else(|| format!("entry {n} is not id:base64-key"))?;
-            if !valid_id(id) {
-                return Err(format!(
-                    "entry {n}: the id must be 1 to 64 of A-Z a-z 0-9 - _ ."
-                ));
-            }
-            if keys.iter().any(|k| k.id == id) {
-                return Err(format!("entry {n}: id {id:?} appears twice"));
-            }
-            let bytes = Zeroizing::new(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
-                    .map_err(|_| format!("entry {n} ({id}): the key is not base64"))?,
-            );
-            let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
-                format!(
-                    "entry {n} ({id}): the key must be 32 bytes, not {}",
-                    bytes.len()
-                )
-            })?;
-            keys.push(MasterKey {
-                id: id.to_string(),
-                key: Zeroizing::new(key),
-            });
-        }
+        let keys = crate::secret_file::parse_keyed(raw)?
+            .into_iter()
+            .map(|(id, key)| MasterKey { id, key })
+            .collect();
         Ok(Self { keys })
     }
 
@@ -116,26 +82,13 @@ impl MasterKeys {
         data_dir: &Path,
     ) -> Result<(Self, Option<crate::secret_file::Generated>), String> {
         let path = data_dir.join("master_keys");
-        if let Ok(existing) = std::fs::read_to_string(&path) {
-            return Self::parse(existing.trim())
-                .map(|keys| (keys, None))
-                .map_err(|e| format!("{} is unreadable: {e}", path.display()));
-        }
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        OsRng.fill_bytes(key.as_mut());
-        let id = format!("local-{}", &Uuid::now_v7().simple().to_string()[..8]);
-        let line = Zeroizing::new(format!(
-            "{id}:{}",
-            base64::engine::general_purpose::STANDARD.encode(key.as_ref())
-        ));
-        let keys = Self::parse(&line)?;
-        let generated = crate::secret_file::Generated {
-            path,
-            contents: line,
-            warning: "generated a master key because TENANTRY_MASTER_KEYS is unset; \
-                      configure master keys explicitly in production (docs/KEY_MANAGEMENT.md)",
-        };
-        Ok((keys, Some(generated)))
+        let (line, generated) = crate::secret_file::kept_or_new_keyed(
+            &path,
+            "generated a master key because TENANTRY_MASTER_KEYS is unset; \
+             configure master keys explicitly in production (docs/KEY_MANAGEMENT.md)",
+        );
+        let keys = Self::parse(&line).map_err(|e| format!("{} is unreadable: {e}", path.display()))?;
+        Ok((keys, generated))
     }
 
     pub fn active(&self) -> &MasterKey {
@@ -318,6 +271,7 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn keys(spec: &str) -> MasterKeys {
         MasterKeys::parse(spec).unwrap()
