@@ -257,6 +257,7 @@ impl Application {
             crate::workers::auth_cache::start(state.clone(), shutdown.subscribe()),
             crate::workers::trial_expiry::start(state.clone(), shutdown.subscribe()),
             crate::workers::approval_expiry::start(state.clone(), shutdown.subscribe()),
+            crate::workers::checkpoints::start(state.clone(), shutdown.subscribe()),
             crate::workers::billing_reconcile::start(state.clone(), shutdown.subscribe()),
             crate::workers::reservation_sweeper::start(state.clone(), shutdown.subscribe()),
             {

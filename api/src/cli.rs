@@ -112,6 +112,14 @@ pub enum AuditCommand {
         file: Option<std::path::PathBuf>,
         #[arg(long)]
         tenant: Option<uuid::Uuid>,
+        /// With --file: a checkpoint saved earlier (JSON, as the API lists
+        /// it): its signature is checked with --public-key, then the
+        /// export must hold its hash at its sequence.
+        #[arg(long, requires = "public_key", requires = "file")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The checkpoint key's public half, hex (GET /v1/audit/keys).
+        #[arg(long, requires = "checkpoint")]
+        public_key: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -171,19 +179,67 @@ pub fn run_without_config(cli: &Cli) -> Option<Result<Done, String>> {
             command:
                 AuditCommand::Verify {
                     file: Some(file),
+                    checkpoint,
+                    public_key,
                     format,
                     ..
                 },
-        } => Some(verify_file(file, *format)),
+        } => Some(verify_file(
+            file,
+            checkpoint.as_deref(),
+            public_key.as_deref(),
+            *format,
+        )),
         _ => None,
     }
 }
 
-fn verify_file(path: &std::path::Path, format: Format) -> Result<Done, String> {
+fn verify_file(
+    path: &std::path::Path,
+    checkpoint: Option<&std::path::Path>,
+    public_key: Option<&str>,
+    format: Format,
+) -> Result<Done, String> {
+    let anchor = match (checkpoint, public_key) {
+        (Some(cp), Some(key)) => Some(signed_checkpoint(cp, key)?.anchor()),
+        _ => None,
+    };
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let verdict = crate::service::audit::verify_file(std::io::BufReader::new(file), Vec::new())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let verdict = crate::service::audit::verify_file(
+        std::io::BufReader::new(file),
+        anchor.iter().cloned().collect(),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    if let (Some(anchor), tenantry_store::chain::Verdict::Verified { to, .. }) = (&anchor, &verdict)
+    {
+        if to.is_none_or(|to| to < anchor.sequence) {
+            return Err(format!(
+                "the export ends before the checkpoint's sequence {}: export up to it",
+                anchor.sequence
+            ));
+        }
+    }
     report_verdict(&verdict, format)
+}
+
+/// A saved checkpoint, once its signature holds for `public_key` (hex).
+fn signed_checkpoint(
+    path: &std::path::Path,
+    public_key: &str,
+) -> Result<tenantry_store::chain::ChainCheckpoint, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let checkpoint: tenantry_store::chain::ChainCheckpoint = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a checkpoint: {e}", path.display()))?;
+    let key = hex::decode(public_key.trim())
+        .map_err(|_| "--public-key is the key's 32 bytes in hex".to_string())?;
+    if checkpoint.signed_by(&key) {
+        Ok(checkpoint)
+    } else {
+        Err(format!(
+            "{}: the checkpoint's signature does not hold for that public key",
+            path.display()
+        ))
+    }
 }
 
 /// Print a verification's outcome; a broken chain is `Done::Drift`.
@@ -229,28 +285,34 @@ async fn audit(config: &Config, command: AuditCommand) -> Result<Done, String> {
         .await
         .map_err(|e| e.to_string())?;
     let store = Store::new(pool);
-    let result = audit_with(&store, command).await;
+    let result = audit_with(&store, &config.audit_keys, command).await;
     store.close().await;
     result
 }
 
-async fn audit_with(store: &Store, command: AuditCommand) -> Result<Done, String> {
+async fn audit_with(
+    store: &Store,
+    keys: &crate::audit_keys::AuditKeys,
+    command: AuditCommand,
+) -> Result<Done, String> {
     match command {
         AuditCommand::Verify {
             tenant: Some(tenant),
             format,
             ..
         } => {
-            let verdict = crate::service::audit::verify_stored(store, tenant, Vec::new())
+            let verdict = crate::service::audit::verify_stored(store, keys, tenant)
                 .await
                 .map_err(|e| format!("reading the chain: {e}"))?;
             report_verdict(&verdict, format)
         }
         AuditCommand::Verify {
             file: Some(file),
+            checkpoint,
+            public_key,
             format,
             ..
-        } => verify_file(&file, format),
+        } => verify_file(&file, checkpoint.as_deref(), public_key.as_deref(), format),
         AuditCommand::Verify { .. } => Err("give --file or --tenant".into()),
         AuditCommand::Export {
             tenant,

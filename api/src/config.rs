@@ -45,6 +45,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Master keys of the provider-key vault; the first is active.
     pub master_keys: std::sync::Arc<crate::vault::MasterKeys>,
+    /// Ed25519 keys that sign checkpoints of the tenants' chains; the first signs.
+    pub audit_keys: std::sync::Arc<crate::audit_keys::AuditKeys>,
+    /// A tenant's chain is signed once its head moved this many events
+    /// past its last checkpoint, or at all once `checkpoint_interval` passed.
+    pub checkpoint_every_events: u32,
+    pub checkpoint_interval: Duration,
     /// `None`: emails are written to the log instead of sent.
     pub smtp_url: Option<SecretString>,
     pub email_from: String,
@@ -226,6 +232,10 @@ impl Config {
             ));
         }
         let public_url = get("TENANTRY_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}"));
+        let configured_audit_keys = get("TENANTRY_AUDIT_SIGNING_KEYS")
+            .map(|raw| crate::audit_keys::AuditKeys::parse(&raw))
+            .transpose()
+            .map_err(|e| bad("TENANTRY_AUDIT_SIGNING_KEYS", e))?;
         let configured_master_keys = get("TENANTRY_MASTER_KEYS")
             .map(|raw| crate::vault::MasterKeys::parse(&raw))
             .transpose()
@@ -263,6 +273,8 @@ impl Config {
             }
         };
         let email_max_attempts = positive("TENANTRY_EMAIL_MAX_ATTEMPTS", 8)?;
+        let checkpoint_every_events = positive("TENANTRY_CHECKPOINT_EVERY_EVENTS", 1000)?;
+        let checkpoint_interval = duration("TENANTRY_CHECKPOINT_INTERVAL", "10m")?;
         let public_rate_limit = positive("TENANTRY_PUBLIC_RATE_LIMIT", 30)?;
         let sign_in_rate_limit = positive("TENANTRY_SIGN_IN_RATE_LIMIT", 60)?;
         let sign_in_max_failures = positive("TENANTRY_SIGN_IN_MAX_FAILURES", 10)?;
@@ -340,6 +352,15 @@ impl Config {
                 keys
             }
         };
+        let audit_keys = match configured_audit_keys {
+            Some(keys) => keys,
+            None => {
+                let (keys, new) = crate::audit_keys::AuditKeys::generated(&data_dir)
+                    .map_err(|e| bad("TENANTRY_AUDIT_SIGNING_KEYS", e))?;
+                generated.extend(new);
+                keys
+            }
+        };
         Ok(Self {
             database_url,
             listen,
@@ -354,6 +375,9 @@ impl Config {
             projector_poll,
             request_timeout,
             master_keys: std::sync::Arc::new(master_keys),
+            audit_keys: std::sync::Arc::new(audit_keys),
+            checkpoint_every_events,
+            checkpoint_interval,
             smtp_url,
             email_from,
             invitation_ttl,

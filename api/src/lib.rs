@@ -6,6 +6,7 @@
 //! the read side through `tenantry_projections::ReadModels`, and respond.
 
 pub mod app;
+pub mod audit_keys;
 pub mod auth_cache;
 pub mod cli;
 pub mod clock;

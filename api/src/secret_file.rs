@@ -54,12 +54,15 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// A key's id and its 32 bytes.
+pub type KeyedSecret = (String, Zeroizing<[u8; 32]>);
+
 /// Parse `id:base64(32 bytes)` entries separated by commas (the first is
 /// the active key): master keys, audit signing keys. Errors name the entry
 /// by position and id, never its key material.
-pub fn parse_keyed(raw: &str) -> Result<Vec<(String, Zeroizing<[u8; 32]>)>, String> {
+pub fn parse_keyed(raw: &str) -> Result<Vec<KeyedSecret>, String> {
     use base64::Engine;
-    let mut keys: Vec<(String, Zeroizing<[u8; 32]>)> = Vec::new();
+    let mut keys: Vec<KeyedSecret> = Vec::new();
     for (i, entry) in raw.split(',').map(str::trim).enumerate() {
         let n = i + 1;
         let (id, b64) = entry
@@ -96,7 +99,10 @@ pub fn parse_keyed(raw: &str) -> Result<Vec<(String, Zeroizing<[u8; 32]>)>, Stri
 /// The keyed secret line kept at `path`, or a new one (`local-<8 hex>:` and
 /// 32 random bytes) with what the composition root must keep. Reads, never
 /// writes.
-pub fn kept_or_new_keyed(path: &Path, warning: &'static str) -> (Zeroizing<String>, Option<Generated>) {
+pub fn kept_or_new_keyed(
+    path: &Path,
+    warning: &'static str,
+) -> (Zeroizing<String>, Option<Generated>) {
     use base64::Engine;
     use rand_core::RngCore;
     if let Ok(existing) = std::fs::read_to_string(path) {

@@ -87,7 +87,8 @@ impl MasterKeys {
             "generated a master key because TENANTRY_MASTER_KEYS is unset; \
              configure master keys explicitly in production (docs/KEY_MANAGEMENT.md)",
         );
-        let keys = Self::parse(&line).map_err(|e| format!("{} is unreadable: {e}", path.display()))?;
+        let keys =
+            Self::parse(&line).map_err(|e| format!("{} is unreadable: {e}", path.display()))?;
         Ok((keys, generated))
     }
 

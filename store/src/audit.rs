@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::chain::{Anchor, ChainEvent, Legacy, Verdict, Verifier};
+use crate::chain::{Anchor, ChainCheckpoint, ChainEvent, Legacy, Verdict, Verifier};
 
 /// Which events a page holds.
 #[derive(Debug, Clone, Default)]
@@ -192,6 +192,113 @@ impl Audit<'_> {
         .fetch_optional(self.pool)
         .await?;
         Ok(prev.map(hex::encode))
+    }
+
+    /// Keep a signed checkpoint; one already kept at that sequence stays
+    /// (another process signed the same head): false then.
+    pub async fn keep_checkpoint(&self, cp: &ChainCheckpoint) -> Result<bool, sqlx::Error> {
+        let hash = hex::decode(&cp.hash).unwrap_or_default();
+        let signature = hex::decode(&cp.signature).unwrap_or_default();
+        let kept = sqlx::query!(
+        "INSERT INTO audit_checkpoints (chain_id, sequence, hash, signed_at, key_id, signature) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (chain_id, sequence) DO NOTHING",
+        cp.chain_id,
+        cp.sequence,
+        hash,
+        cp.signed_at,
+        cp.key_id,
+        signature
+    )
+        .execute(self.pool)
+        .await?;
+        Ok(kept.rows_affected() == 1)
+    }
+
+    /// A chain's checkpoints after `after_sequence`, oldest first.
+    pub async fn checkpoints(
+        &self,
+        chain: Uuid,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<ChainCheckpoint>, sqlx::Error> {
+        let rows = sqlx::query!(
+            "SELECT chain_id, sequence, hash, signed_at, key_id, signature FROM audit_checkpoints \
+          WHERE chain_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+            chain,
+            after_sequence,
+            limit
+        )
+        .fetch_all(self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ChainCheckpoint {
+                chain_id: r.chain_id,
+                sequence: r.sequence,
+                hash: hex::encode(r.hash),
+                signed_at: r.signed_at,
+                key_id: r.key_id,
+                signature: hex::encode(r.signature),
+            })
+            .collect())
+    }
+
+    /// The chain's last checkpoint at or before `sequence`.
+    pub async fn checkpoint_at_or_before(
+        &self,
+        chain: Uuid,
+        sequence: i64,
+    ) -> Result<Option<ChainCheckpoint>, sqlx::Error> {
+        let row = sqlx::query!(
+            "SELECT chain_id, sequence, hash, signed_at, key_id, signature FROM audit_checkpoints \
+          WHERE chain_id = $1 AND sequence <= $2 ORDER BY sequence DESC LIMIT 1",
+            chain,
+            sequence
+        )
+        .fetch_optional(self.pool)
+        .await?;
+        Ok(row.map(|r| ChainCheckpoint {
+            chain_id: r.chain_id,
+            sequence: r.sequence,
+            hash: hex::encode(r.hash),
+            signed_at: r.signed_at,
+            key_id: r.key_id,
+            signature: hex::encode(r.signature),
+        }))
+    }
+
+    /// Tenants' chains due a checkpoint: the head moved on since the last one
+    /// by `every_events` or more, or at all when the last was signed before
+    /// `signed_before` (or never). `(tenant, head sequence, head hash)`, the
+    /// furthest behind first.
+    pub async fn heads_due(
+        &self,
+        every_events: i64,
+        signed_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, i64, String)>, sqlx::Error> {
+        let rows = sqlx::query!(
+        "SELECT h.chain_id, h.last_sequence, h.last_hash \
+           FROM chain_heads h \
+           LEFT JOIN LATERAL (SELECT sequence, signed_at FROM audit_checkpoints \
+                               WHERE chain_id = h.chain_id ORDER BY sequence DESC LIMIT 1) c ON true \
+          WHERE h.last_sequence > COALESCE(c.sequence, 0) \
+            AND (h.last_sequence - COALESCE(c.sequence, 0) >= $1 \
+                 OR c.signed_at IS NULL OR c.signed_at <= $2) \
+            AND h.chain_id <> '00000000-0000-0000-0000-000000000000' \
+            AND EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = h.chain_id \
+                          AND e.tenant_sequence = h.last_sequence AND e.chain_id IS NULL) \
+          ORDER BY h.last_sequence - COALESCE(c.sequence, 0) DESC LIMIT $3",
+        every_events,
+        signed_before,
+        limit
+    )
+    .fetch_all(self.pool)
+    .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.chain_id, r.last_sequence, hex::encode(r.last_hash)))
+            .collect())
     }
 
     /// The chain's head: its last sequence and hash.

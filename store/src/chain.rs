@@ -199,6 +199,65 @@ pub struct Anchor {
     pub hash: String,
 }
 
+/// A signed checkpoint: the head of a chain (its sequence and hash) at a
+/// time, signed by the server's Ed25519 key `key_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainCheckpoint {
+    pub chain_id: Uuid,
+    pub sequence: i64,
+    /// The chain's hash at `sequence` (lowercase hex).
+    pub hash: String,
+    #[serde(with = "link_time")]
+    pub signed_at: DateTime<Utc>,
+    pub key_id: String,
+    /// Ed25519 over [`ChainCheckpoint::message`] (lowercase hex, 64 bytes).
+    pub signature: String,
+}
+
+impl ChainCheckpoint {
+    /// The bytes signed: RFC 8785 of `{"chain_id", "format":
+    /// "tenantry-checkpoint-1", "hash", "key_id", "sequence", "signed_at"}`
+    /// with the values as the checkpoint carries them.
+    pub fn message(&self) -> Vec<u8> {
+        let document = serde_json::json!({
+            "format": "tenantry-checkpoint-1",
+            "chain_id": self.chain_id,
+            "sequence": self.sequence,
+            "hash": self.hash,
+            "signed_at": time_text(self.signed_at),
+            "key_id": self.key_id,
+        });
+        serde_json_canonicalizer::to_vec(&document).unwrap_or_default()
+    }
+
+    /// The signature holds for `public_key` (32 bytes of an Ed25519 key).
+    pub fn signed_by(&self, public_key: &[u8]) -> bool {
+        use ed25519_dalek::{Signature, VerifyingKey};
+        let Ok(key) = <[u8; 32]>::try_from(public_key) else {
+            return false;
+        };
+        let Ok(key) = VerifyingKey::from_bytes(&key) else {
+            return false;
+        };
+        let Some(signature) = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
+        else {
+            return false;
+        };
+        key.verify_strict(&self.message(), &Signature::from_bytes(&signature))
+            .is_ok()
+    }
+
+    /// What a verifier must find at its sequence.
+    pub fn anchor(&self) -> Anchor {
+        Anchor {
+            sequence: self.sequence,
+            hash: self.hash.clone(),
+        }
+    }
+}
+
 /// The outcome of a verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -527,6 +586,36 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_checkpoint_signature_holds_for_its_key_and_nothing_it_did_not_sign() {
+        use ed25519_dalek::{Signer, SigningKey};
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let events = chain(3);
+        let mut cp = ChainCheckpoint {
+            chain_id: events[2].tenant_id,
+            sequence: 3,
+            hash: events[2].hash.clone(),
+            signed_at: events[2].recorded_at,
+            key_id: "k1".into(),
+            signature: String::new(),
+        };
+        cp.signature = hex::encode(key.sign(&cp.message()).to_bytes());
+        let public = key.verifying_key().to_bytes();
+        assert!(cp.signed_by(&public));
+        assert!(!cp.signed_by(
+            &SigningKey::from_bytes(&[8u8; 32])
+                .verifying_key()
+                .to_bytes()
+        ));
+        let mut moved = cp.clone();
+        moved.hash = events[1].hash.clone();
+        assert!(!moved.signed_by(&public));
+        let mut later = cp.clone();
+        later.sequence = 4;
+        assert!(!later.signed_by(&public));
+        assert!(!cp.signed_by(b"short"));
     }
 
     #[test]

@@ -53,8 +53,19 @@ pub fn routes() -> Vec<Route> {
             In(Permission::AuditRead),
             verify,
         )
-        .summary("Verify the tenant's stored chain from its first event: the range verified, or the first bad sequence and why")
+        .summary("Verify the tenant's stored chain from its first event (and against its signed checkpoints): the range verified, or the first bad sequence and why")
         .answers::<VerifyOut>(StatusCode::OK),
+        Route::get(CHECKPOINTS, In(Permission::AuditRead), list_checkpoints)
+            .summary("The tenant's signed checkpoints (its chain's head at a time, signed with the server's Ed25519 key), oldest first")
+            .query::<CheckpointParams>()
+            .answers_page::<CheckpointOut>()
+            .errors(&["invalid_limit", "invalid_after"]),
+        Route::post(CHECKPOINTS, In(Permission::AuditRead), post_checkpoint)
+            .summary("Sign the tenant's chain's head now and keep the checkpoint")
+            .answers::<CheckpointOut>(StatusCode::CREATED),
+        Route::get("/v1/audit/keys", Access::Public, audit_keys)
+            .summary("The public keys that sign checkpoints (every key that ever signed one stays listed while configured)")
+            .answers::<KeysOut>(StatusCode::OK),
     ]
 }
 
@@ -361,6 +372,97 @@ async fn verify(
     State(state): State<AppState>,
     scope: TenantScope,
 ) -> Result<axum::Json<VerifyOut>, ApiError> {
-    let verdict = audit::verify_stored(&state.store, scope.tenant_id, Vec::new()).await?;
+    let verdict =
+        audit::verify_stored(&state.store, &state.config.audit_keys, scope.tenant_id).await?;
     Ok(axum::Json(VerifyOut::from(verdict)))
+}
+
+const CHECKPOINTS: &str = "/v1/tenants/{tid}/audit/checkpoints";
+
+/// A signed checkpoint, exactly the fields the signature covers and the
+/// signature (`docs/AUDIT.md`); save it as it is to verify against later.
+#[derive(Serialize, utoipa::ToSchema)]
+struct CheckpointOut {
+    chain_id: uuid::Uuid,
+    sequence: i64,
+    /// The chain's hash at `sequence`, hex.
+    hash: String,
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, as signed.
+    signed_at: String,
+    key_id: String,
+    /// Ed25519, hex.
+    signature: String,
+}
+
+impl From<tenantry_store::chain::ChainCheckpoint> for CheckpointOut {
+    fn from(c: tenantry_store::chain::ChainCheckpoint) -> Self {
+        Self {
+            chain_id: c.chain_id,
+            sequence: c.sequence,
+            hash: c.hash,
+            signed_at: tenantry_store::chain::time_text(c.signed_at),
+            key_id: c.key_id,
+            signature: c.signature,
+        }
+    }
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CheckpointParams {
+    /// The last sequence of the previous page.
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+}
+
+async fn list_checkpoints(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    Query(params): Query<CheckpointParams>,
+) -> Result<axum::Json<ListOut<CheckpointOut>>, ApiError> {
+    let limit = PageParams::new(params.limit, None).limit()?;
+    let after = params.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::unprocessable(
+            "invalid_after",
+            "after must be a sequence number of 0 or more",
+        ));
+    }
+    let mut page = state
+        .store
+        .audit()
+        .checkpoints(scope.tenant_id, after, limit + 1)
+        .await?;
+    let more = page.len() as i64 > limit;
+    page.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| page.last().map(|c| c.sequence.to_string()))
+        .flatten();
+    Ok(axum::Json(ListOut {
+        data: page.into_iter().map(CheckpointOut::from).collect(),
+        next_cursor,
+    }))
+}
+
+async fn post_checkpoint(
+    State(state): State<AppState>,
+    scope: TenantScope,
+) -> Result<(StatusCode, axum::Json<CheckpointOut>), ApiError> {
+    let checkpoint = audit::checkpoint_now(&state, scope.tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("a visible tenant without events"))?;
+    Ok((StatusCode::CREATED, axum::Json(checkpoint.into())))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct KeysOut {
+    keys: Vec<crate::audit_keys::PublicKey>,
+}
+
+async fn audit_keys(State(state): State<AppState>) -> axum::Json<KeysOut> {
+    axum::Json(KeysOut {
+        keys: state.config.audit_keys.published(),
+    })
 }

@@ -8,9 +8,12 @@ use std::io::BufRead;
 use futures_util::Stream;
 use serde::Serialize;
 use tenantry_store::audit::EventFilter;
-use tenantry_store::chain::{Anchor, ChainEvent, Legacy, Verdict, Verifier};
+use tenantry_store::chain::{Anchor, ChainCheckpoint, ChainEvent, Legacy, Verdict, Verifier};
 use uuid::Uuid;
 
+use crate::audit_keys::AuditKeys;
+use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::Store;
 
 /// Events read from the database per page of an export.
@@ -28,6 +31,9 @@ pub struct Manifest {
     /// The chain's head when the export began.
     pub head_sequence: i64,
     pub head_hash: Option<String>,
+    /// The last signed checkpoint within the range, if any: verify it with
+    /// the published key, then check the export against it.
+    pub latest_checkpoint: Option<ChainCheckpoint>,
     pub format: u32,
     pub exported_at: chrono::DateTime<chrono::Utc>,
 }
@@ -82,6 +88,7 @@ pub async fn export(
     let (head_sequence, head_hash) = head.map_or((0, None), |(s, h)| (s, Some(h)));
     let from = from_sequence.unwrap_or(1).max(1);
     let to = to_sequence.map_or(head_sequence, |t| t.min(head_sequence));
+    let latest_checkpoint = store.audit().checkpoint_at_or_before(tenant_id, to).await?;
     let manifest = Manifest {
         tenant_id,
         from_sequence: from,
@@ -89,6 +96,7 @@ pub async fn export(
         events: 0,
         head_sequence,
         head_hash,
+        latest_checkpoint,
         format: tenantry_store::chain::FORMAT,
         exported_at: now,
     };
@@ -188,13 +196,85 @@ fn csv_line(fields: impl Iterator<Item = String>) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-/// Verify a tenant's stored chain from its first event.
+/// Verify a tenant's stored chain from its first event, against every
+/// checkpoint kept for it whose signature holds for one of `keys`.
 pub async fn verify_stored(
     store: &Store,
+    keys: &AuditKeys,
     tenant_id: Uuid,
-    anchors: Vec<Anchor>,
 ) -> Result<Verdict, sqlx::Error> {
+    let anchors = signed_anchors(store, keys, tenant_id).await?;
     store.audit().verify_chain(tenant_id, anchors).await
+}
+
+/// The tenant's kept checkpoints whose signature holds, as anchors.
+async fn signed_anchors(
+    store: &Store,
+    keys: &AuditKeys,
+    tenant_id: Uuid,
+) -> Result<Vec<Anchor>, sqlx::Error> {
+    let mut anchors = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit().checkpoints(tenant_id, after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.sequence;
+        for cp in &page {
+            match keys.public_key(&cp.key_id) {
+                Some(public) if cp.signed_by(&public) => anchors.push(cp.anchor()),
+                _ => tracing::warn!(
+                    tenant_id = %tenant_id,
+                    sequence = cp.sequence,
+                    key_id = %cp.key_id,
+                    "a kept checkpoint's signature does not hold for any configured key"
+                ),
+            }
+        }
+    }
+    Ok(anchors)
+}
+
+/// Sign the tenant's head now and keep it (on request, and the job's
+/// work): the checkpoint, or the one already kept at that sequence.
+pub async fn checkpoint_now(
+    state: &AppState,
+    tenant_id: Uuid,
+) -> Result<Option<ChainCheckpoint>, ApiError> {
+    let Some((sequence, hash)) = state.store.audit().head(tenant_id).await? else {
+        return Ok(None);
+    };
+    let checkpoint = state.config.audit_keys.sign(ChainCheckpoint {
+        chain_id: tenant_id,
+        sequence,
+        hash,
+        signed_at: state.now(),
+        key_id: String::new(),
+        signature: String::new(),
+    });
+    if state.store.audit().keep_checkpoint(&checkpoint).await? {
+        return Ok(Some(checkpoint));
+    }
+    Ok(state
+        .store
+        .audit()
+        .checkpoint_at_or_before(tenant_id, sequence)
+        .await?)
+}
+
+/// Sign every tenant's head that is due (the checkpoint job's work).
+pub async fn sign_due(state: &AppState) -> Result<(), ApiError> {
+    let every = i64::from(state.config.checkpoint_every_events);
+    let interval = chrono::Duration::from_std(state.config.checkpoint_interval)
+        .unwrap_or(chrono::Duration::minutes(10));
+    let due = state
+        .store
+        .audit()
+        .heads_due(every, state.now() - interval, 100)
+        .await?;
+    for (tenant_id, _, _) in due {
+        checkpoint_now(state, tenant_id).await?;
+    }
+    Ok(())
 }
 
 /// Why an export file could not be read.

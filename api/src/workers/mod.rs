@@ -1,6 +1,6 @@
 //! Background workers, started by the composition root and stopped with
 //! the server: the email outbox ([`email`]), the invitation, trial and
-//! approval expiry jobs, the guard cache's follower ([`auth_cache`]), the
+//! approval expiry jobs, the checkpoint job ([`checkpoints`]), the guard cache's follower ([`auth_cache`]), the
 //! scheduled billing reconciliation ([`billing_reconcile`]) and the
 //! reservation sweeper ([`reservation_sweeper`]).
 
@@ -16,6 +16,7 @@ use crate::state::AppState;
 pub mod approval_expiry;
 pub mod auth_cache;
 pub mod billing_reconcile;
+pub mod checkpoints;
 pub mod email;
 pub mod invitation_expiry;
 pub mod reservation_sweeper;

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tenantry_api::service::audit::verify_file;
-use tenantry_store::chain::{link, Anchor, Break, ChainEvent, Verdict};
+use tenantry_store::chain::{link, Break, ChainEvent, Verdict};
 use tenantry_tests::{code, TestApp};
 
 /// A tenant with some history: created, renamed, members, a key.
@@ -328,17 +328,44 @@ async fn tampering_as_the_superuser_is_found_at_its_sequence_by_both_verifiers()
 }
 
 #[tokio::test]
-async fn a_chain_rewritten_after_an_edit_verifies_alone_but_not_against_a_head_saved_before() {
+async fn a_chain_rewritten_after_an_edit_verifies_alone_but_not_against_a_signed_checkpoint() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
     let tid = busy_tenant(&app, &admin).await;
+    let checkpoints = format!("/v1/tenants/{tid}/audit/checkpoints");
+    // An auditor asks for a checkpoint and keeps it, with the public key.
+    let (s, saved) = app.post(&checkpoints, &admin, json!({})).await;
+    assert_eq!(s, 201, "{saved}");
+    let (s, keys) = app
+        .send(reqwest::Method::GET, "/v1/audit/keys", None, None)
+        .await;
+    assert_eq!(s, 200, "{keys}");
+    let key = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == saved["key_id"])
+        .unwrap_or_else(|| panic!("the signing key is published: {keys}"));
+    let public_key = key["public_key"].as_str().unwrap().to_string();
+    let checkpoint: tenantry_store::chain::ChainCheckpoint =
+        serde_json::from_value(saved.clone()).unwrap();
+    assert!(checkpoint.signed_by(&hex::decode(&public_key).unwrap()));
+    let (_, listed) = app.get(&checkpoints, &admin).await;
+    assert_eq!(listed["data"], json!([saved]));
+    // A later event, so the checkpoint is not the head.
+    app.patch(
+        &format!("/v1/tenants/{tid}"),
+        &admin,
+        json!({"name": "Acme later"}),
+    )
+    .await;
     let before = export(&app, &admin, &tid, "").await;
     let all = lines(&before);
-    let manifest = &all.last().unwrap()["manifest"];
-    let saved = Anchor {
-        sequence: manifest["head_sequence"].as_i64().unwrap(),
-        hash: manifest["head_hash"].as_str().unwrap().to_string(),
-    };
+    assert_eq!(
+        all.last().unwrap()["manifest"]["latest_checkpoint"],
+        saved,
+        "the manifest names the checkpoint"
+    );
 
     // Edit event 2 and recompute every hash from it, as someone who read
     // docs/AUDIT.md and can write to the database would.
@@ -369,18 +396,119 @@ async fn a_chain_rewritten_after_an_edit_verifies_alone_but_not_against_a_head_s
     ));
     as_superuser(&app.pool, &statements).await;
 
+    // Alone, the rewritten chain verifies; against the checkpoint it does not.
     let after = export(&app, &admin, &tid, "").await;
     assert!(matches!(offline(&after), Verdict::Verified { .. }));
-    assert_eq!(stored(&app, &admin, &tid).await["result"], "verified");
-    let against_saved = verify_file(std::io::Cursor::new(after.as_bytes()), vec![saved.clone()]);
+    let body = stored(&app, &admin, &tid).await;
+    assert_eq!(
+        verdict_of(&body),
+        (
+            checkpoint.sequence,
+            "chain_rewritten_after_checkpoint".to_string()
+        ),
+        "{body}"
+    );
+    let against_saved = verify_file(
+        std::io::Cursor::new(after.as_bytes()),
+        vec![checkpoint.anchor()],
+    );
     assert_eq!(
         against_saved.unwrap(),
         Verdict::Broken {
-            sequence: saved.sequence,
+            sequence: checkpoint.sequence,
             reason: Break::ChainRewrittenAfterCheckpoint,
-            verified: saved.sequence as u64 - 1,
+            verified: checkpoint.sequence as u64 - 1,
         }
     );
+
+    // The same offline, from the command line, with the saved files.
+    use tenantry_api::cli::{parse, run_without_config, Done};
+    let dir = tempfile_dir();
+    let (export_file, cp_file) = (dir.join("export.ndjson"), dir.join("cp.json"));
+    std::fs::write(&export_file, &after).unwrap();
+    std::fs::write(&cp_file, saved.to_string()).unwrap();
+    let verify_with = |key: &str| {
+        let cli = parse([
+            "tenantry",
+            "audit",
+            "verify",
+            "--file",
+            export_file.to_str().unwrap(),
+            "--checkpoint",
+            cp_file.to_str().unwrap(),
+            "--public-key",
+            key,
+        ])
+        .unwrap();
+        run_without_config(&cli).unwrap()
+    };
+    assert_eq!(verify_with(&public_key), Ok(Done::Drift));
+    std::fs::write(&export_file, &before).unwrap();
+    assert_eq!(verify_with(&public_key), Ok(Done::Clean));
+    let other_key = "11".repeat(32);
+    assert!(
+        verify_with(&other_key).is_err(),
+        "a signature from another key"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Kept checkpoints are append-only.
+    let changed = sqlx::query("UPDATE audit_checkpoints SET sequence = sequence + 1")
+        .execute(&app.pool)
+        .await;
+    assert!(changed.is_err());
+}
+
+/// The tenant's last checkpoint's sequence, once it is at least `at_least`.
+async fn signed_up_to(app: &TestApp, admin: &str, tid: &str, at_least: i64) -> Vec<Value> {
+    for _ in 0..100 {
+        let (_, page) = app
+            .get(&format!("/v1/tenants/{tid}/audit/checkpoints"), admin)
+            .await;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        if data
+            .last()
+            .and_then(|c| c["sequence"].as_i64())
+            .is_some_and(|l| l >= at_least)
+        {
+            return data;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no checkpoint at {at_least} or later");
+}
+
+#[tokio::test]
+async fn the_job_signs_a_new_chain_at_once_and_then_every_n_events() {
+    let app = TestApp::spawn_with(&[
+        ("TENANTRY_CHECKPOINT_EVERY_EVENTS", "3"),
+        ("TENANTRY_INVITATION_EXPIRY_SCAN", "100ms"),
+    ])
+    .await;
+    let admin = app.admin_token().await;
+    let tid = busy_tenant(&app, &admin).await;
+    let first = signed_up_to(&app, &admin, &tid, 1).await;
+    let first = first.last().unwrap()["sequence"].as_i64().unwrap();
+    // Three more events: the interval (10 minutes) is far off, so only the
+    // count signs them.
+    for i in 0..3 {
+        app.patch(
+            &format!("/v1/tenants/{tid}"),
+            &admin,
+            json!({"name": format!("Acme again {i}")}),
+        )
+        .await;
+    }
+    let data = signed_up_to(&app, &admin, &tid, first + 3).await;
+    let (_, keys) = app
+        .send(reqwest::Method::GET, "/v1/audit/keys", None, None)
+        .await;
+    let public = hex::decode(keys["keys"][0]["public_key"].as_str().unwrap()).unwrap();
+    for c in &data {
+        let cp: tenantry_store::chain::ChainCheckpoint = serde_json::from_value(c.clone()).unwrap();
+        assert!(cp.signed_by(&public), "{c}");
+    }
+    assert_eq!(stored(&app, &admin, &tid).await["result"], "verified");
 }
 
 #[tokio::test]

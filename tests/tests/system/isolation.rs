@@ -61,6 +61,17 @@ const SPEC: &[(&str, &str, Need)] = &[
     ("GET", "/v1/admin/events", Admin),
     ("GET", "/v1/tenants/{tid}/audit/export", Perm("audit.read")),
     ("GET", "/v1/tenants/{tid}/audit/verify", Perm("audit.read")),
+    (
+        "GET",
+        "/v1/tenants/{tid}/audit/checkpoints",
+        Perm("audit.read"),
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/audit/checkpoints",
+        Perm("audit.read"),
+    ),
+    ("GET", "/v1/audit/keys", Public),
     ("GET", "/v1/tenants/{tid}/members", Perm("members.read")),
     ("POST", "/v1/tenants/{tid}/members", Admin),
     (
