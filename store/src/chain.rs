@@ -170,6 +170,9 @@ pub enum Break {
     /// The event at a saved checkpoint is not the one the checkpoint
     /// signed: the chain was rewritten (every hash recomputed) since.
     ChainRewrittenAfterCheckpoint,
+    /// A kept checkpoint whose signature holds for none of the server's
+    /// keys: the checkpoints were tampered with.
+    CheckpointForged,
     /// A format-1 event outside the database (its hash covers PostgreSQL's
     /// text of the values; only the stored chain's verifier checks it).
     NotVerifiableOffline,
@@ -184,6 +187,9 @@ impl Break {
             Self::EventInserted => "event inserted: the event before this one was put in between",
             Self::ChainRewrittenAfterCheckpoint => {
                 "chain rewritten after a checkpoint: the hash here differs from the signed one"
+            }
+            Self::CheckpointForged => {
+                "checkpoint forged: a kept checkpoint's signature holds for none of the server's keys"
             }
             Self::NotVerifiableOffline => {
                 "a format-1 event: only the stored chain's verifier can check it"

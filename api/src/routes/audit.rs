@@ -324,7 +324,8 @@ struct VerifyOut {
     events: u64,
     /// Broken: the first bad sequence, why (`content_changed`,
     /// `event_missing`, `events_reordered`, `event_inserted`,
-    /// `chain_rewritten_after_checkpoint`), and what that means.
+    /// `chain_rewritten_after_checkpoint`, `checkpoint_forged`), and what
+    /// that means.
     sequence: Option<i64>,
     reason: Option<String>,
     message: Option<String>,

@@ -197,22 +197,13 @@ fn csv_line(fields: impl Iterator<Item = String>) -> String {
 }
 
 /// Verify a tenant's stored chain from its first event, against every
-/// checkpoint kept for it whose signature holds for one of `keys`.
+/// checkpoint kept for it. A kept checkpoint whose signature holds for none
+/// of `keys` is itself the finding (`checkpoint_forged`).
 pub async fn verify_stored(
     store: &Store,
     keys: &AuditKeys,
     tenant_id: Uuid,
 ) -> Result<Verdict, sqlx::Error> {
-    let anchors = signed_anchors(store, keys, tenant_id).await?;
-    store.audit().verify_chain(tenant_id, anchors).await
-}
-
-/// The tenant's kept checkpoints whose signature holds, as anchors.
-async fn signed_anchors(
-    store: &Store,
-    keys: &AuditKeys,
-    tenant_id: Uuid,
-) -> Result<Vec<Anchor>, sqlx::Error> {
     let mut anchors = Vec::new();
     let mut after = 0;
     loop {
@@ -222,16 +213,17 @@ async fn signed_anchors(
         for cp in &page {
             match keys.public_key(&cp.key_id) {
                 Some(public) if cp.signed_by(&public) => anchors.push(cp.anchor()),
-                _ => tracing::warn!(
-                    tenant_id = %tenant_id,
-                    sequence = cp.sequence,
-                    key_id = %cp.key_id,
-                    "a kept checkpoint's signature does not hold for any configured key"
-                ),
+                _ => {
+                    return Ok(Verdict::Broken {
+                        sequence: cp.sequence,
+                        reason: tenantry_store::chain::Break::CheckpointForged,
+                        verified: 0,
+                    })
+                }
             }
         }
     }
-    Ok(anchors)
+    store.audit().verify_chain(tenant_id, anchors).await
 }
 
 /// Sign the tenant's head now and keep it (on request, and the job's

@@ -457,6 +457,20 @@ async fn a_chain_rewritten_after_an_edit_verifies_alone_but_not_against_a_signed
         .execute(&app.pool)
         .await;
     assert!(changed.is_err());
+    // A checkpoint put in without the server's key is itself the finding.
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (chain_id, sequence, hash, signed_at, key_id, signature) \
+         SELECT chain_id, 100000, hash, signed_at, key_id, '\\x00' FROM audit_checkpoints LIMIT 1",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let body = stored(&app, &admin, &tid).await;
+    assert_eq!(
+        verdict_of(&body),
+        (100000, "checkpoint_forged".to_string()),
+        "{body}"
+    );
 }
 
 /// The tenant's last checkpoint's sequence, once it is at least `at_least`.
