@@ -194,15 +194,7 @@ fn approval_out(
         payload: a.payload.clone(),
         status: a.status_at(now).as_str().to_string(),
         stage: a.stage,
-        stages: a
-            .stages
-            .iter()
-            .map(|s| StageIo {
-                approvals: s.approvals,
-                role: s.role.clone(),
-                rejection_ends: s.rejection_ends,
-            })
-            .collect(),
+        stages: a.stages.iter().map(StageIo::from).collect(),
         expires_at: a.expires_at,
         decisions: a
             .decided
@@ -502,6 +494,16 @@ pub struct StageIo {
     rejection_ends: bool,
 }
 
+impl From<&Stage> for StageIo {
+    fn from(s: &Stage) -> Self {
+        Self {
+            approvals: s.approvals,
+            role: s.role.clone(),
+            rejection_ends: s.rejection_ends,
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -535,15 +537,7 @@ impl From<&Policy> for PolicyOut {
         Self {
             name: p.name.clone(),
             actions: p.actions.iter().map(|a| a.as_str().to_string()).collect(),
-            stages: p
-                .stages
-                .iter()
-                .map(|s| StageIo {
-                    approvals: s.approvals,
-                    role: s.role.clone(),
-                    rejection_ends: s.rejection_ends,
-                })
-                .collect(),
+            stages: p.stages.iter().map(StageIo::from).collect(),
             expires_in_secs: p.expires_in_secs,
         }
     }

@@ -131,15 +131,7 @@ impl EventParams {
     }
 
     fn paging(&self) -> Result<(i64, i64), ApiError> {
-        let limit = PageParams::new(self.limit, None).limit()?;
-        let after = self.after.unwrap_or(0);
-        if after < 0 {
-            return Err(ApiError::unprocessable(
-                "invalid_after",
-                "after must be a sequence number of 0 or more",
-            ));
-        }
-        Ok((after, limit))
+        after_and_limit(self.after, self.limit)
     }
 }
 
@@ -210,21 +202,37 @@ impl From<AuditedEvent> for EventOut {
     }
 }
 
-/// A page of events and the cursor (`after`) for the next.
-fn page_of(
-    mut events: Vec<AuditedEvent>,
+/// A page of `limit` from `limit + 1` rows, each in its HTTP shape, and
+/// the cursor (`after`: the last row's sequence or position) for the next.
+fn page_of<R, T>(
+    mut rows: Vec<R>,
     limit: i64,
-    cursor: fn(&AuditedEvent) -> i64,
-) -> ListOut<EventOut> {
-    let more = events.len() as i64 > limit;
-    events.truncate(usize::try_from(limit).unwrap_or(0));
+    cursor: fn(&R) -> i64,
+    out: impl FnMut(R) -> T,
+) -> ListOut<T> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
     let next_cursor = more
-        .then(|| events.last().map(|e| cursor(e).to_string()))
+        .then(|| rows.last().map(|r| cursor(r).to_string()))
         .flatten();
     ListOut {
-        data: events.into_iter().map(EventOut::from).collect(),
+        data: rows.into_iter().map(out).collect(),
         next_cursor,
     }
+}
+
+/// `after` (a sequence or position, 0 when absent) and `limit` of a list
+/// paged by number.
+fn after_and_limit(after: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = PageParams::new(limit, None).limit()?;
+    let after = after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::unprocessable(
+            "invalid_after",
+            "after must be a sequence number of 0 or more",
+        ));
+    }
+    Ok((after, limit))
 }
 
 async fn list_tenant_events(
@@ -241,9 +249,12 @@ async fn list_tenant_events(
         .audit()
         .chain_page(scope.tenant_id, &filter, after, None, limit + 1)
         .await?;
-    Ok(axum::Json(page_of(events, limit, |e| {
-        e.event.tenant_sequence
-    })))
+    Ok(axum::Json(page_of(
+        events,
+        limit,
+        |e| e.event.tenant_sequence,
+        EventOut::from,
+    )))
 }
 
 async fn list_platform_events(
@@ -257,7 +268,12 @@ async fn list_platform_events(
         .audit()
         .platform_page(&filter, after, limit + 1)
         .await?;
-    Ok(axum::Json(page_of(events, limit, |e| e.position)))
+    Ok(axum::Json(page_of(
+        events,
+        limit,
+        |e| e.position,
+        EventOut::from,
+    )))
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -423,28 +439,18 @@ async fn list_checkpoints(
     scope: TenantScope,
     Query(params): Query<CheckpointParams>,
 ) -> Result<axum::Json<ListOut<CheckpointOut>>, ApiError> {
-    let limit = PageParams::new(params.limit, None).limit()?;
-    let after = params.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::unprocessable(
-            "invalid_after",
-            "after must be a sequence number of 0 or more",
-        ));
-    }
-    let mut page = state
+    let (after, limit) = after_and_limit(params.after, params.limit)?;
+    let page = state
         .store
         .audit()
         .checkpoints(scope.tenant_id, after, limit + 1)
         .await?;
-    let more = page.len() as i64 > limit;
-    page.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = more
-        .then(|| page.last().map(|c| c.sequence.to_string()))
-        .flatten();
-    Ok(axum::Json(ListOut {
-        data: page.into_iter().map(CheckpointOut::from).collect(),
-        next_cursor,
-    }))
+    Ok(axum::Json(page_of(
+        page,
+        limit,
+        |c| c.sequence,
+        CheckpointOut::from,
+    )))
 }
 
 async fn post_checkpoint(
