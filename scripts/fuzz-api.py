@@ -189,6 +189,10 @@ def main():
             "TENANTRY_PUBLIC_RATE_LIMIT": "1000000",
             "TENANTRY_SIGN_IN_RATE_LIMIT": "1000000",
             "TENANTRY_SIGN_IN_MAX_FAILURES": "1000000",
+            # A live event stream ends at its age: a fuzzer reads each to its
+            # end, so each ends soon (its behaviour is the test suite's).
+            "TENANTRY_STREAM_MAX_AGE": "300ms",
+            "TENANTRY_STREAMS_PER_CALLER": "1000",
             "RUST_LOG": "warn",
         })
         server_log = open(data_dir / "server.log", "w")

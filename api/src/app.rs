@@ -163,6 +163,10 @@ async fn start_state(
             config.jwt_secret_bytes(),
         )),
         auth_cache: Arc::default(),
+        streams: Arc::new(crate::streams::Streams::new(
+            config.streams_per_tenant,
+            config.streams_per_caller,
+        )),
         stripe: config
             .stripe
             .as_ref()
@@ -297,6 +301,12 @@ impl Application {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = router(self.state.clone());
+        // A graceful shutdown waits for open responses: end the streams.
+        let streams = self.state.streams.clone();
+        let signal = async move {
+            signal.await;
+            streams.close();
+        };
         tracing::info!(addr = %self.listener.local_addr()?, "tenantry listening");
         let served = axum::serve(
             self.listener,

@@ -51,6 +51,16 @@ pub struct Config {
     /// past its last checkpoint, or at all once `checkpoint_interval` passed.
     pub checkpoint_every_events: u32,
     pub checkpoint_interval: Duration,
+    /// Live event streams open at once in this process, per tenant and per
+    /// caller (`TENANTRY_STREAMS_PER_TENANT`, `TENANTRY_STREAMS_PER_CALLER`).
+    pub streams_per_tenant: u32,
+    pub streams_per_caller: u32,
+    /// How often an idle stream sends a heartbeat, and how often any stream
+    /// checks that its caller may still read it (`TENANTRY_STREAM_HEARTBEAT`).
+    pub stream_heartbeat: Duration,
+    /// How long one stream lasts before the server ends it, and the client
+    /// reconnects with `Last-Event-ID` (`TENANTRY_STREAM_MAX_AGE`).
+    pub stream_max_age: Duration,
     /// `None`: emails are written to the log instead of sent.
     pub smtp_url: Option<SecretString>,
     pub email_from: String,
@@ -275,6 +285,10 @@ impl Config {
         let email_max_attempts = positive("TENANTRY_EMAIL_MAX_ATTEMPTS", 8)?;
         let checkpoint_every_events = positive("TENANTRY_CHECKPOINT_EVERY_EVENTS", 1000)?;
         let checkpoint_interval = duration("TENANTRY_CHECKPOINT_INTERVAL", "10m")?;
+        let streams_per_tenant = positive("TENANTRY_STREAMS_PER_TENANT", 100)?;
+        let streams_per_caller = positive("TENANTRY_STREAMS_PER_CALLER", 5)?;
+        let stream_heartbeat = duration("TENANTRY_STREAM_HEARTBEAT", "15s")?;
+        let stream_max_age = duration("TENANTRY_STREAM_MAX_AGE", "1h")?;
         let public_rate_limit = positive("TENANTRY_PUBLIC_RATE_LIMIT", 30)?;
         let sign_in_rate_limit = positive("TENANTRY_SIGN_IN_RATE_LIMIT", 60)?;
         let sign_in_max_failures = positive("TENANTRY_SIGN_IN_MAX_FAILURES", 10)?;
@@ -378,6 +392,10 @@ impl Config {
             audit_keys: std::sync::Arc::new(audit_keys),
             checkpoint_every_events,
             checkpoint_interval,
+            streams_per_tenant,
+            streams_per_caller,
+            stream_heartbeat,
+            stream_max_age,
             smtp_url,
             email_from,
             invitation_ttl,

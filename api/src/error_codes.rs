@@ -198,6 +198,11 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (422, "invalid_after", ""),
     (422, "invalid_format", "an export's `format`: ndjson or csv"),
     (422, "invalid_sequence_range", ""),
+    (
+        422,
+        "invalid_last_event_id",
+        "an event stream's `Last-Event-ID`: the sequence of the last event received",
+    ),
     (422, "invalid_include", ""),
     (422, "invalid_reason", ""),
     (422, "invalid_settings", ""),
@@ -229,6 +234,11 @@ pub const CODES: &[(u16, &str, &str)] = &[
         429,
         "rate_limited",
         "`Retry-After` and `details.retry_after_seconds`",
+    ),
+    (
+        429,
+        "too_many_streams",
+        "`details.scope` (`caller` or `tenant`) and `details.limit`: close a stream first",
     ),
     (
         500,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
@@ -202,26 +202,9 @@ pub async fn guard(
                 authenticate(&app, &parts).await?;
                 return Err(tenant_not_found());
             };
-            let (principal, standing) = authenticate_in(&app, &parts, Some(tenant_id)).await?;
-            let acting_on_self = matches!(access, Access::TenantOrSelf(_))
-                && matches!(&principal, Principal::User(c) if param("user_id") == Some(c.user_id));
-            let scope = authorize(
-                tenant_id,
-                principal.clone(),
-                standing,
-                &parts.method,
-                path,
-                app.now(),
-                app.config.billing_grace,
-            )?;
-            let needed: &[Permission] = match &access {
-                Access::Tenant(p) | Access::TenantOrSelf(p) => std::slice::from_ref(p),
-                Access::TenantAny(ps) => ps,
-                _ => &[],
-            };
-            if !needed.iter().any(|p| scope.has(*p)) && !acting_on_self {
-                return Err(missing_permissions(needed));
-            }
+            let self_id = param("user_id");
+            let scope = tenant_scope(&app, &parts.headers, &parts.method, path, access, tenant_id, self_id).await?;
+            let principal = scope.principal.clone();
             parts.extensions.insert(scope);
             principal
         }
@@ -231,15 +214,65 @@ pub async fn guard(
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
+/// The caller's standing in the tenant, checked against the route's
+/// access: who they are, that the tenant is visible to them and open to
+/// this method, and that they hold what the route needs (or act on
+/// themselves, `self_id`, where the route allows it).
+async fn tenant_scope(
+    app: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &'static str,
+    access: Access,
+    tenant_id: Uuid,
+    self_id: Option<Uuid>,
+) -> Result<TenantScope, ApiError> {
+    let (principal, standing) = authenticate_in(app, headers, Some(tenant_id)).await?;
+    let acting_on_self = matches!(access, Access::TenantOrSelf(_))
+        && matches!(&principal, Principal::User(c) if self_id == Some(c.user_id));
+    let scope = authorize(
+        tenant_id,
+        principal,
+        standing,
+        method,
+        path,
+        app.now(),
+        app.config.billing_grace,
+    )?;
+    let needed: &[Permission] = match &access {
+        Access::Tenant(p) | Access::TenantOrSelf(p) => std::slice::from_ref(p),
+        Access::TenantAny(ps) => ps,
+        _ => &[],
+    };
+    if !needed.iter().any(|p| scope.has(*p)) && !acting_on_self {
+        return Err(missing_permissions(needed));
+    }
+    Ok(scope)
+}
+
+/// Whether the caller of a response that lasts (an event stream) may still
+/// have it: asked again and again with the request's own headers while it
+/// lasts. An error says why not: the session or key was revoked or expired
+/// (401), the tenant is no longer visible to them (404), or they no longer
+/// hold the permission (403).
+pub async fn still_allowed(
+    app: &AppState,
+    headers: &HeaderMap,
+    path: &'static str,
+    access: Access,
+    tenant_id: Uuid,
+) -> Result<(), ApiError> {
+    tenant_scope(app, headers, &Method::GET, path, access, tenant_id, None)
+        .await
+        .map(drop)
+}
+
 /// The bearer token of the request. An Authorization header that is there
 /// but holds no readable bearer token (another scheme, bytes that are not
 /// text) is an invalid credential, not a missing one.
-fn presented_token(parts: &Parts) -> Result<&str, ApiError> {
-    bearer(parts).ok_or_else(|| {
-        if parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-        {
+fn presented_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    bearer(headers).ok_or_else(|| {
+        if headers.contains_key(axum::http::header::AUTHORIZATION) {
             invalid_token()
         } else {
             ApiError::unauthorized("missing_token", "this endpoint needs a bearer token")
@@ -251,7 +284,7 @@ fn presented_token(parts: &Parts) -> Result<&str, ApiError> {
 fn check_metrics_token(app: &AppState, parts: &Parts) -> Result<(), ApiError> {
     use secrecy::ExposeSecret;
     use subtle::ConstantTimeEq;
-    let token = presented_token(parts)?;
+    let token = presented_token(&parts.headers)?;
     let expected = app.config.metrics_token.expose_secret().as_bytes();
     if bool::from(token.as_bytes().ct_eq(expected)) {
         Ok(())
@@ -320,7 +353,7 @@ fn invalid_token() -> ApiError {
 
 /// Establish who is calling from the bearer token.
 pub async fn authenticate(app: &AppState, parts: &Parts) -> Result<Principal, ApiError> {
-    authenticate_in(app, parts, None)
+    authenticate_in(app, &parts.headers, None)
         .await
         .map(|(principal, _)| principal)
 }
@@ -329,10 +362,10 @@ pub async fn authenticate(app: &AppState, parts: &Parts) -> Result<Principal, Ap
 /// read in the same query as their session or key.
 async fn authenticate_in(
     app: &AppState,
-    parts: &Parts,
+    headers: &HeaderMap,
     tenant_id: Option<Uuid>,
 ) -> Result<(Principal, TenantAccess), ApiError> {
-    let token = presented_token(parts)?;
+    let token = presented_token(headers)?;
     if token.starts_with(API_KEY_PREFIX) {
         let (key, standing) = authenticate_key(app, token).await?;
         return Ok((Principal::ApiKey(key), standing));

@@ -26,6 +26,7 @@ pub mod routes;
 pub mod secret_file;
 pub mod service;
 pub mod state;
+pub mod streams;
 pub mod stripe_api;
 pub mod stripe_signature;
 pub mod telemetry;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub email_hasher: Arc<EmailHasher>,
     /// The guard's standing of sessions and API keys (`auth_cache`).
     pub auth_cache: Arc<crate::auth_cache::AuthCache>,
+    /// Live event streams' bounds, and their end at shutdown.
+    pub streams: Arc<crate::streams::Streams>,
     /// Stripe's API; `None`: manual mode (`TENANTRY_STRIPE_SECRET_KEY` unset).
     pub stripe: Option<crate::stripe_api::StripeApi>,
 }

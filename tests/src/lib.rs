@@ -257,10 +257,18 @@ impl TestApp {
             r.headers().contains_key("x-request-id"),
             "every response has x-request-id"
         );
-        let json = r
+        let content_type = r
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if content_type.as_deref() == Some("text/event-stream") {
+            // A live stream does not end: its status is the answer
+            // (`TestApp::stream` reads one).
+            return (status, Value::String("text/event-stream".into()));
+        }
+        let json = content_type
+            .as_deref()
             .is_none_or(|v| v.starts_with("application/json"));
         let text = r.text().await.expect("body");
         let value = if text.is_empty() {
@@ -272,6 +280,38 @@ impl TestApp {
             Value::String(text)
         };
         (status, value)
+    }
+
+    /// Open a Server-Sent Events stream (`Last-Event-ID` when given): its
+    /// status, and the stream to read when it is 200 (the error body else).
+    pub async fn stream(
+        &self,
+        path: &str,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> (u16, Result<EventStream, Value>) {
+        let mut req = self.client.get(self.url(path)).bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        if status != 200 {
+            return (status, Err(r.json().await.expect("JSON error body")));
+        }
+        let content_type = r.headers().get("content-type").cloned();
+        assert_eq!(
+            content_type.as_ref().and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        (
+            status,
+            Ok(EventStream {
+                response: r,
+                buffer: String::new(),
+                ended: false,
+            }),
+        )
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
@@ -487,4 +527,81 @@ impl Drop for DbProxy {
     fn drop(&mut self) {
         self.abort_all();
     }
+}
+
+/// One Server-Sent Event (comments are skipped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseMessage {
+    pub id: Option<String>,
+    /// `None`: the default, `message`.
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl SseMessage {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).expect("JSON data")
+    }
+}
+
+/// A live stream read event by event (`TestApp::stream`).
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+    ended: bool,
+}
+
+impl EventStream {
+    /// The next event, or `None` once the server closed the stream. Panics
+    /// when none arrives within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<SseMessage> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            while let Some(at) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..at + 2).collect();
+                if let Some(message) = parse_sse(&block) {
+                    return Some(message);
+                }
+            }
+            if self.ended {
+                return None;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no event within {within:?}"))
+                .expect("the stream reads");
+            match chunk {
+                Some(bytes) => self
+                    .buffer
+                    .push_str(std::str::from_utf8(&bytes).expect("UTF-8")),
+                None => self.ended = true,
+            }
+        }
+    }
+}
+
+fn parse_sse(block: &str) -> Option<SseMessage> {
+    let mut message = SseMessage {
+        id: None,
+        event: None,
+        data: String::new(),
+    };
+    let mut any = false;
+    for line in block.lines() {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => message.id = Some(value.to_string()),
+            "event" => message.event = Some(value.to_string()),
+            "data" => {
+                if any {
+                    message.data.push('\n');
+                }
+                message.data.push_str(value);
+                any = true;
+            }
+            _ => {}
+        }
+    }
+    any.then_some(message)
 }

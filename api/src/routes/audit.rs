@@ -2,11 +2,15 @@
 //! hashes and filters, the platform's own events, the chain exported
 //! (NDJSON or CSV) and verified.
 
+use std::convert::Infallible;
+
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tenantry_domain::access::Permission;
@@ -19,6 +23,7 @@ use crate::extract::{ListOut, PageParams, Query};
 use crate::guard::{Access, TenantScope};
 use crate::routes::Route;
 use crate::service::audit::{self, ExportFormat};
+use crate::service::event_stream;
 use crate::service::tenants::record_tenant;
 use crate::state::AppState;
 
@@ -34,6 +39,11 @@ pub fn routes() -> Vec<Route> {
         .query::<EventParams>()
         .answers_page::<EventOut>()
         .errors(&["invalid_limit", "invalid_after"]),
+        Route::get(STREAM, In(Permission::AuditRead), stream)
+            .summary("The tenant's events as they commit (Server-Sent Events): each event's `id` is its sequence; resume after a disconnect with the `Last-Event-ID` header (or `after`) and nothing is missed or repeated; comments as heartbeats; a last `end` event says why the server ended it")
+            .query::<StreamParams>()
+            .answers_media(StatusCode::OK, "text/event-stream")
+            .errors(&["invalid_last_event_id", "invalid_after", "too_many_streams"]),
         Route::get("/v1/admin/events", Access::PlatformAdmin, list_platform_events)
             .summary("The platform's own events (people's chains: users, sign-ins, sessions) in the global order, with their hashes and the same filters")
             .query::<EventParams>()
@@ -274,6 +284,89 @@ async fn list_platform_events(
         |e| e.position,
         EventOut::from,
     )))
+}
+
+const STREAM: &str = "/v1/tenants/{tid}/events/stream";
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct StreamParams {
+    /// Send the events after this sequence (the `Last-Event-ID` header
+    /// wins when both are given); absent: only events to come.
+    #[param(minimum = 0)]
+    after: Option<i64>,
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    headers: HeaderMap,
+    Query(params): Query<StreamParams>,
+) -> Result<Response, ApiError> {
+    record_tenant(scope.tenant_id);
+    let resumed = match headers.get("last-event-id") {
+        None => None,
+        Some(raw) => Some(
+            raw.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "invalid_last_event_id",
+                        "Last-Event-ID is the sequence of the last event received, 0 or more",
+                    )
+                })?,
+        ),
+    };
+    let after = match resumed.or(params.after) {
+        Some(after) if after < 0 => {
+            return Err(ApiError::unprocessable(
+                "invalid_after",
+                "after must be a sequence number of 0 or more",
+            ))
+        }
+        Some(after) => after,
+        None => state
+            .store
+            .audit()
+            .head(scope.tenant_id)
+            .await?
+            .map_or(0, |(sequence, _)| sequence),
+    };
+    let slot = state
+        .streams
+        .open(scope.tenant_id, scope.principal.actor().label())?;
+    let opener = event_stream::Opener {
+        tenant_id: scope.tenant_id,
+        headers,
+        path: STREAM,
+        access: Access::Tenant(Permission::AuditRead),
+        after,
+        slot,
+    };
+    let events = event_stream::live(state, opener).map(|item| Ok::<_, Infallible>(sse_event(item)));
+    Ok(Sse::new(events).into_response())
+}
+
+/// An item of the live stream as Server-Sent Events write it.
+fn sse_event(item: event_stream::Item) -> SseEvent {
+    use event_stream::Item;
+    match item {
+        Item::Opened { retry } => SseEvent::default().retry(retry).comment("open"),
+        Item::Event(e) => {
+            let id = e.event.tenant_sequence.to_string();
+            SseEvent::default()
+                .id(id)
+                .json_data(EventOut::from(*e))
+                .unwrap_or_else(|_| SseEvent::default().comment("an event that did not encode"))
+        }
+        Item::Heartbeat => SseEvent::default().comment("heartbeat"),
+        Item::End { reason, message } => SseEvent::default()
+            .event("end")
+            .json_data(serde_json::json!({ "reason": reason, "message": message }))
+            .unwrap_or_else(|_| SseEvent::default().event("end")),
+    }
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]

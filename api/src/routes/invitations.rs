@@ -302,7 +302,7 @@ async fn accept_invitation(
 ) -> Result<(SecretResponse, axum::Json<AcceptedOut>), ApiError> {
     // An unknown or used link is 404 or 410 before credentials are read.
     by_token(&state, &token).await?;
-    let signed_in = match crate::credentials::bearer(&parts) {
+    let signed_in = match crate::credentials::bearer(&parts.headers) {
         Some(_) => match authenticate(&state, &parts).await? {
             Principal::User(caller) => Some(caller),
             Principal::ApiKey(_) => {

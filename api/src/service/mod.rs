@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod audit;
 pub mod billing;
 pub mod billing_reconcile;
+pub mod event_stream;
 pub mod invitations;
 pub mod llm_keys;
 pub mod memberships;

@@ -58,6 +58,7 @@ const SPEC: &[(&str, &str, Need)] = &[
     ("POST", "/v1/tenants/{tid}/suspend", Admin),
     ("POST", "/v1/tenants/{tid}/reactivate", Admin),
     ("GET", "/v1/tenants/{tid}/events", Perm("audit.read")),
+    ("GET", "/v1/tenants/{tid}/events/stream", Perm("audit.read")),
     ("GET", "/v1/admin/events", Admin),
     ("GET", "/v1/tenants/{tid}/audit/export", Perm("audit.read")),
     ("GET", "/v1/tenants/{tid}/audit/verify", Perm("audit.read")),

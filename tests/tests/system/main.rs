@@ -9,6 +9,7 @@ mod audit;
 mod billing;
 mod budgets;
 mod event_store;
+mod event_stream;
 mod hardening;
 mod hostile;
 mod http;
