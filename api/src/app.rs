@@ -49,11 +49,31 @@ pub enum StartError {
          add them back (run `tenantry keys rotate` before removing a master key)"
     )]
     MissingMasterKeys { missing: String },
+    #[error(
+        "TENANTRY_LOOKUP_KEY: this database's email addresses were hashed with another lookup key; \
+         configure the one it was installed with (or copy the data directory's lookup_key)"
+    )]
+    LookupKeyChanged,
+}
+
+/// Refuse to start with another lookup key than the installation's: nobody
+/// would be found by their address, and every address could register again.
+pub async fn check_lookup_key(store: &Store, config: &Config) -> Result<(), StartError> {
+    let fingerprint = crate::personal::PersonalData::from_config(config).lookup_key_fingerprint();
+    let kept = store
+        .installation_value("lookup_key_fingerprint", &fingerprint)
+        .await
+        .map_err(|e| StartError::Query(e.to_string()))?;
+    if kept == fingerprint {
+        Ok(())
+    } else {
+        Err(StartError::LookupKeyChanged)
+    }
 }
 
 /// Refuse to start when a live data key's master key is not configured:
 /// its secrets would fail at call time instead.
-async fn check_master_keys(store: &Store, config: &Config) -> Result<(), StartError> {
+pub async fn check_master_keys(store: &Store, config: &Config) -> Result<(), StartError> {
     let in_use = store
         .vault()
         .master_key_ids_in_use()
@@ -127,15 +147,17 @@ async fn start_state(
     .await?;
     let store = Store::new(pool.clone());
     check_master_keys(&store, &config).await?;
+    check_lookup_key(&store, &config).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let projector_config = ProjectorConfig {
         poll_interval: config.projector_poll,
         own_announcement: Some(store.announcement().to_owned()),
         ..ProjectorConfig::default()
     };
+    let personal = Arc::new(crate::personal::PersonalData::from_config(&config));
     let (projector, projector_tasks) = ProjectorRuntime::start(
         pool.clone(),
-        tenantry_projections::all(),
+        tenantry_projections::all(personal.clone()),
         projector_config,
         shutdown_rx,
     );
@@ -159,9 +181,7 @@ async fn start_state(
         )),
         outages: Arc::new(crate::outage::Outages::default()),
         clock,
-        email_hasher: Arc::new(crate::credentials::EmailHasher::derive(
-            config.jwt_secret_bytes(),
-        )),
+        personal: personal.clone(),
         auth_cache: Arc::default(),
         streams: Arc::new(crate::streams::Streams::new(
             config.streams_per_tenant,
@@ -356,9 +376,10 @@ async fn bootstrap_admin(state: &AppState) -> Result<(), StartError> {
     ) else {
         return Ok(());
     };
+    let email_hash = state.personal.hash_normalized(&email.trim().to_lowercase());
     let exists = state
         .store
-        .user_by_email(&email)
+        .user_by_email_hash(email_hash.as_str())
         .await
         .map_err(|e| StartError::Bootstrap(e.to_string()))?;
     if exists.is_some() {
@@ -374,6 +395,7 @@ async fn bootstrap_admin(state: &AppState) -> Result<(), StartError> {
         zeroize::Zeroizing::new(secrecy::ExposeSecret::expose_secret(&password).to_string());
     match crate::service::users::register_user(
         &state.store,
+        &state.personal,
         &email,
         "Platform Admin",
         password,

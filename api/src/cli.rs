@@ -580,15 +580,15 @@ pub async fn rotate(
 }
 
 async fn rebuild(config: &Config, only: Option<&str>) -> Result<(), String> {
-    let projections: Vec<_> = tenantry_projections::all()
-        .into_iter()
+    let opener = std::sync::Arc::new(crate::personal::PersonalData::from_config(config));
+    let all = tenantry_projections::all(opener);
+    let known: Vec<_> = all.iter().map(|p| p.name()).collect();
+    let projections: Vec<_> = all
+        .iter()
         .filter(|p| only.is_none_or(|n| n == p.name()))
+        .cloned()
         .collect();
     if projections.is_empty() {
-        let known: Vec<_> = tenantry_projections::all()
-            .iter()
-            .map(|p| p.name())
-            .collect();
         return Err(format!(
             "no projection named {:?}; known: {}",
             only.unwrap_or(""),
@@ -624,14 +624,22 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
         .await
         .map_err(|e| e.to_string())?;
     let store = Store::new(pool);
+    crate::app::check_master_keys(&store, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::app::check_lookup_key(&store, config)
+        .await
+        .map_err(|e| e.to_string())?;
     let meta = EventMetadata::new(
         PLATFORM_TENANT,
         Actor::system("cli"),
         None,
         chrono::Utc::now(),
     );
+    let personal = crate::personal::PersonalData::from_config(config);
     let result =
-        crate::service::users::register_user(&store, email, name, password, true, &meta).await;
+        crate::service::users::register_user(&store, &personal, email, name, password, true, &meta)
+            .await;
     // Running servers learn of the new user now rather than at their next poll.
     let _ = store.announce().await;
     store.close().await;

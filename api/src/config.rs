@@ -35,6 +35,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub jwt_secret: SecretString,
+    /// The key of the email addresses' keyed hashes (`TENANTRY_LOOKUP_KEY`):
+    /// how sign-in, uniqueness and invitations find an address that no
+    /// table holds. Changing it loses every account's email; keep it.
+    pub lookup_key: SecretString,
     pub bootstrap_admin_email: Option<String>,
     pub bootstrap_admin_password: Option<SecretString>,
     pub public_url: String,
@@ -222,6 +226,13 @@ impl Config {
             Some(s) => Some(SecretString::from(s)),
             None => None,
         };
+        let configured_lookup_key = match get("TENANTRY_LOOKUP_KEY") {
+            Some(s) if s.len() < 32 => {
+                return Err(bad("TENANTRY_LOOKUP_KEY", "must be at least 32 characters"))
+            }
+            Some(s) => Some(SecretString::from(s)),
+            None => None,
+        };
         let configured_metrics_token = match get("TENANTRY_METRICS_TOKEN") {
             Some(s) if s.len() < 32 => {
                 return Err(bad(
@@ -306,6 +317,14 @@ impl Config {
                 secret
             }
         };
+        let lookup_key = match configured_lookup_key {
+            Some(key) => key,
+            None => {
+                let (key, new) = kept_or_new_secret(&data_dir, "lookup_key");
+                generated.extend(new);
+                key
+            }
+        };
         let metrics_token = match configured_metrics_token {
             Some(token) => token,
             None => {
@@ -380,6 +399,7 @@ impl Config {
             listen,
             data_dir,
             jwt_secret,
+            lookup_key,
             bootstrap_admin_email,
             bootstrap_admin_password,
             public_url,
@@ -438,6 +458,10 @@ impl Config {
 
     pub fn jwt_secret_bytes(&self) -> &[u8] {
         self.jwt_secret.expose_secret().as_bytes()
+    }
+
+    pub fn lookup_key_bytes(&self) -> &[u8] {
+        self.lookup_key.expose_secret().as_bytes()
     }
 }
 

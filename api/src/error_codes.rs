@@ -87,6 +87,12 @@ pub const CODES: &[(u16, &str, &str)] = &[
     (404, "approval_not_found", ""),
     (409, "cannot_revoke_own_admin", ""),
     (409, "cannot_deactivate_self", ""),
+    (409, "cannot_erase_self", ""),
+    (
+        409,
+        "user_erased",
+        "the person was erased: their account is closed for good",
+    ),
     (409, "plan_key_taken", ""),
     (
         409,
@@ -297,6 +303,7 @@ pub const FIELD_CODES: &[(&str, &str)] = &[
     ("api_key_too_long", "over 4 KiB"),
     ("user_not_found", "a user id that names nobody"),
     ("user_deactivated", "a user id of a deactivated user"),
+    ("user_erased", "a user id of an erased person"),
     ("invalid_price", "a plan's price below 0"),
     ("invalid_currency", "not three lowercase letters"),
     (

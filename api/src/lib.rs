@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod outage;
+pub mod personal;
 pub mod request_id;
 pub mod responses;
 pub mod routes;

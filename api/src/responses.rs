@@ -13,8 +13,9 @@ use uuid::Uuid;
 #[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct UserOut {
     pub id: Uuid,
-    pub email: String,
-    pub name: String,
+    /// `null` once the person is erased (`status: erased`).
+    pub email: Option<String>,
+    pub name: Option<String>,
     pub status: String,
     pub is_platform_admin: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -69,14 +70,16 @@ impl From<MembershipRow> for MembershipOut {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct InvitationOut {
     id: Uuid,
-    email: String,
+    /// `null` once the person with this address is erased.
+    email: Option<String>,
     role: String,
     status: String,
     invited_by: Option<Uuid>,
     invited_by_name: Option<String>,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-    /// Delivery of the latest email: `pending`, `sent`, `failed`, `superseded`.
+    /// Delivery of the latest email: `pending`, `sent`, `failed`,
+    /// `superseded`, `erased` (not sent: its person was erased).
     email_status: Option<String>,
     email_attempts: Option<i32>,
 }

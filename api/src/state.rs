@@ -6,7 +6,7 @@ use std::time::Duration;
 use tenantry_projections::{ProjectorRuntime, ReadModels, Written};
 
 use crate::config::Config;
-use crate::credentials::{EmailHasher, JwtKeys};
+use crate::credentials::JwtKeys;
 use crate::store::Store;
 use crate::throttle::{AddressLimiter, SignInThrottle};
 
@@ -27,8 +27,8 @@ pub struct AppState {
     pub outages: Arc<crate::outage::Outages>,
     /// The application's time (a test moves it by hand).
     pub clock: Arc<dyn crate::clock::Clock>,
-    /// Keyed hashes of email addresses nobody has, for `SignInFailed`.
-    pub email_hasher: Arc<EmailHasher>,
+    /// People's data: sealed before commands, addresses hashed for lookups.
+    pub personal: Arc<crate::personal::PersonalData>,
     /// The guard's standing of sessions and API keys (`auth_cache`).
     pub auth_cache: Arc<crate::auth_cache::AuthCache>,
     /// Live event streams' bounds, and their end at shutdown.

@@ -224,16 +224,15 @@ pub fn seal(
     binding: Binding<'_>,
     secret: &[u8],
 ) -> Result<Vec<u8>, VaultError> {
+    seal_bound(data_key, &binding.aad(), secret)
+}
+
+/// Seal bytes under a data key, bound to `aad` (what they may be opened as):
+/// `01 | nonce(12) | ct+tag`.
+pub fn seal_bound(data_key: &DataKey, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>, VaultError> {
     let n = nonce();
-    let aad = binding.aad();
     let sealed = cipher(&data_key.0)
-        .encrypt(
-            Nonce::from_slice(&n),
-            Payload {
-                msg: secret,
-                aad: &aad,
-            },
-        )
+        .encrypt(Nonce::from_slice(&n), Payload { msg: secret, aad })
         .map_err(|_| VaultError::Encrypt)?;
     Ok([[VERSION].as_slice(), &n, &sealed].concat())
 }
@@ -244,6 +243,15 @@ pub fn open(
     binding: Binding<'_>,
     ciphertext: &[u8],
 ) -> Result<Zeroizing<String>, VaultError> {
+    open_bound(data_key, &binding.aad(), ciphertext)
+}
+
+/// Open what [`seal_bound`] sealed with the same `aad`, as text.
+pub fn open_bound(
+    data_key: &DataKey,
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Zeroizing<String>, VaultError> {
     let (&version, rest) = ciphertext.split_first().ok_or(VaultError::Malformed)?;
     if version != VERSION {
         return Err(VaultError::UnknownVersion(version));
@@ -252,16 +260,9 @@ pub fn open(
         return Err(VaultError::Malformed);
     }
     let (n, sealed) = rest.split_at(NONCE_LEN);
-    let aad = binding.aad();
     let plain = Zeroizing::new(
         cipher(&data_key.0)
-            .decrypt(
-                Nonce::from_slice(n),
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
+            .decrypt(Nonce::from_slice(n), Payload { msg: sealed, aad })
             .map_err(|_| VaultError::Decrypt)?,
     );
     String::from_utf8(plain.to_vec())

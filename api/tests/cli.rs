@@ -50,7 +50,21 @@ impl Drop for Db {
     }
 }
 
+/// Run the binary as one process of an installation: the secrets its
+/// processes share are set (each run has its own data directory).
 fn tenantry(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let shared = [
+        ("TENANTRY_LOOKUP_KEY", LOOKUP_KEY),
+        (
+            "TENANTRY_MASTER_KEYS",
+            "cli:Y2xpLW1hc3Rlci1rZXktY2xpLW1hc3Rlci1rZXktMDE=",
+        ),
+    ];
+    tenantry_with(args, &[&shared[..], env].concat(), stdin)
+}
+
+/// Run the binary with exactly `env` (and a fresh data directory).
+fn tenantry_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
     let data_dir = std::env::temp_dir().join(format!("tenantry-cli-{}", uuid::Uuid::now_v7()));
     let mut cmd = Command::new(BIN);
     cmd.args(args)
@@ -74,6 +88,8 @@ fn tenantry(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output 
     let _ = std::fs::remove_dir_all(data_dir);
     out
 }
+
+const LOOKUP_KEY: &str = "cli-lookup-key-cli-lookup-key-0123";
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
@@ -170,6 +186,32 @@ fn create_platform_admin_reads_the_password_from_stdin_and_rebuild_replays_it() 
     );
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("email_taken"));
+
+    // Another lookup key would find nobody by their address: refused.
+    let other = tenantry(
+        &[
+            "admin",
+            "create-platform-admin",
+            "--email",
+            "ops@x.io",
+            "--name",
+            "Ops",
+        ],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            (
+                "TENANTRY_LOOKUP_KEY",
+                "another-lookup-key-another-lookup-key",
+            ),
+        ],
+        Some("s3cret-password\n"),
+    );
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        stderr(&other).contains("TENANTRY_LOOKUP_KEY: this database's email addresses were hashed with another lookup key"),
+        "{}",
+        stderr(&other)
+    );
 
     let out = tenantry(&["projections", "rebuild"], &env, None);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -289,7 +331,7 @@ fn keys_rotate_rewraps_under_the_active_master_and_serve_refuses_missing_ids() {
 #[test]
 fn a_generated_secret_is_announced_in_the_log() {
     let db = Db::new();
-    let out = tenantry(&["migrate"], &[("DATABASE_URL", &db.url())], None);
+    let out = tenantry_with(&["migrate"], &[("DATABASE_URL", &db.url())], None);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(

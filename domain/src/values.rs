@@ -263,6 +263,83 @@ impl Email {
     }
 }
 
+/// A person's data as events keep it: sealed under that person's data key
+/// by the API before a command, opened by the read models
+/// (`pd1:<data key id>:<base64url(nonce ‖ ciphertext)>`, `docs/AUDIT.md`,
+/// "Erasure"). The domain only carries it. Destroying the key erases the
+/// value in every event at once, and the events and their hashes stay.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sealed(String);
+
+impl Sealed {
+    pub const PREFIX: &'static str = "pd1:";
+
+    /// A sealed value as the vault wrote it: `pd1:<uuid>:<text>`.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let ok = raw
+            .strip_prefix(Self::PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+            .is_some_and(|(key, body)| uuid::Uuid::parse_str(key).is_ok() && !body.is_empty());
+        if ok {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err(ValueError::new("invalid_sealed", "not a sealed value"))
+        }
+    }
+
+    /// The data key it is sealed under.
+    pub fn key_id(&self) -> Option<uuid::Uuid> {
+        let rest = self.0.strip_prefix(Self::PREFIX)?;
+        uuid::Uuid::parse_str(rest.split_once(':')?.0).ok()
+    }
+
+    /// The ciphertext part (after the key id).
+    pub fn body(&self) -> &str {
+        self.0
+            .strip_prefix(Self::PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+            .map_or("", |(_, body)| body)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealed({:?})", self.key_id())
+    }
+}
+
+/// A keyed hash (HMAC-SHA256, lowercase hex) of a normalized email address:
+/// what uniqueness, sign-in and invitations compare, so that finding a
+/// person by their address needs no table to hold the address. The key is
+/// the server's (`TENANTRY_LOOKUP_KEY`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EmailHash(String);
+
+impl EmailHash {
+    /// 64 lowercase hex digits.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let ok = raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if ok {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err(ValueError::new(
+                "invalid_email_hash",
+                "64 lowercase hex digits",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The longest password the policy allows.
 const MAX_PASSWORD_CHARS: usize = 256;
 

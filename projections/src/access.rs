@@ -87,8 +87,9 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct MemberRow {
     pub user_id: Uuid,
-    pub email: String,
-    pub name: String,
+    /// `None` once the person is erased.
+    pub email: Option<String>,
+    pub name: Option<String>,
     pub role: String,
     pub joined_at: DateTime<Utc>,
 }

@@ -1,19 +1,23 @@
 //! The `invitations` read model, and the `outbox` projection that turns
-//! invitation events into emails to send.
+//! invitation events into emails to send. Both open the invitee's sealed
+//! address (`crate::personal`); both forget it when the person with that
+//! address is erased.
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use sqlx::{FromRow, PgConnection, PgPool};
 use tenantry_domain::tenant::TenantEvent;
+use tenantry_domain::user::UserEvent;
 use tenantry_domain::EventCodec;
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::page::Page;
-use crate::runtime::{Apply, ProjectionError, TableProjection};
+use crate::personal::{self, Opener};
+use crate::runtime::{PersonalProjection, ProjectionError};
 
 /// The `invitations` projection.
-pub const PROJECTION: TableProjection = TableProjection {
+pub const PROJECTION: PersonalProjection = PersonalProjection {
     name: "invitations",
     tables: &["invitations_view"],
     reads: &[
@@ -22,9 +26,22 @@ pub const PROJECTION: TableProjection = TableProjection {
         ("tenant", "InvitationRevoked"),
         ("tenant", "InvitationExpired"),
         ("tenant", "InvitationAccepted"),
+        ("user", "UserErased"),
     ],
-    apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
+    apply: |tx, e, opener| apply(tx, e, opener).boxed(),
 };
+
+/// The address of an erased person, by its hash.
+fn erased(e: &StoredEvent) -> Result<Option<String>, ProjectionError> {
+    if e.aggregate_type != "user" {
+        return Ok(None);
+    }
+    match UserEvent::decode(&e.event_type, e.event_version, e.payload.clone()) {
+        Ok(UserEvent::UserErased { email_hash, .. }) => Ok(Some(email_hash.as_str().to_string())),
+        Ok(_) => Ok(None),
+        Err(err) => Err(ProjectionError::decode(e, err)),
+    }
+}
 
 fn tenant_event(e: &StoredEvent) -> Result<Option<TenantEvent>, ProjectionError> {
     if e.aggregate_type != "tenant" {
@@ -35,7 +52,18 @@ fn tenant_event(e: &StoredEvent) -> Result<Option<TenantEvent>, ProjectionError>
         .map_err(|err| ProjectionError::decode(e, err))
 }
 
-async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+async fn apply(
+    tx: &mut PgConnection,
+    e: &StoredEvent,
+    opener: &dyn Opener,
+) -> Result<(), ProjectionError> {
+    if let Some(email_hash) = erased(e)? {
+        sqlx::query("UPDATE invitations_view SET email = NULL WHERE email_hash = $1")
+            .bind(email_hash)
+            .execute(&mut *tx)
+            .await?;
+        return Ok(());
+    }
     let Some(event) = tenant_event(e)? else {
         return Ok(());
     };
@@ -50,16 +78,18 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
         TenantEvent::InvitationCreated {
             invitation_id,
             email,
+            email_hash,
             role,
             invited_by,
             expires_at,
         } => sqlx::query(
-            "INSERT INTO invitations_view (id, tenant_id, email, role, status, invited_by, created_at, updated_at, expires_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6, $7) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO invitations_view (id, tenant_id, email, email_hash, role, status, invited_by, created_at, updated_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $7, $8) ON CONFLICT (id) DO NOTHING",
         )
         .bind(invitation_id)
         .bind(e.tenant_id)
-        .bind(email.as_str().to_string())
+        .bind(personal::open(tx, opener, e, "email", &email).await?)
+        .bind(email_hash.as_str().to_string())
         .bind(role.as_str().to_string())
         .bind(invited_by)
         .bind(at)
@@ -95,23 +125,30 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
 /// InvitationResent. It owns no table a rebuild may empty (emails already
 /// sent must not go out again), and the event's position is unique in the
 /// outbox, so a replay inserts nothing twice.
-pub const OUTBOX: TableProjection = TableProjection {
+pub const OUTBOX: PersonalProjection = PersonalProjection {
     name: "outbox",
     tables: &[],
     reads: &[
         ("tenant", "InvitationCreated"),
         ("tenant", "InvitationResent"),
     ],
-    apply: Apply::EachEvent(|tx, e| apply_outbox(tx, e).boxed()),
+    apply: |tx, e, opener| apply_outbox(tx, e, opener).boxed(),
 };
 
-async fn apply_outbox(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
-    let (invitation_id, token_version, recipient) = match tenant_event(e)? {
+/// A resend goes to the first email's address; an address that no longer
+/// opens (its person erased) queues a row that is not sent (`erased`).
+async fn apply_outbox(
+    tx: &mut PgConnection,
+    e: &StoredEvent,
+    opener: &dyn Opener,
+) -> Result<(), ProjectionError> {
+    let (invitation_id, token_version, sealed) = match tenant_event(e)? {
         Some(TenantEvent::InvitationCreated {
             invitation_id,
             email,
+            email_hash,
             ..
-        }) => (invitation_id, 1, Some(email.as_str().to_string())),
+        }) => (invitation_id, 1, Some((email, email_hash))),
         Some(TenantEvent::InvitationResent {
             invitation_id,
             token_version,
@@ -119,10 +156,21 @@ async fn apply_outbox(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), Proj
         }) => (invitation_id, token_version as i32, None),
         _ => return Ok(()),
     };
+    let (recipient, recipient_hash) = match sealed {
+        Some((email, hash)) => (
+            personal::open(tx, opener, e, "email", &email).await?,
+            Some(hash.as_str().to_string()),
+        ),
+        None => (None, None),
+    };
     sqlx::query(
-        "INSERT INTO email_outbox (id, event_position, tenant_id, invitation_id, token_version, recipient) \
-         VALUES ($1, $2, $3, $4, $5, COALESCE($6, \
-             (SELECT recipient FROM email_outbox WHERE invitation_id = $4 ORDER BY created_at LIMIT 1))) \
+        "WITH first AS (SELECT recipient, recipient_hash FROM email_outbox \
+                         WHERE invitation_id = $4 ORDER BY created_at LIMIT 1), \
+              row AS (SELECT COALESCE($6, (SELECT recipient FROM first)) AS recipient, \
+                             COALESCE($7, (SELECT recipient_hash FROM first), '') AS recipient_hash) \
+         INSERT INTO email_outbox (id, event_position, tenant_id, invitation_id, token_version, recipient, recipient_hash, status) \
+         SELECT $1, $2, $3, $4, $5, row.recipient, row.recipient_hash, \
+                CASE WHEN row.recipient IS NULL THEN 'erased' ELSE 'pending' END FROM row \
          ON CONFLICT (event_position) DO NOTHING",
     )
     .bind(Uuid::now_v7())
@@ -131,6 +179,7 @@ async fn apply_outbox(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), Proj
     .bind(invitation_id)
     .bind(token_version)
     .bind(recipient)
+    .bind(recipient_hash)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -143,7 +192,9 @@ async fn apply_outbox(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), Proj
 pub struct InvitationRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
-    pub email: String,
+    /// `None` once the person with this address is erased.
+    pub email: Option<String>,
+    pub email_hash: String,
     pub role: String,
     pub status: String,
     pub invited_by: Option<Uuid>,
@@ -160,7 +211,7 @@ pub struct InvitationRow {
 /// clock, never the database's, so a test clock governs expiry too.
 fn select(now: &str) -> String {
     format!(
-        "SELECT * FROM (SELECT i.id, i.tenant_id, i.email, i.role, \
+        "SELECT * FROM (SELECT i.id, i.tenant_id, i.email, i.email_hash, i.role, \
             CASE WHEN i.status = 'pending' AND i.expires_at <= {now}::timestamptz THEN 'expired' ELSE i.status END AS status, \
             i.invited_by, u.name AS invited_by_name, i.created_at, i.expires_at, \
             o.status AS email_status, o.attempts AS email_attempts \

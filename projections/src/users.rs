@@ -1,4 +1,6 @@
 //! The `users` read model: one row per user, for admin lists and `/v1/me`.
+//! It holds the person's email and name opened (`crate::personal`) until
+//! they are erased, then neither; and the email's keyed hash.
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
@@ -9,29 +11,35 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::page::Page;
-use crate::runtime::{Apply, ProjectionError, TableProjection};
+use crate::personal::{self, Opener};
+use crate::runtime::{PersonalProjection, ProjectionError};
 use crate::tenants::like_pattern;
 
 /// The `users` projection.
-pub const PROJECTION: TableProjection = TableProjection {
+pub const PROJECTION: PersonalProjection = PersonalProjection {
     name: "users",
     tables: &["users_view"],
     reads: &[("user", "*")],
-    apply: Apply::EachEvent(|tx, e| apply(tx, e).boxed()),
+    apply: |tx, e, opener| apply(tx, e, opener).boxed(),
 };
 
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct UserRow {
     pub id: Uuid,
-    pub email: String,
-    pub name: String,
+    /// `None` once the person is erased.
+    pub email: Option<String>,
+    pub name: Option<String>,
     pub status: String,
     pub is_platform_admin: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+async fn apply(
+    tx: &mut PgConnection,
+    e: &StoredEvent,
+    opener: &dyn Opener,
+) -> Result<(), ProjectionError> {
     if e.aggregate_type != "user" {
         return Ok(());
     }
@@ -44,21 +52,34 @@ async fn apply(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionE
         UserEvent::UserRegistered {
             user_id,
             email,
+            email_hash,
             name,
             platform_admin,
-        } => sqlx::query(
-            "INSERT INTO users_view (id, email, name, status, is_platform_admin, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'active', $4, $5, $5) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(email.as_str().to_string())
-        .bind(name.as_str().to_string())
-        .bind(platform_admin)
-        .bind(at),
-        UserEvent::UserRenamed { name } => {
-            update("UPDATE users_view SET name = $3, updated_at = $2 WHERE id = $1")
-                .bind(name.as_str().to_string())
+        } => {
+            let email = personal::open(tx, opener, e, "email", &email).await?;
+            let name = personal::open(tx, opener, e, "name", &name).await?;
+            // Erased before this was projected: the account is closed too.
+            let status = if email.is_some() { "active" } else { "erased" };
+            sqlx::query(
+                "INSERT INTO users_view (id, email, email_hash, name, status, is_platform_admin, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(email)
+            .bind(email_hash.as_str().to_string())
+            .bind(name)
+            .bind(status)
+            .bind(platform_admin)
+            .bind(at)
         }
+        UserEvent::UserRenamed { name } => {
+            let name = personal::open(tx, opener, e, "name", &name).await?;
+            update("UPDATE users_view SET name = $3, updated_at = $2 WHERE id = $1").bind(name)
+        }
+        UserEvent::UserErased { .. } => update(
+            "UPDATE users_view SET email = NULL, name = NULL, status = 'erased', \
+                    is_platform_admin = false, updated_at = $2 WHERE id = $1",
+        ),
         UserEvent::UserPasswordChanged {} => {
             update("UPDATE users_view SET updated_at = $2 WHERE id = $1")
         }

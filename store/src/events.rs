@@ -82,6 +82,13 @@ pub enum SideWrite {
     DestroyDataKey {
         id: Uuid,
     },
+    /// Erase a person: destroy every data key of the subjects (their own,
+    /// their address's), and make the email outbox forget the address
+    /// (pending emails to it are not sent).
+    ErasePerson {
+        subjects: Vec<Uuid>,
+        email_hash: String,
+    },
     /// Take usage record ids (with their content hashes); refused with
     /// [`Refusal::UsageIdTaken`] when a racing batch took one first.
     TakeUsageIds {
@@ -237,6 +244,13 @@ impl SideWrite {
                 wrapped,
             } => vault::insert_data_key(tx, *id, *tenant_id, master_key_id, wrapped).await?,
             Self::DestroyDataKey { id } => vault::destroy_data_key(tx, *id).await?,
+            Self::ErasePerson {
+                subjects,
+                email_hash,
+            } => {
+                vault::destroy_subject_keys(tx, subjects).await?;
+                crate::outbox::forget_recipient(tx, email_hash).await?;
+            }
         }
         Ok(())
     }

@@ -200,14 +200,27 @@ impl Store {
             .collect())
     }
 
-    /// The user holding an email, if any.
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, sqlx::Error> {
-        let owner = events::claim_owner(
-            self.pool(),
-            ClaimScope::UserEmail,
-            &email.trim().to_lowercase(),
+    /// The installation's value of `name`: kept as `value` when it has none
+    /// yet, and the kept one answered either way.
+    pub async fn installation_value(&self, name: &str, value: &str) -> Result<String, sqlx::Error> {
+        sqlx::query!(
+            "INSERT INTO installation (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            name,
+            value
         )
+        .execute(self.pool())
         .await?;
+        sqlx::query_scalar!("SELECT value FROM installation WHERE name = $1", name)
+            .fetch_one(self.pool())
+            .await
+    }
+
+    /// The user holding an email, found by the email's keyed hash.
+    pub async fn user_by_email_hash(
+        &self,
+        email_hash: &str,
+    ) -> Result<Option<UserId>, sqlx::Error> {
+        let owner = events::claim_owner(self.pool(), ClaimScope::UserEmail, email_hash).await?;
         owner
             .map(|id| {
                 id.parse::<uuid::Uuid>()

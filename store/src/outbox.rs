@@ -5,8 +5,25 @@
 
 use std::time::Duration;
 
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
+
+/// An erased person's address: their pending emails are not sent, and
+/// every row to them forgets the address (and any error that could quote it).
+pub(crate) async fn forget_recipient(
+    tx: &mut PgConnection,
+    email_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE email_outbox SET recipient = NULL, last_error = NULL, \
+                status = CASE WHEN status = 'pending' THEN 'erased' ELSE status END \
+          WHERE recipient_hash = $1",
+        email_hash
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
 
 /// One email to send.
 #[derive(Debug, Clone, FromRow)]
@@ -105,8 +122,9 @@ impl Outbox<'_> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query_as!(
             OutboxRow,
-            "SELECT id, tenant_id, invitation_id, token_version, recipient, attempts FROM email_outbox \
-              WHERE status = 'pending' AND next_attempt_at <= now() \
+            "SELECT id, tenant_id, invitation_id, token_version, recipient AS \"recipient!\", attempts \
+               FROM email_outbox \
+              WHERE status = 'pending' AND recipient IS NOT NULL AND next_attempt_at <= now() \
               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
             limit
         )

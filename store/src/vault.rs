@@ -37,6 +37,21 @@ pub(crate) async fn destroy_data_key(tx: &mut PgConnection, id: Uuid) -> Result<
     Ok(())
 }
 
+/// Crypto-shred every live key of these people (their tombstones stay).
+pub(crate) async fn destroy_subject_keys(
+    tx: &mut PgConnection,
+    subjects: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE data_keys SET wrapped = NULL, master_key_id = NULL, destroyed_at = now() \
+          WHERE subject = ANY($1) AND destroyed_at IS NULL",
+        subjects
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError<E: std::error::Error + 'static> {
     #[error(transparent)]
@@ -60,6 +75,46 @@ pub struct Vault<'a> {
 }
 
 impl Vault<'_> {
+    /// A person's live data key (its id and wrapped material), if any.
+    pub async fn subject_key(&self, subject: Uuid) -> Result<Option<(Uuid, Vec<u8>)>, sqlx::Error> {
+        let row = sqlx::query!(
+            "SELECT id, wrapped AS \"wrapped!\" FROM data_keys \
+              WHERE subject = $1 AND wrapped IS NOT NULL",
+            subject
+        )
+        .fetch_optional(self.pool)
+        .await?;
+        Ok(row.map(|r| (r.id, r.wrapped)))
+    }
+
+    /// Keep a new live data key for a person, unless a racing writer kept
+    /// one first: then that one is answered, and the new one is dropped.
+    pub async fn keep_subject_key(
+        &self,
+        subject: Uuid,
+        id: Uuid,
+        master_key_id: &str,
+        wrapped: &[u8],
+    ) -> Result<(Uuid, Vec<u8>), sqlx::Error> {
+        let inserted = sqlx::query!(
+            "INSERT INTO data_keys (id, subject, master_key_id, wrapped) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (subject) WHERE subject IS NOT NULL AND wrapped IS NOT NULL DO NOTHING",
+            id,
+            subject,
+            master_key_id,
+            wrapped
+        )
+        .execute(self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok((id, wrapped.to_vec()));
+        }
+        self.subject_key(subject)
+            .await?
+            .ok_or_else(|| sqlx::Error::Protocol(format!("no live data key of {subject}")))
+    }
+
     /// A live data key's wrapped material; `None` when destroyed or unknown.
     pub async fn wrapped_data_key(&self, id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
         let wrapped: Option<Option<Vec<u8>>> =

@@ -23,6 +23,10 @@ pub const ADMIN_EMAIL: &str = "root@tenantry.test";
 pub const ADMIN_PASSWORD: &str = "correct horse battery";
 /// The JWT secret of every test server (tests forge expired tokens with it).
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The key of the email addresses' keyed hashes on every test server.
+pub const LOOKUP_KEY: &str = "lookup-key-lookup-key-lookup-key-0123";
+/// The vault's master key on every test server (`id:base64(32 bytes)`).
+pub const MASTER_KEYS: &str = "test:dGVzdC1tYXN0ZXIta2V5LXRlc3QtbWFzdGVyLWtleSE=";
 /// The bearer token `GET /metrics` answers to in tests.
 pub const METRICS_TOKEN: &str = "metrics-token-metrics-token-metrics-0123";
 
@@ -115,6 +119,10 @@ pub fn test_config(db_url: &str, extra: &[(&str, &str)]) -> Config {
         ("TENANTRY_LISTEN", "127.0.0.1:0".to_string()),
         ("TENANTRY_DATA_DIR", data_dir.to_string_lossy().to_string()),
         ("TENANTRY_JWT_SECRET", JWT_SECRET.to_string()),
+        // Every server of a test database shares these, as a deployment's do
+        // (each test server has its own data directory).
+        ("TENANTRY_LOOKUP_KEY", LOOKUP_KEY.to_string()),
+        ("TENANTRY_MASTER_KEYS", MASTER_KEYS.to_string()),
         ("TENANTRY_METRICS_TOKEN", METRICS_TOKEN.to_string()),
         ("TENANTRY_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_string()),
         (
@@ -142,6 +150,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The test's own pool on the server's database.
     pub pool: PgPool,
+    /// The server's opener of people's sealed data (its master keys).
+    personal: Arc<tenantry_api::personal::PersonalData>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub db: TestDb,
@@ -171,6 +181,7 @@ impl TestApp {
             .await
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let personal = app.state().personal.clone();
         // The test's own connections, for asserting on tables directly; the
         // server keeps its pool behind its store.
         let pool = PgPoolOptions::new()
@@ -186,6 +197,7 @@ impl TestApp {
             base,
             client: reqwest::Client::new(),
             pool,
+            personal,
             stop: Some(stop),
             server: Some(server),
             db,
@@ -207,6 +219,12 @@ impl TestApp {
         // The original guard must not drop the database we hand back.
         self.db.name = String::new();
         db
+    }
+
+    /// Every projection, opening people's data as this server does (for
+    /// rebuilding read models by hand).
+    pub fn projections(&self) -> Vec<Arc<dyn tenantry_projections::Projection>> {
+        tenantry_projections::all(self.personal.clone())
     }
 
     pub fn url(&self, path: &str) -> String {

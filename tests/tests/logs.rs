@@ -405,3 +405,70 @@ async fn trace_level_logs_of_checkout_portal_and_webhooks_hold_no_stripe_secret_
         "a log line holds part of the Stripe key"
     );
 }
+
+/// After a person is erased, nothing the server does with what is left of
+/// them (lists, a rebuild of every read model, a sign-in with their
+/// address, the outbox) puts their email or name in the log; and their
+/// name, sealed everywhere, never reached it at all.
+#[tokio::test]
+async fn an_erased_person_reaches_no_log_line_afterwards() {
+    const EMAIL: &str = "wilhelmina.erasable@logs.test";
+    const NAME: &str = "Wilhelmina Erasable";
+    let logs = capture();
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn_with(&[("TENANTRY_SMTP_URL", &sink.url())]).await;
+    let admin = app.admin_token().await;
+    let tenant = app.create_tenant(&admin, "Logged").await;
+    let tid = tenant["id"].as_str().unwrap();
+    let (s, user) = app
+        .post(
+            "/v1/admin/users",
+            &admin,
+            json!({ "email": EMAIL, "name": NAME, "password": "wilhelmina-pass-1" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{user}");
+    let id = user["id"].as_str().unwrap().to_string();
+    app.add_member(&admin, tid, &id, "viewer").await;
+    let other = app.create_tenant(&admin, "Logged Elsewhere").await;
+    let (s, _) = app
+        .post(
+            &format!("/v1/tenants/{}/invitations", other["id"].as_str().unwrap()),
+            &admin,
+            json!({ "email": EMAIL, "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(s, 201);
+    sink.wait_for(1, Duration::from_secs(20)).await;
+
+    let (s, _) = app
+        .post(
+            &format!("/v1/admin/users/{id}/erase"),
+            &admin,
+            json!({ "reason": "request 12" }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let from = logs.text().len();
+    assert_eq!(
+        app.get(&format!("/v1/tenants/{tid}/members"), &admin)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(app.get("/v1/admin/users", &admin).await.0, 200);
+    for projection in app.projections() {
+        tenantry_projections::runtime::rebuild(&app.pool, projection.as_ref(), 50)
+            .await
+            .unwrap();
+    }
+    let r = app.login(EMAIL, "wilhelmina-pass-1").await;
+    assert_eq!(r.status().as_u16(), 401);
+
+    let text = logs.text().to_lowercase();
+    let after = &text[from..];
+    for needle in ["wilhelmina", "erasable", "logs.test"] {
+        assert!(!after.contains(needle), "{needle} logged after the erasure");
+    }
+    assert!(!text.contains("wilhelmina erasable"), "the name was logged");
+}

@@ -62,9 +62,7 @@ async fn post_login(
 ) -> Result<(SecretResponse, axum::Json<TokenPairOut>), ApiError> {
     let throttle = &state.sign_in_throttle;
     check_address(&throttle.per_address, ip)?;
-    let email = Email::parse(&body.email)
-        .map_err(|e| ApiError::invalid_field("email", e))?
-        .normalized();
+    let email = Email::parse(&body.email).map_err(|e| ApiError::invalid_field("email", e))?;
     check_password_not_too_long(&body.password)
         .map_err(|e| ApiError::invalid_field("password", e))?;
     let pair = sessions::sign_in(&state, &ctx, &email, body.password).await?;

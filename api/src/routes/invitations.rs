@@ -257,7 +257,8 @@ struct PublicTenant {
 #[derive(Serialize, utoipa::ToSchema)]
 struct PublicInvitationOut {
     tenant: PublicTenant,
-    email: String,
+    /// `null` once the person with this address is erased.
+    email: Option<String>,
     role: String,
     invited_by_name: Option<String>,
     expires_at: DateTime<Utc>,
@@ -283,9 +284,7 @@ async fn get_public(
                 .map(|n| n.as_str().to_string())
                 .unwrap_or_default(),
         },
-        email: row
-            .as_ref()
-            .map_or(invitation.email.clone(), |r| r.email.clone()),
+        email: row.as_ref().and_then(|r| r.email.clone()),
         role: invitation.role.as_str().to_string(),
         invited_by_name: row.and_then(|r| r.invited_by_name),
         expires_at: invitation.expires_at,

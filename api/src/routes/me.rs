@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tenantry_domain::user::UserCommand;
 use tenantry_domain::values::PersonName;
 use zeroize::Zeroizing;
 
@@ -52,8 +51,8 @@ pub struct MeOut {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ImpersonatorOut {
     id: uuid::Uuid,
-    email: String,
-    name: String,
+    email: Option<String>,
+    name: Option<String>,
 }
 
 /// Who the caller is.
@@ -95,14 +94,7 @@ async fn patch_me(
     Json(body): Json<MePatch>,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     let name = PersonName::parse(&body.name).map_err(|e| ApiError::invalid_field("name", e))?;
-    users::run_user_command(
-        &state,
-        &ctx,
-        &caller,
-        caller.user_id,
-        UserCommand::ChangeName { name },
-    )
-    .await?;
+    users::rename(&state, &ctx, &caller, name).await?;
     Ok(axum::Json(user_out(&state, caller.user_id).await?))
 }
 

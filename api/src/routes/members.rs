@@ -74,8 +74,9 @@ pub fn routes() -> Vec<Route> {
 #[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct MemberOut {
     pub user_id: Uuid,
-    pub email: String,
-    pub name: String,
+    /// `null` once the person is erased.
+    pub email: Option<String>,
+    pub name: Option<String>,
     pub role: String,
     pub joined_at: chrono::DateTime<chrono::Utc>,
 }

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tenantry_domain::user::{UserCommand, UserStatus};
+use tenantry_domain::values::Reason;
 use tenantry_domain::PLATFORM_TENANT;
 use tenantry_projections::users::UserFilter;
 use uuid::Uuid;
@@ -41,13 +42,24 @@ pub fn routes() -> Vec<Route> {
             .errors(&[
                 "user_not_found",
                 "user_already_deactivated",
+                "user_erased",
                 "last_owner",
                 "cannot_deactivate_self",
+            ]),
+        Route::post("/v1/admin/users/{id}/erase", Admin, erase_user)
+            .summary("Erase a person: their data key is destroyed, so their email and name open nowhere again (the events and the chain stay), the email is free, and the account is closed for good")
+            .body::<EraseIn>()
+            .answers::<UserOut>(StatusCode::OK)
+            .errors(&[
+                "user_not_found",
+                "user_erased",
+                "last_owner",
+                "cannot_erase_self",
             ]),
         Route::post("/v1/admin/users/{id}/reactivate", Admin, reactivate_user)
             .summary("Reactivate a deactivated user")
             .answers::<UserOut>(StatusCode::OK)
-            .errors(&["user_not_found", "user_already_active"]),
+            .errors(&["user_not_found", "user_already_active", "user_erased"]),
         Route::post(
             "/v1/admin/users/{id}/grant-platform-admin",
             Admin,
@@ -59,6 +71,7 @@ pub fn routes() -> Vec<Route> {
             "user_not_found",
             "already_platform_admin",
             "user_deactivated",
+            "user_erased",
         ]),
         Route::post(
             "/v1/admin/users/{id}/revoke-platform-admin",
@@ -71,6 +84,7 @@ pub fn routes() -> Vec<Route> {
             "user_not_found",
             "not_platform_admin",
             "cannot_revoke_own_admin",
+            "user_erased",
         ]),
     ]
 }
@@ -95,6 +109,7 @@ async fn post_user(
     let meta = ctx.metadata(PLATFORM_TENANT, admin.actor());
     let (id, checkpoint) = register_user(
         &state.store,
+        &state.personal,
         &body.email,
         &body.name,
         body.password,
@@ -173,6 +188,26 @@ async fn deactivate_user(
     UserPath(id): UserPath,
 ) -> Result<axum::Json<UserOut>, ApiError> {
     users::deactivate(&state, &ctx, &admin.0, id).await?;
+    Ok(axum::Json(user_out(&state, id).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct EraseIn {
+    /// Why (a request's reference, say); kept in the event. Name no one.
+    #[schema(min_length = 1, max_length = 500)]
+    reason: String,
+}
+
+/// Erase a person (`docs/AUDIT.md`, "Erasure").
+async fn erase_user(
+    State(state): State<AppState>,
+    ctx: Context,
+    admin: PlatformAdmin,
+    UserPath(id): UserPath,
+    Json(body): Json<EraseIn>,
+) -> Result<axum::Json<UserOut>, ApiError> {
+    let reason = Reason::parse(&body.reason).map_err(|e| ApiError::invalid_field("reason", e))?;
+    users::erase(&state, &ctx, &admin.0, id, reason).await?;
     Ok(axum::Json(user_out(&state, id).await?))
 }
 

@@ -14,6 +14,7 @@ use crate::credentials::{invitation_token, token_hash, Caller};
 use crate::error::ApiError;
 use crate::extract::Context;
 use crate::guard::TenantScope;
+use crate::personal::{Field, PersonalData};
 use crate::responses::TokenPairOut;
 use crate::service::sessions::open_session;
 use crate::service::tenants::run_tenant_command;
@@ -159,8 +160,7 @@ pub async fn accept(
             .load::<User>(caller.user_id.into())
             .await
             .map_err(ApiError::from)?;
-        let email = user.email.map(|e| e.normalized()).unwrap_or_default();
-        if email != invitation.email {
+        if user.email_hash.as_ref() != Some(&invitation.email_hash) {
             return Err(ApiError::forbidden(
                 "invitation_email_mismatch",
                 "this invitation was sent to another email address",
@@ -175,12 +175,21 @@ pub async fn accept(
     }
     if state
         .store
-        .user_by_email(&invitation.email)
+        .user_by_email_hash(invitation.email_hash.as_str())
         .await?
         .is_some()
     {
         return Err(sign_in_required());
     }
+    // The address itself is only in the read model (the log holds it
+    // sealed); erased, the invitation is for nobody.
+    let email = state
+        .reads
+        .invitations()
+        .get(tenant_id, invitation_id, state.now())
+        .await?
+        .and_then(|i| i.email)
+        .ok_or_else(not_found)?;
     let (Some(name), Some(password)) = (sign_up.name, sign_up.password) else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -191,7 +200,8 @@ pub async fn accept(
     let meta = ctx.metadata(PLATFORM_TENANT, Actor::Anonymous);
     let user_id = match register_user(
         &state.store,
-        &invitation.email,
+        &state.personal,
+        &email,
         &name,
         password,
         false,
@@ -264,11 +274,22 @@ pub async fn invite(
     email: Email,
     role: RoleName,
 ) -> Result<(Uuid, Zeroizing<String>), ApiError> {
-    let existing_user = state.store.user_by_email(email.as_str()).await?;
+    let email_hash = state.personal.email_hash(&email);
+    let existing_user = state.store.user_by_email_hash(email_hash.as_str()).await?;
     let invitation_id = Uuid::now_v7();
+    let sealed = state
+        .personal
+        .seal(
+            &state.store,
+            PersonalData::address_subject(&email_hash),
+            Field::Email,
+            email.as_str(),
+        )
+        .await?;
     let command = TenantCommand::Invite {
         invitation_id: invitation_id.into(),
-        email,
+        email: sealed,
+        email_hash,
         role,
         by: scope.authority(),
         invited_by: scope.user_id().map(Into::into),

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use tenantry_domain::session::{RevokeReason, Session, SessionCommand, SignInFailure};
 use tenantry_domain::user::User;
+use tenantry_domain::values::Email;
 use tenantry_domain::{Actor, SessionId, PLATFORM_TENANT};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -71,13 +72,20 @@ pub fn token_pair(
 pub async fn sign_in(
     state: &AppState,
     ctx: &Context,
-    email: &str,
+    email: &Email,
     password: Zeroizing<String>,
 ) -> Result<TokenPairOut, ApiError> {
     let throttle = &state.sign_in_throttle;
-    let email = email.to_string();
-    throttle.per_account.check(&email)?;
-    let user_id = state.store.user_by_email(&email).await?.map(Uuid::from);
+    // The account's failures are counted by the address's hash: not even
+    // memory keeps the address.
+    let email_hash = state.personal.email_hash(email);
+    let account = email_hash.as_str();
+    throttle.per_account.check(account)?;
+    let user_id = state
+        .store
+        .user_by_email_hash(account)
+        .await?
+        .map(Uuid::from);
     let stored = match user_id {
         Some(id) => state.store.sessions().password_hash(id).await?,
         None => None,
@@ -110,8 +118,8 @@ pub async fn sign_in(
         Some(SignInFailure::UserDeactivated) => "user_deactivated",
     });
     if let Some(reason) = failure {
-        throttle.per_account.record_failure(&email);
-        let email_hash = user_id.is_none().then(|| state.email_hasher.hash(&email));
+        throttle.per_account.record_failure(account);
+        let email_hash = user_id.is_none().then(|| account.to_string());
         state
             .store
             .execute::<Session>(
@@ -122,7 +130,7 @@ pub async fn sign_in(
             .await?;
         return Err(invalid_credentials());
     }
-    throttle.per_account.clear(&email);
+    throttle.per_account.clear(account);
     let user_id = user_id.ok_or_else(invalid_credentials)?;
     open_session(state, attempt_id, user_id, &meta).await
 }

@@ -16,7 +16,8 @@ pub fn record_tenant(id: Uuid) {
     tracing::Span::current().record("tenant_id", id.to_string());
 }
 
-/// Refuse (422, on `field`) a user id that names no user or a deactivated one.
+/// Refuse (422, on `field`) a user id that names no user, an erased one or a
+/// deactivated one.
 pub async fn check_active_user(state: &AppState, field: &str, id: Uuid) -> Result<(), ApiError> {
     let (user, _) = state
         .store
@@ -25,6 +26,8 @@ pub async fn check_active_user(state: &AppState, field: &str, id: Uuid) -> Resul
         .map_err(ApiError::from)?;
     let problem = if user.id.is_none() {
         Some(("user_not_found", "no user has this id"))
+    } else if user.status == tenantry_domain::user::UserStatus::Erased {
+        Some(("user_erased", "this user was erased"))
     } else if !user.is_active() {
         Some(("user_deactivated", "this user is deactivated"))
     } else {

@@ -1,7 +1,7 @@
 //! Registering users and reading them back.
 
-use tenantry_domain::user::{User, UserCommand, UserError};
-use tenantry_domain::values::{check_password_policy, Email, PersonName};
+use tenantry_domain::user::{User, UserCommand, UserError, UserStatus};
+use tenantry_domain::values::{check_password_policy, Email, PersonName, Reason};
 use tenantry_domain::{EventMetadata, PLATFORM_TENANT};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 use crate::credentials::{hash_password, verify_password, Caller};
 use crate::error::{ApiError, Validation};
 use crate::extract::Context;
+use crate::personal::{Field, PersonalData};
 use crate::responses::UserOut;
 use crate::state::AppState;
 use crate::store::Store;
@@ -52,6 +53,7 @@ impl From<crate::credentials::CredentialError> for RegisterError {
 /// the bootstrap admin and `tenantry admin create-platform-admin`.
 pub async fn register_user(
     store: &Store,
+    personal: &PersonalData,
     email: &str,
     name: &str,
     password: Zeroizing<String>,
@@ -70,8 +72,13 @@ pub async fn register_user(
     let user_id = Uuid::now_v7();
     let command = UserCommand::RegisterUser {
         user_id: user_id.into(),
-        email,
-        name,
+        email: personal
+            .seal(store, user_id, Field::Email, email.as_str())
+            .await?,
+        email_hash: personal.email_hash(&email),
+        name: personal
+            .seal(store, user_id, Field::Name, name.as_str())
+            .await?,
         platform_admin,
     };
     let committed = store
@@ -126,6 +133,26 @@ pub async fn run_user_command(
     Ok(())
 }
 
+/// Change the caller's name: sealed under their data key; the same name
+/// again records nothing (the aggregate cannot compare sealed names).
+pub async fn rename(
+    state: &AppState,
+    ctx: &Context,
+    caller: &Caller,
+    name: PersonName,
+) -> Result<(), ApiError> {
+    let id = caller.user_id;
+    let current = state.reads.users().get(id).await?.and_then(|u| u.name);
+    if current.as_deref() == Some(name.as_str()) {
+        return Ok(());
+    }
+    let name = state
+        .personal
+        .seal(&state.store, id, Field::Name, name.as_str())
+        .await?;
+    run_user_command(state, ctx, caller, id, UserCommand::ChangeName { name }).await
+}
+
 /// Deactivate a user: sign-in stops and every session is revoked at once.
 /// Refused while they are the only active owner of a tenant.
 pub async fn deactivate(
@@ -151,6 +178,61 @@ pub async fn deactivate(
         .with_details(serde_json::json!({ "tenant_ids": sole })));
     }
     run_user_command(state, ctx, admin, id, UserCommand::DeactivateUser).await
+}
+
+/// Erase a person (`docs/AUDIT.md`, "Erasure"): in one transaction,
+/// `UserErased` (releasing their email's claim), every data key that sealed
+/// their data destroyed (their own, their address's), the email outbox made
+/// to forget the address, and every session revoked. Refused for oneself
+/// and for the last active owner of a tenant, as deactivation is.
+pub async fn erase(
+    state: &AppState,
+    ctx: &Context,
+    admin: &Caller,
+    id: Uuid,
+    reason: Reason,
+) -> Result<(), ApiError> {
+    if id == admin.user_id {
+        return Err(ApiError::conflict(
+            "cannot_erase_self",
+            "a platform admin cannot erase their own account",
+        ));
+    }
+    let (user, _) = state
+        .store
+        .load::<User>(id.into())
+        .await
+        .map_err(ApiError::from)?;
+    let Some(email_hash) = user.email_hash else {
+        return Err(ApiError::from_domain(UserError::NotFound));
+    };
+    if user.status != UserStatus::Erased {
+        let sole = state.reads.access().sole_owner_of(id).await?;
+        if !sole.is_empty() {
+            return Err(ApiError::conflict(
+                "last_owner",
+                "this user is the last active owner of a tenant; give it another owner first",
+            )
+            .with_details(serde_json::json!({ "tenant_ids": sole })));
+        }
+    }
+    let meta = ctx.metadata(PLATFORM_TENANT, admin.actor());
+    let side = [
+        SideWrite::RevokeUserSessions {
+            user_id: id,
+            reason: "user_erased",
+        },
+        SideWrite::ErasePerson {
+            subjects: vec![id, PersonalData::address_subject(&email_hash)],
+            email_hash: email_hash.as_str().to_string(),
+        },
+    ];
+    let committed = state
+        .store
+        .execute_with::<User>(id.into(), UserCommand::EraseUser { reason }, &meta, &side)
+        .await?;
+    state.settle(committed.written.as_ref()).await;
+    Ok(())
 }
 
 /// Change the caller's password (the current one is required; not while

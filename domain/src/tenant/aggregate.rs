@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{TenantCommand, TenantError, TenantEvent};
 use crate::access::{PermissionSet, RoleName};
-use crate::values::{Slug, TenantName, TenantSettings};
+use crate::values::{EmailHash, Slug, TenantName, TenantSettings};
 use crate::UserId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -85,8 +85,8 @@ impl InvitationStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invitation {
-    /// Normalized (lowercase) email.
-    pub email: String,
+    /// The invitee's email, by its keyed hash.
+    pub email_hash: EmailHash,
     pub role: RoleName,
     pub status: InvitationStatus,
     pub expires_at: chrono::DateTime<chrono::Utc>,
@@ -195,6 +195,7 @@ impl Tenant {
             Invite {
                 invitation_id,
                 email,
+                email_hash,
                 role,
                 by,
                 invited_by,
@@ -205,6 +206,7 @@ impl Tenant {
             } => self.invite(
                 invitation_id.as_uuid(),
                 email,
+                email_hash,
                 role,
                 &by,
                 invited_by.map(UserId::as_uuid),
@@ -308,7 +310,7 @@ impl Tenant {
             }
             TenantEvent::InvitationCreated {
                 invitation_id,
-                email,
+                email_hash,
                 role,
                 expires_at,
                 ..
@@ -316,7 +318,7 @@ impl Tenant {
                 self.invitations.insert(
                     invitation_id,
                     Invitation {
-                        email: email.normalized(),
+                        email_hash,
                         role,
                         status: InvitationStatus::Pending,
                         expires_at,

@@ -2,7 +2,7 @@ use crate::{InvitationId, TenantId, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::access::{PermissionSet, RoleName};
-use crate::values::{Email, Slug, TenantName, TenantSettings};
+use crate::values::{EmailHash, Sealed, Slug, TenantName, TenantSettings};
 
 /// Who asks for a roster change. The aggregate works out what they hold
 /// from its own state, so a stale read model cannot grant anything.
@@ -73,7 +73,8 @@ pub enum TenantCommand {
     /// email, if any (the aggregate refuses one who is already a member).
     Invite {
         invitation_id: InvitationId,
-        email: Email,
+        email: Sealed,
+        email_hash: EmailHash,
         role: RoleName,
         by: Authority,
         invited_by: Option<UserId>,

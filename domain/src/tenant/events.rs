@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::access::{PermissionSet, RoleName};
 use crate::claims::{ClaimChange, ClaimScope, UniqueClaims};
-use crate::values::{Email, Slug, TenantName, TenantSettings};
+use crate::values::{EmailHash, Sealed, Slug, TenantName, TenantSettings};
 
 /// Every event of the Tenant aggregate. Names are stable: never rename one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +59,9 @@ pub enum TenantEvent {
     /// `token_version` by the server, and only its SHA-256 is stored.
     InvitationCreated {
         invitation_id: Uuid,
-        email: Email,
+        /// Sealed under the data key of the address (`docs/AUDIT.md`).
+        email: Sealed,
+        email_hash: EmailHash,
         role: RoleName,
         invited_by: Option<Uuid>,
         expires_at: DateTime<Utc>,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::access::RoleName;
-use crate::values::{Email, Slug, TenantName, TenantSettings};
+use crate::values::{EmailHash, Sealed, Slug, TenantName, TenantSettings};
 
 type Given = TestFramework<Tenant>;
 
@@ -28,8 +28,17 @@ fn role(name: &str) -> RoleName {
     RoleName::parse(name).unwrap()
 }
 
-fn email() -> Email {
-    Email::parse("New@Acme.io").unwrap()
+/// The invitee's address, sealed (a new ciphertext each time it is sealed).
+fn email(nonce: u8) -> Sealed {
+    Sealed::parse(&format!(
+        "pd1:{}:bmV3QGFjbWUuaW8{nonce}",
+        Uuid::from_u128(99)
+    ))
+    .unwrap()
+}
+
+fn email_hash() -> EmailHash {
+    EmailHash::parse(&"e".repeat(64)).unwrap()
 }
 
 fn acme(settings: serde_json::Value) -> Vec<TenantEvent> {
@@ -54,7 +63,8 @@ fn acme(settings: serde_json::Value) -> Vec<TenantEvent> {
 fn created() -> TenantEvent {
     TenantEvent::InvitationCreated {
         invitation_id: INVITE,
-        email: email(),
+        email: email(1),
+        email_hash: email_hash(),
         role: role("operator"),
         invited_by: Some(OWNER),
         expires_at: expiry(),
@@ -64,7 +74,8 @@ fn created() -> TenantEvent {
 fn invite(by: Authority, role_name: &str, existing_user: Option<Uuid>) -> TenantCommand {
     TenantCommand::Invite {
         invitation_id: INVITE.into(),
-        email: email(),
+        email: email(1),
+        email_hash: email_hash(),
         role: role(role_name),
         by,
         invited_by: Some(OWNER.into()),
@@ -104,12 +115,13 @@ fn a_second_pending_invitation_for_the_same_email_is_refused() {
     let mut again = invite(Authority::Member(OWNER.into()), "viewer", None);
     if let TenantCommand::Invite {
         invitation_id,
-        email,
+        email: sealed,
         ..
     } = &mut again
     {
         *invitation_id = Uuid::from_u128(12).into();
-        *email = Email::parse("new@ACME.io").unwrap();
+        // The same address sealed again: another ciphertext, the same hash.
+        *sealed = email(2);
     }
     Given::with(())
         .given(with_invitation())

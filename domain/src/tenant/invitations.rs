@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Authority, InvitationStatus, Tenant, TenantError, TenantEvent};
 use crate::access::RoleName;
-use crate::values::Email;
+use crate::values::{EmailHash, Sealed};
 
 impl Tenant {
     /// Pending invitations that have not run out: each holds a seat.
@@ -57,7 +57,8 @@ impl Tenant {
     pub(super) fn invite(
         &self,
         invitation_id: Uuid,
-        email: Email,
+        email: Sealed,
+        email_hash: EmailHash,
         role: RoleName,
         by: &Authority,
         invited_by: Option<Uuid>,
@@ -72,11 +73,10 @@ impl Tenant {
         if existing_user.is_some_and(|u| self.members.contains_key(&u)) {
             return Err(TenantError::AlreadyMember);
         }
-        let normalized = email.normalized();
         let pending = self
             .invitations
             .values()
-            .any(|i| i.email == normalized && i.status_at(now) == InvitationStatus::Pending);
+            .any(|i| i.email_hash == email_hash && i.status_at(now) == InvitationStatus::Pending);
         if pending {
             return Err(TenantError::InvitationPending);
         }
@@ -85,6 +85,7 @@ impl Tenant {
         Ok(vec![TenantEvent::InvitationCreated {
             invitation_id,
             email,
+            email_hash,
             role,
             invited_by,
             expires_at,

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{UserCommand, UserError, UserEvent};
-use crate::values::{Email, PersonName};
+use crate::values::{EmailHash, Sealed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -10,15 +10,18 @@ pub enum UserStatus {
     #[default]
     Active,
     Deactivated,
+    /// Their data key destroyed: closed for good.
+    Erased,
 }
 
 impl UserStatus {
-    pub const ALL: [Self; 2] = [Self::Active, Self::Deactivated];
+    pub const ALL: [Self; 3] = [Self::Active, Self::Deactivated, Self::Erased];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
             Self::Deactivated => "deactivated",
+            Self::Erased => "erased",
         }
     }
 }
@@ -26,8 +29,9 @@ impl UserStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub id: Option<Uuid>,
-    pub email: Option<Email>,
-    pub name: Option<PersonName>,
+    pub email: Option<Sealed>,
+    pub email_hash: Option<EmailHash>,
+    pub name: Option<Sealed>,
     pub status: UserStatus,
     pub platform_admin: bool,
 }
@@ -50,20 +54,23 @@ impl User {
             RegisterUser {
                 user_id,
                 email,
+                email_hash,
                 name,
                 platform_admin,
             } => Ok(vec![UserEvent::UserRegistered {
                 user_id: user_id.as_uuid(),
                 email,
+                email_hash,
                 name,
                 platform_admin,
             }]),
             _ if !exists => Err(UserError::NotFound),
-            ChangeName { name } => Ok(if Some(&name) == self.name.as_ref() {
-                vec![]
-            } else {
-                vec![UserEvent::UserRenamed { name }]
-            }),
+            _ if self.status == UserStatus::Erased => Err(UserError::Erased),
+            EraseUser { reason } => Ok(vec![UserEvent::UserErased {
+                email_hash: self.email_hash.clone().ok_or(UserError::NotFound)?,
+                reason,
+            }]),
+            ChangeName { name } => Ok(vec![UserEvent::UserRenamed { name }]),
             ChangePassword if self.status == UserStatus::Deactivated => Err(UserError::Deactivated),
             ChangePassword => Ok(vec![UserEvent::UserPasswordChanged {}]),
             DeactivateUser if self.status == UserStatus::Deactivated => {
@@ -96,11 +103,13 @@ impl User {
             UserEvent::UserRegistered {
                 user_id,
                 email,
+                email_hash,
                 name,
                 platform_admin,
             } => {
                 self.id = Some(user_id);
                 self.email = Some(email);
+                self.email_hash = Some(email_hash);
                 self.name = Some(name);
                 self.platform_admin = platform_admin;
                 self.status = UserStatus::Active;
@@ -111,6 +120,12 @@ impl User {
             UserEvent::UserReactivated {} => self.status = UserStatus::Active,
             UserEvent::PlatformAdminGranted {} => self.platform_admin = true,
             UserEvent::PlatformAdminRevoked {} => self.platform_admin = false,
+            UserEvent::UserErased { .. } => {
+                self.status = UserStatus::Erased;
+                self.email = None;
+                self.name = None;
+                self.platform_admin = false;
+            }
         }
     }
 }

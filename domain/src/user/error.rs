@@ -16,6 +16,8 @@ pub enum UserError {
     AlreadyPlatformAdmin,
     #[error("the user is not a platform admin")]
     NotPlatformAdmin,
+    #[error("the user was erased")]
+    Erased,
 }
 
 impl DomainError for UserError {
@@ -28,6 +30,7 @@ impl DomainError for UserError {
             Self::AlreadyActive => "user_already_active",
             Self::AlreadyPlatformAdmin => "already_platform_admin",
             Self::NotPlatformAdmin => "not_platform_admin",
+            Self::Erased => "user_erased",
         }
     }
 

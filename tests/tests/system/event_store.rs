@@ -404,7 +404,7 @@ async fn rebuilding_gives_the_same_rows_as_the_live_projection() {
     );
     // Batches of 2 split each tenant's events; batches of 1000 fold them all at once.
     for batch_size in [2, 1000] {
-        for projection in tenantry_projections::all() {
+        for projection in app.projections() {
             runtime::rebuild(&app.pool, projection.as_ref(), batch_size)
                 .await
                 .unwrap();

@@ -254,6 +254,7 @@ const SPEC: &[(&str, &str, Need)] = &[
     ("GET", "/v1/admin/users", Admin),
     ("GET", "/v1/admin/users/{id}", Admin),
     ("POST", "/v1/admin/users/{id}/deactivate", Admin),
+    ("POST", "/v1/admin/users/{id}/erase", Admin),
     ("POST", "/v1/admin/users/{id}/reactivate", Admin),
     ("POST", "/v1/admin/users/{id}/grant-platform-admin", Admin),
     ("POST", "/v1/admin/users/{id}/revoke-platform-admin", Admin),

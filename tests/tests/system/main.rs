@@ -8,6 +8,7 @@ mod approvals;
 mod audit;
 mod billing;
 mod budgets;
+mod erasure;
 mod event_store;
 mod event_stream;
 mod hardening;

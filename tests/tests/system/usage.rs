@@ -171,7 +171,7 @@ async fn records_are_costed_counted_once_and_rolled_up() {
 
     // Rebuilt from the log, the rollups come out the same.
     let live = s.daily().await;
-    for projection in tenantry_projections::all() {
+    for projection in s.app.projections() {
         if projection.name() == "usage" {
             runtime::rebuild(&s.app.pool, projection.as_ref(), 1)
                 .await
