@@ -156,47 +156,32 @@ fn create_platform_admin_reads_the_password_from_stdin_and_rebuild_replays_it() 
     let db = Db::new();
     let url = db.url();
     let env = [("DATABASE_URL", url.as_str())];
-    let out = tenantry(
-        &[
-            "admin",
-            "create-platform-admin",
-            "--email",
-            "ops@x.io",
-            "--name",
-            "Ops",
-        ],
-        &env,
-        Some("s3cret-password\n"),
-    );
+    let create = |email: &str, env: &[(&str, &str)]| {
+        tenantry(
+            &[
+                "admin",
+                "create-platform-admin",
+                "--email",
+                email,
+                "--name",
+                "Ops",
+            ],
+            env,
+            Some("s3cret-password\n"),
+        )
+    };
+    let out = create("ops@x.io", &env);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("created platform admin"));
     assert!(!stderr(&out).contains("s3cret-password"));
 
-    let again = tenantry(
-        &[
-            "admin",
-            "create-platform-admin",
-            "--email",
-            "OPS@x.io",
-            "--name",
-            "Ops",
-        ],
-        &env,
-        Some("s3cret-password\n"),
-    );
+    let again = create("OPS@x.io", &env);
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("email_taken"));
 
     // Another lookup key would find nobody by their address: refused.
-    let other = tenantry(
-        &[
-            "admin",
-            "create-platform-admin",
-            "--email",
-            "ops@x.io",
-            "--name",
-            "Ops",
-        ],
+    let other = create(
+        "ops@x.io",
         &[
             ("DATABASE_URL", url.as_str()),
             (
@@ -204,11 +189,12 @@ fn create_platform_admin_reads_the_password_from_stdin_and_rebuild_replays_it() 
                 "another-lookup-key-another-lookup-key",
             ),
         ],
-        Some("s3cret-password\n"),
     );
     assert_eq!(other.status.code(), Some(1));
     assert!(
-        stderr(&other).contains("TENANTRY_LOOKUP_KEY: this database's email addresses were hashed with another lookup key"),
+        stderr(&other).contains(
+            "TENANTRY_LOOKUP_KEY: this database's email addresses were hashed with another lookup key"
+        ),
         "{}",
         stderr(&other)
     );

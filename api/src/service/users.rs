@@ -169,15 +169,22 @@ pub async fn deactivate(
             "a platform admin cannot deactivate their own account",
         ));
     }
-    let sole = state.reads.access().sole_owner_of(id).await?;
-    if !sole.is_empty() {
-        return Err(ApiError::conflict(
-            "last_owner",
-            "this user is the last active owner of a tenant; give it another owner first",
-        )
-        .with_details(serde_json::json!({ "tenant_ids": sole })));
-    }
+    refuse_last_owner(state, id).await?;
     run_user_command(state, ctx, admin, id, UserCommand::DeactivateUser).await
+}
+
+/// 409 `last_owner` (naming the tenants) when the user is the last active
+/// owner of a tenant: closing their account would leave it ownerless.
+async fn refuse_last_owner(state: &AppState, id: Uuid) -> Result<(), ApiError> {
+    let sole = state.reads.access().sole_owner_of(id).await?;
+    if sole.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "last_owner",
+        "this user is the last active owner of a tenant; give it another owner first",
+    )
+    .with_details(serde_json::json!({ "tenant_ids": sole })))
 }
 
 /// Erase a person (`docs/AUDIT.md`, "Erasure"): in one transaction,
@@ -207,14 +214,7 @@ pub async fn erase(
         return Err(ApiError::from_domain(UserError::NotFound));
     };
     if user.status != UserStatus::Erased {
-        let sole = state.reads.access().sole_owner_of(id).await?;
-        if !sole.is_empty() {
-            return Err(ApiError::conflict(
-                "last_owner",
-                "this user is the last active owner of a tenant; give it another owner first",
-            )
-            .with_details(serde_json::json!({ "tenant_ids": sole })));
-        }
+        refuse_last_owner(state, id).await?;
     }
     let meta = ctx.metadata(PLATFORM_TENANT, admin.actor());
     let side = [
