@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::log::StoredEvent;
 use crate::page::Page;
-use crate::personal::{self, Opener};
-use crate::runtime::{PersonalProjection, ProjectionError};
+use crate::personal::{self, Opener, PersonalProjection};
+use crate::runtime::ProjectionError;
 
 /// The `invitations` projection.
 pub const PROJECTION: PersonalProjection = PersonalProjection {

@@ -22,9 +22,9 @@ pub mod tenants;
 pub mod usage;
 pub mod users;
 
+pub use personal::PersonalProjection;
 pub use runtime::{
-    PersonalProjection, Projection, ProjectionError, ProjectorConfig, ProjectorRuntime,
-    TableProjection,
+    Projection, ProjectionError, ProjectorConfig, ProjectorRuntime, TableProjection,
 };
 pub use tenantry_store::log::{Checkpoint, StoredEvent, Written};
 /// The log reader lives with the event store; re-exported for projections.

@@ -24,7 +24,6 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::log::{headers_after, read_after, Checkpoint, EventHeader, StoredEvent, Written};
-use crate::personal::Opener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -112,13 +111,13 @@ pub struct TableProjection {
     pub apply: Apply,
 }
 
-fn reads_event(reads: &[(&str, &str)], aggregate_type: &str, event_type: &str) -> bool {
+pub(crate) fn reads_event(reads: &[(&str, &str)], aggregate_type: &str, event_type: &str) -> bool {
     reads
         .iter()
         .any(|(a, e)| *a == aggregate_type && (*e == "*" || *e == event_type))
 }
 
-fn reset_tables<'a>(
+pub(crate) fn reset_tables<'a>(
     tables: &'static [&'static str],
     tx: &'a mut PgConnection,
 ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
@@ -167,76 +166,6 @@ impl Projection for TableProjection {
 
     fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>> {
         reset_tables(self.tables, tx)
-    }
-}
-
-/// Applies one event holding people's sealed data, opening it with the
-/// opener (`crate::personal`).
-pub type ApplyPersonalFn = for<'a> fn(
-    &'a mut PgConnection,
-    &'a StoredEvent,
-    &'a dyn Opener,
-) -> BoxFuture<'a, Result<(), ProjectionError>>;
-
-/// A projection into plain tables whose events hold people's sealed data
-/// (users, invitations, the outbox): as [`TableProjection`], one event at a
-/// time, and it runs only with an opener ([`PersonalProjection::opening`]).
-#[derive(Clone, Copy)]
-pub struct PersonalProjection {
-    pub name: &'static str,
-    pub tables: &'static [&'static str],
-    pub reads: &'static [(&'static str, &'static str)],
-    pub apply: ApplyPersonalFn,
-}
-
-impl PersonalProjection {
-    pub fn opening(self, opener: Arc<dyn Opener>) -> Opening {
-        Opening {
-            projection: self,
-            opener,
-        }
-    }
-}
-
-/// A [`PersonalProjection`] with the opener it applies events with.
-pub struct Opening {
-    projection: PersonalProjection,
-    opener: Arc<dyn Opener>,
-}
-
-impl Projection for Opening {
-    fn name(&self) -> &'static str {
-        self.projection.name
-    }
-
-    fn reads(&self, aggregate_type: &str, event_type: &str) -> bool {
-        reads_event(self.projection.reads, aggregate_type, event_type)
-    }
-
-    fn reads_aggregate(&self, aggregate_type: &str) -> bool {
-        self.projection
-            .reads
-            .iter()
-            .any(|(a, _)| *a == aggregate_type)
-    }
-
-    fn apply_batch<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        events: &'a [StoredEvent],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            for event in events {
-                if self.reads(&event.aggregate_type, &event.event_type) {
-                    (self.projection.apply)(&mut *tx, event, self.opener.as_ref()).await?;
-                }
-            }
-            Ok(())
-        })
-    }
-
-    fn reset<'a>(&'a self, tx: &'a mut PgConnection) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        reset_tables(self.projection.tables, tx)
     }
 }
 
