@@ -652,7 +652,8 @@ def main():
             results["measures"]["ingest"] = ingest_measure(base, admin, db, 4 if q else 60, 4)
         if want("reserve"):
             log("reserve-then-record pairs on one tenant")
-            results["measures"]["reserve"] = reserve_measure(base, admin, db, secs, 10 if q else 50)
+            with profile("reserve", server.proc.pid):
+                results["measures"]["reserve"] = reserve_measure(base, admin, db, secs, 10 if q else 50)
         if want("series"):
             log("a 90-day usage series")
             results["measures"]["series"] = series_measure(base, admin, db, secs, work,

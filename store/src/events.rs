@@ -293,6 +293,8 @@ pub(crate) struct CommandExecutor {
     /// returns, with the aggregate's type and id.
     on_commit: std::sync::Arc<std::sync::RwLock<Vec<CommitListener>>>,
     slots: std::sync::Arc<AggregateSlots>,
+    /// Whether every append reaches [`Self::heard_append`].
+    hearing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Told of each commit that appended events: the aggregate's type and id.
@@ -317,6 +319,8 @@ const CACHED_AGGREGATES: usize = 4096;
 #[derive(Default)]
 struct AggregateSlots {
     map: std::sync::Mutex<std::collections::HashMap<AggregateKey, SlotEntry>>,
+    /// Every aggregate type a slot was made for (a handful).
+    kinds: std::sync::Mutex<Vec<&'static str>>,
 }
 
 type AggregateKey = (&'static str, String);
@@ -327,7 +331,6 @@ struct SlotEntry {
 }
 
 /// One aggregate's cached state, and the commands waiting for it.
-#[derive(Default)]
 struct SlotCell {
     state: tokio::sync::Mutex<Slot>,
     /// `Pending<A>` of the key's aggregate type, in arrival order.
@@ -338,6 +341,25 @@ struct SlotCell {
     /// command holds `state` (they catch up from it instead of replaying
     /// the whole stream).
     published: std::sync::Mutex<Slot>,
+    /// Appends to the aggregate this process heard of from the log
+    /// ([`CommandExecutor::heard_append`]).
+    heard: std::sync::atomic::AtomicU64,
+    /// The value of `heard` when the published copy was last read from
+    /// the database; another value (or none yet): it may be behind.
+    read_at: std::sync::atomic::AtomicU64,
+}
+
+impl Default for SlotCell {
+    fn default() -> Self {
+        Self {
+            state: tokio::sync::Mutex::default(),
+            queue: std::sync::Mutex::default(),
+            draining: std::sync::atomic::AtomicBool::default(),
+            published: std::sync::Mutex::default(),
+            heard: std::sync::atomic::AtomicU64::new(0),
+            read_at: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl SlotCell {
@@ -391,6 +413,19 @@ impl Slot {
 }
 
 impl AggregateSlots {
+    /// The slot of an aggregate, if this process keeps one.
+    fn find(&self, kind: &str, id: &str) -> Option<std::sync::Arc<SlotCell>> {
+        let kind = *self
+            .kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|k| **k == kind)?;
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(kind, id.to_string()))
+            .map(|entry| entry.slot.clone())
+    }
+
     fn get(&self, kind: &'static str, id: &str) -> std::sync::Arc<SlotCell> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let now = std::time::Instant::now();
@@ -401,6 +436,12 @@ impl AggregateSlots {
         }
         if map.len() >= CACHED_AGGREGATES {
             evict_least_recently_used(&mut map);
+        }
+        {
+            let mut kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
         }
         let slot = std::sync::Arc::new(SlotCell::default());
         map.insert(
@@ -454,7 +495,53 @@ impl CommandExecutor {
             appended: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
             on_commit: std::sync::Arc::default(),
             slots: std::sync::Arc::default(),
+            hearing: std::sync::Arc::default(),
         }
+    }
+
+    /// From now on this process hears of every append (its own and other
+    /// processes') through [`Self::heard_append`]: what
+    /// [`Self::load_recent`] needs to answer from memory.
+    pub(crate) fn hear_appends(&self) {
+        self.hearing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// An append to the aggregate was read from the log: a state this
+    /// process read before may be behind.
+    pub(crate) fn heard_append(&self, aggregate_type: &str, aggregate_id: &str) {
+        if let Some(cell) = self.slots.find(aggregate_type, aggregate_id) {
+            cell.heard.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// As [`Self::load`], without asking the database when nothing was
+    /// appended to the aggregate since this process last read it: its own
+    /// commands keep the cached state, and it hears of every other append
+    /// from the log (once [`Self::hear_appends`] was called; until then, a
+    /// load). For aggregates that rarely change and are read on every hot
+    /// request (a tenant's limits, an agent, the price book): the state may
+    /// trail another process's append by as long as hearing of it takes.
+    pub async fn load_recent<A>(&self, id: A::Id) -> Result<(A, i64), CommandError<A::Error>>
+    where
+        A: AggregateRoot + Clone + 'static,
+        A::Event: EventCodec,
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.hearing.load(SeqCst) {
+            return self.load::<A>(id).await;
+        }
+        let cell = self.slots.get(A::TYPE, &id.to_string());
+        let heard = cell.heard.load(SeqCst);
+        if cell.read_at.load(SeqCst) == heard {
+            if let Some(known) = cell.published::<A>() {
+                return Ok(known);
+            }
+        }
+        let loaded = self.load::<A>(id).await?;
+        // An append heard of during the load leaves `heard` past this.
+        cell.read_at.store(heard, SeqCst);
+        Ok(loaded)
     }
 
     pub(crate) fn add_listener(&self, listener: CommitListener) {
@@ -619,7 +706,7 @@ impl CommandExecutor {
                 if group.is_empty() {
                     break;
                 }
-                self.run_group(&mut slot, group).await;
+                self.run_group(&cell, &mut slot, group).await;
                 if let Some((state, version)) = slot.peek::<A>() {
                     cell.publish(state, version);
                 }
@@ -650,7 +737,7 @@ impl CommandExecutor {
     /// lost race (a taken unique value, a refused side write, the database)
     /// is run again one command at a time, so each caller gets its own
     /// outcome.
-    async fn run_group<A>(&self, slot: &mut Slot, mut group: Vec<Pending<A>>)
+    async fn run_group<A>(&self, cell: &SlotCell, slot: &mut Slot, mut group: Vec<Pending<A>>)
     where
         A: AggregateRoot<Services = ()> + Clone + 'static,
         A::Command: Clone,
@@ -787,6 +874,9 @@ impl CommandExecutor {
                 .await
             {
                 Ok(positions) => {
+                    // Published before anyone is answered: a caller's next
+                    // `load_recent` sees what its command appended.
+                    cell.publish(&aggregate, version + rows.len() as i64);
                     slot.put(aggregate, version + rows.len() as i64);
                     for listener in self.listeners() {
                         listener(A::TYPE, &aggregate_id);

@@ -84,6 +84,27 @@ impl Store {
         self.commands.load::<A>(id).await
     }
 
+    /// An aggregate as this process last knew it when nothing was appended
+    /// to it since (`CommandExecutor::load_recent`), else loaded.
+    pub async fn load_recent<A>(&self, id: A::Id) -> Result<(A, i64), CommandError<A::Error>>
+    where
+        A: AggregateRoot + Clone + 'static,
+        A::Event: EventCodec,
+    {
+        self.commands.load_recent::<A>(id).await
+    }
+
+    /// This process now hears of every append from the log: the follower
+    /// that reads it calls [`Self::heard_append`] for each.
+    pub fn hear_appends(&self) {
+        self.commands.hear_appends();
+    }
+
+    /// An append read from the log (any process's).
+    pub fn heard_append(&self, aggregate_type: &str, aggregate_id: &str) {
+        self.commands.heard_append(aggregate_type, aggregate_id);
+    }
+
     /// Run a command on the aggregate `id` and append what it decides.
     pub async fn execute<A>(
         &self,

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
+use tenantry_domain::agent::{Agent, AgentStatus};
 use tenantry_domain::price_book::{PriceBook, PriceBookCommand, PriceList, PRICE_BOOK_ID};
 use tenantry_domain::usage::{
     ledger_id, month_of, BudgetScope, Ledger, LedgerCommand, LedgerError, Limits, UsageRecord,
@@ -98,6 +99,22 @@ fn agent_paused(agent_id: Uuid, status: &str) -> ApiError {
     .with_details(serde_json::json!({ "agent_id": agent_id, "status": status }))
 }
 
+/// The tenant's agent, as this process last knew it when nothing changed
+/// it since (`Store::load_recent`); `None` when the tenant has no such
+/// agent.
+async fn agent_of(
+    state: &AppState,
+    tenant_id: Uuid,
+    agent_id: Uuid,
+) -> Result<Option<Agent>, ApiError> {
+    let (agent, _) = state
+        .store
+        .load_recent::<Agent>(agent_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    Ok((agent.id.is_some() && agent.tenant_id == Some(tenant_id)).then_some(agent))
+}
+
 /// Record a validated batch: records whose id was recorded before with the
 /// same content are duplicates (counted once), with other content 409
 /// `usage_id_conflict`; the rest are costed and recorded in one event, their
@@ -117,12 +134,15 @@ pub async fn ingest(
         if agents.contains_key(&r.agent_id) {
             continue;
         }
-        let row = state.reads.agents().get(tenant_id, r.agent_id).await?;
+        let agent = agent_of(state, tenant_id, r.agent_id).await?;
         budgets.push((
             r.agent_id,
-            row.as_ref().and_then(|a| a.monthly_budget_minor),
+            agent
+                .as_ref()
+                .and_then(|a| a.settings.as_ref())
+                .and_then(|s| s.monthly_budget_minor),
         ));
-        let status = row.map(|a| a.status).unwrap_or_default();
+        let status = agent.map_or(String::new(), |a| a.status.as_str().to_string());
         agents.insert(r.agent_id, status);
     }
     let mut unknown = crate::error::Validation::default();
@@ -148,19 +168,26 @@ pub async fn ingest(
     let hashes: Vec<Vec<u8>> = reported.iter().map(Reported::content_hash).collect();
     let (book, _) = state
         .store
-        .load::<PriceBook>(PRICE_BOOK_ID.into())
+        .load_recent::<PriceBook>(PRICE_BOOK_ID.into())
         .await
         .map_err(ApiError::from)?;
     let meta = ctx.metadata(tenant_id, actor);
-    for _ in 0..4 {
-        let ids: Vec<String> = reported.iter().map(|r| r.id.clone()).collect();
-        let recorded: HashMap<String, Vec<u8>> = state
-            .store
-            .usage_ids()
-            .recorded(tenant_id, &ids)
-            .await?
-            .into_iter()
-            .collect();
+    for attempt in 0..4 {
+        // First as if every id were new (the runtime's usual case): taking
+        // the ids refuses the append if one was recorded, and then the
+        // recorded ones are looked up.
+        let recorded: HashMap<String, Vec<u8>> = if attempt == 0 {
+            HashMap::new()
+        } else {
+            let ids: Vec<String> = reported.iter().map(|r| r.id.clone()).collect();
+            state
+                .store
+                .usage_ids()
+                .recorded(tenant_id, &ids)
+                .await?
+                .into_iter()
+                .collect()
+        };
         let conflicts: Vec<&str> = reported
             .iter()
             .zip(&hashes)
@@ -288,7 +315,7 @@ pub async fn limits_of(
 ) -> Result<AllLimits, ApiError> {
     let (tenant, _) = state
         .store
-        .load::<tenantry_domain::tenant::Tenant>(tenant_id.into())
+        .load_recent::<tenantry_domain::tenant::Tenant>(tenant_id.into())
         .await
         .map_err(ApiError::from)?;
     let from_setting = tenant
@@ -298,7 +325,7 @@ pub async fn limits_of(
     let from_plan = || async {
         let (billing, _) = state
             .store
-            .load::<tenantry_domain::billing::Billing>(tenant_id.into())
+            .load_recent::<tenantry_domain::billing::Billing>(tenant_id.into())
             .await
             .map_err(ApiError::from)?;
         Ok::<_, ApiError>(
@@ -367,8 +394,7 @@ pub struct Granted {
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn allowed(allow: &serde_json::Value, provider: &str, model: &str) -> bool {
-    let list: Vec<String> = serde_json::from_value(allow.clone()).unwrap_or_default();
+fn allowed(list: &[String], provider: &str, model: &str) -> bool {
     list.is_empty()
         || list
             .iter()
@@ -384,15 +410,15 @@ pub async fn reserve(
     tenant_id: Uuid,
     ask: ReservationAsk,
 ) -> Result<Granted, ApiError> {
-    let agent = state
-        .reads
-        .agents()
-        .get(tenant_id, ask.agent_id)
+    let agent = agent_of(state, tenant_id, ask.agent_id)
         .await?
         .ok_or_else(crate::service::agents::not_found)?;
-    if agent.status != "active" {
-        return Err(agent_paused(ask.agent_id, &agent.status));
+    if agent.status != AgentStatus::Active {
+        return Err(agent_paused(ask.agent_id, agent.status.as_str()));
     }
+    let (budget_minor, allow) = agent
+        .settings
+        .map_or((None, Vec::new()), |s| (s.monthly_budget_minor, s.allow));
     let now = state.now();
     let amount_micros = match ask.amount {
         Amount::Micros(m) => m,
@@ -402,7 +428,7 @@ pub async fn reserve(
             input_tokens,
             output_tokens,
         } => {
-            if !allowed(&agent.allow, &provider, &model) {
+            if !allowed(&allow, &provider, &model) {
                 return Err(ApiError::conflict(
                     "model_not_allowed",
                     "the agent's allow-list does not include this provider and model",
@@ -411,7 +437,7 @@ pub async fn reserve(
             }
             let (book, _) = state
                 .store
-                .load::<PriceBook>(PRICE_BOOK_ID.into())
+                .load_recent::<PriceBook>(PRICE_BOOK_ID.into())
                 .await
                 .map_err(ApiError::from)?;
             let (version, list) = book.in_effect(now);
@@ -427,12 +453,7 @@ pub async fn reserve(
             .micros
         }
     };
-    let limits = limits_of(
-        state,
-        tenant_id,
-        [(ask.agent_id, agent.monthly_budget_minor)],
-    )
-    .await?;
+    let limits = limits_of(state, tenant_id, [(ask.agent_id, budget_minor)]).await?;
     let expires_at = now + ask.ttl;
     let command = LedgerCommand::Reserve {
         tenant_id,

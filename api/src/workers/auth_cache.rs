@@ -4,7 +4,8 @@
 //! aggregate at once (sessions and keys live in side tables written with
 //! the events), and again once the projections have applied the events
 //! (tenant status, roles and the platform admin flag are read from read
-//! models).
+//! models). It also tells the store of each append, so that
+//! `Store::load_recent` answers from memory what nobody changed.
 
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ pub fn start(state: AppState, mut shutdown: watch::Receiver<bool>) -> JoinHandle
                 }
             }
         };
+        state.store.hear_appends();
         let mut retry = Duration::from_millis(2);
         loop {
             if *shutdown.borrow() {
@@ -76,6 +78,7 @@ async fn follow(state: &AppState, after: Checkpoint) -> Result<Option<Checkpoint
     };
     let reached = last.checkpoint()?;
     for h in &headers {
+        state.store.heard_append(&h.aggregate_type, &h.aggregate_id);
         state
             .auth_cache
             .invalidate(&h.aggregate_type, &h.aggregate_id);

@@ -326,3 +326,84 @@ async fn fifty_clients_on_two_servers_never_reserve_past_either_limit() {
     assert_eq!(held, 30_000_000);
     drop(second);
 }
+
+/// Reservations read the tenant's limit and the agent from memory while
+/// nobody changes them (`Store::load_recent`); a change made on another
+/// server reaches them through the log: a lowered budget binds, a paused
+/// agent is refused, and a resumed one is served again.
+#[tokio::test]
+async fn limits_and_agents_changed_on_another_server_bind_here() {
+    let b = budgeted(&[], 1_000_000).await;
+    let agent = b.agent("Roaming", None).await;
+    let other = TestApp::spawn_on(
+        TestDb {
+            name: String::new(),
+            url: b.app.db.url.clone(),
+        },
+        &[],
+    )
+    .await;
+    // Warm: the first server has read the tenant and the agent.
+    let (s, body) = b.reserve(&b.app, "warm", &agent, 1_000_000).await;
+    assert_eq!(s, 201, "{body}");
+
+    // Until the change made on the other server is heard of here.
+    async fn eventually(what: &str, mut attempt: impl AsyncFnMut(usize) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut i = 0;
+        while !attempt(i).await {
+            assert!(
+                Instant::now() < deadline,
+                "{what} never reached the first server"
+            );
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    let admin = other.admin_token().await;
+    let (s, _) = other
+        .patch(
+            &format!("/v1/tenants/{}", b.tid),
+            &admin,
+            json!({ "settings": { "monthly_budget_minor": 150 } }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // 1.00 is held; 1.50 is the limit now: another 1.00 does not fit.
+    eventually("the lowered budget", async |i| {
+        let (s, body) = b
+            .reserve(&b.app, &format!("low-{i}"), &agent, 1_000_000)
+            .await;
+        assert!(s == 201 || s == 402, "{s} {body}");
+        s == 402 && body["error"]["details"]["limit_micros"] == 1_500_000
+    })
+    .await;
+
+    let (s, _) = other
+        .post(
+            &format!("/v1/tenants/{}/agents/{agent}/pause", b.tid),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    eventually("the paused agent", async |i| {
+        let (s, body) = b.reserve(&b.app, &format!("p-{i}"), &agent, 1).await;
+        s == 409 && code(&body) == "agent_paused"
+    })
+    .await;
+    let (s, _) = other
+        .post(
+            &format!("/v1/tenants/{}/agents/{agent}/resume", b.tid),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    eventually("the resumed agent", async |i| {
+        let (s, _) = b.reserve(&b.app, &format!("r-{i}"), &agent, 1).await;
+        s == 201
+    })
+    .await;
+}
