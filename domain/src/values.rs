@@ -369,8 +369,9 @@ pub fn check_password_policy(raw: &str) -> Result<(), ValueError> {
 
 /// Free-form tenant settings: a JSON object of at most 16 KiB. Known keys are
 /// typed: `max_seats` is a positive integer, `monthly_budget_minor` (the
-/// tenant's monthly spending limit in minor units, overriding the plan's
-/// included credit) 0 or more.
+/// tenant's spending limit per budget period in minor units, overriding the
+/// plan's included credit) 0 or more, `budget_period` `calendar_month` (the
+/// default) or `billing_period`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(transparent)]
 pub struct TenantSettings(Map<String, Value>);
@@ -402,6 +403,14 @@ impl TenantSettings {
                 return Err(ValueError::new(
                     "invalid_settings",
                     "settings.monthly_budget_minor must be a whole number, 0 or more",
+                ));
+            }
+        }
+        if let Some(period) = map.get("budget_period") {
+            if period.as_str().and_then(BudgetPeriod::parse).is_none() {
+                return Err(ValueError::new(
+                    "invalid_settings",
+                    "settings.budget_period must be calendar_month or billing_period",
                 ));
             }
         }
@@ -437,9 +446,39 @@ impl TenantSettings {
         self.0.get("monthly_budget_minor").and_then(Value::as_u64)
     }
 
+    /// What the tenant's budgets are counted over.
+    pub fn budget_period(&self) -> BudgetPeriod {
+        self.0
+            .get("budget_period")
+            .and_then(Value::as_str)
+            .and_then(BudgetPeriod::parse)
+            .unwrap_or_default()
+    }
+
     /// The seat limit, when one is set.
     pub fn max_seats(&self) -> Option<u64> {
         self.0.get("max_seats").and_then(Value::as_u64)
+    }
+}
+
+/// What a tenant's budgets are counted over, and reset after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BudgetPeriod {
+    /// The calendar month, UTC.
+    #[default]
+    CalendarMonth,
+    /// The tenant's subscription's current billing period (the calendar
+    /// month while it has none running).
+    BillingPeriod,
+}
+
+impl BudgetPeriod {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "calendar_month" => Some(Self::CalendarMonth),
+            "billing_period" => Some(Self::BillingPeriod),
+            _ => None,
+        }
     }
 }
 
@@ -577,5 +616,18 @@ mod tests {
         );
         assert!(TenantSettings::parse(serde_json::json!({"max_seats": 0})).is_err());
         assert!(TenantSettings::parse(serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn the_budget_period_is_the_calendar_month_unless_billing_period_is_set() {
+        let settings = |v| TenantSettings::parse(v).unwrap().budget_period();
+        assert_eq!(settings(serde_json::json!({})), BudgetPeriod::CalendarMonth);
+        assert_eq!(
+            settings(serde_json::json!({"budget_period": "billing_period"})),
+            BudgetPeriod::BillingPeriod
+        );
+        for bad in [serde_json::json!("weekly"), serde_json::json!(1)] {
+            assert!(TenantSettings::parse(serde_json::json!({ "budget_period": bad })).is_err());
+        }
     }
 }

@@ -298,6 +298,21 @@ impl Usage<'_> {
     }
 
     /// Ledgers holding reservations past their expiry, at most `limit`.
+    /// The ledger that holds a tenant's hold, when it is still held.
+    pub async fn ledger_of_hold(
+        &self,
+        tenant_id: Uuid,
+        id: &str,
+    ) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT ledger_id FROM holds_view WHERE tenant_id = $1 AND id = $2 LIMIT 1",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(self.pool)
+        .await
+    }
+
     pub async fn ledgers_with_expired_holds(
         &self,
         now: DateTime<Utc>,

@@ -743,7 +743,9 @@ pub struct AgentBudgetOut {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BudgetsOut {
-    /// The month (`2026-12`, UTC).
+    /// The budget period: the calendar month (`2026-12`, UTC), or with the
+    /// tenant setting `budget_period: billing_period` its subscription's
+    /// current billing period (`until-<its end>`).
     period: String,
     resets_at: DateTime<Utc>,
     warning_percent: u8,
@@ -770,12 +772,12 @@ async fn get_budgets(
     State(state): State<AppState>,
     scope: TenantScope,
 ) -> Result<axum::Json<BudgetsOut>, ApiError> {
-    use tenantry_domain::usage::{ledger_id, month_of, BudgetScope, Ledger};
+    use tenantry_domain::usage::{ledger_id, BudgetScope, Ledger};
     let now = state.now();
-    let period = month_of(now);
+    let period = usage::period_of(&state, scope.tenant_id, now).await?;
     let (ledger, _) = state
         .store
-        .load::<Ledger>(ledger_id(scope.tenant_id, &period))
+        .load::<Ledger>(ledger_id(scope.tenant_id, &period.key))
         .await
         .map_err(ApiError::from)?;
     let agents = state.reads.agents().list(scope.tenant_id, false).await?;
@@ -787,8 +789,8 @@ async fn get_budgets(
     .await?;
     let (spent, reserved) = ledger.totals(BudgetScope::Tenant);
     Ok(axum::Json(BudgetsOut {
-        period,
-        resets_at: usage::resets_at(now),
+        period: period.key,
+        resets_at: period.resets_at,
         warning_percent: usage::WARNING_PERCENT,
         tenant: budget(limits.tenant, spent, reserved),
         agents: agents

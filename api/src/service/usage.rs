@@ -13,6 +13,7 @@ use tenantry_domain::price_book::{PriceBook, PriceBookCommand, PriceList, PRICE_
 use tenantry_domain::usage::{
     ledger_id, month_of, BudgetScope, Ledger, LedgerCommand, LedgerError, Limits, UsageRecord,
 };
+use tenantry_domain::values::BudgetPeriod;
 use tenantry_domain::Actor;
 use uuid::Uuid;
 
@@ -271,7 +272,8 @@ pub async fn ingest(
             limits: by_scope,
             warning_percent: WARNING_PERCENT,
         };
-        let ledger = ledger_id(tenant_id, &month_of(state.now()));
+        let period = period_of(state, tenant_id, state.now()).await?;
+        let ledger = ledger_id(tenant_id, &period.key);
         match state
             .store
             .execute_with::<Ledger>(ledger, command, &meta, &side)
@@ -350,6 +352,47 @@ pub async fn limits_of(
     Ok(AllLimits {
         tenant: tenant_minor.map(|m| m.saturating_mul(MICROS_PER_MINOR)),
         agents,
+    })
+}
+
+/// The budget period usage counts in: its name (the key of the tenant's
+/// ledger for it) and when its budgets reset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    /// `2026-12` (a calendar month), or `until-<end>` (a billing period).
+    pub key: String,
+    pub resets_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The calendar month (UTC) by default; with the tenant setting
+/// `budget_period: billing_period`, its subscription's current billing
+/// period (named by its end) while one runs, else the calendar month.
+pub async fn period_of(
+    state: &AppState,
+    tenant_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Period, ApiError> {
+    let (tenant, _) = state
+        .store
+        .load_recent::<tenantry_domain::tenant::Tenant>(tenant_id.into())
+        .await
+        .map_err(ApiError::from)?;
+    if tenant.settings.budget_period() == BudgetPeriod::BillingPeriod {
+        let (billing, _) = state
+            .store
+            .load_recent::<tenantry_domain::billing::Billing>(tenant_id.into())
+            .await
+            .map_err(ApiError::from)?;
+        if let Some(end) = billing.current_period_end.filter(|end| *end > now) {
+            return Ok(Period {
+                key: format!("until-{}", end.format("%Y-%m-%dT%H:%M:%SZ")),
+                resets_at: end,
+            });
+        }
+    }
+    Ok(Period {
+        key: month_of(now),
+        resets_at: resets_at(now),
     })
 }
 
@@ -455,6 +498,7 @@ pub async fn reserve(
     };
     let limits = limits_of(state, tenant_id, [(ask.agent_id, budget_minor)]).await?;
     let expires_at = now + ask.ttl;
+    let period = period_of(state, tenant_id, now).await?;
     let command = LedgerCommand::Reserve {
         tenant_id,
         id: ask.id.clone(),
@@ -468,7 +512,7 @@ pub async fn reserve(
         warning_percent: WARNING_PERCENT,
         now,
     };
-    let ledger = ledger_id(tenant_id, &month_of(now));
+    let ledger = ledger_id(tenant_id, &period.key);
     let meta = ctx.metadata(tenant_id, actor);
     match state.store.execute::<Ledger>(ledger, command, &meta).await {
         // No read model answers for a hold (budgets read the ledger
@@ -510,7 +554,7 @@ pub async fn reserve(
             spent_micros,
             reserved_micros,
         })) => {
-            let resets = resets_at(now);
+            let resets = period.resets_at;
             let scope_json = match scope {
                 BudgetScope::Tenant => serde_json::json!("tenant"),
                 BudgetScope::Agent { .. } => serde_json::json!("agent"),
@@ -539,8 +583,9 @@ pub async fn reserve(
     }
 }
 
-/// Give a hold back (this month's, else last month's); nothing held under
-/// the id is not an error.
+/// Give a hold back (from the ledger holding it: the current period's, the
+/// one the read model names, else last month's); nothing held under the id
+/// is not an error.
 pub async fn release(
     state: &AppState,
     ctx: &Context,
@@ -552,8 +597,13 @@ pub async fn release(
     let last_month =
         chrono::Datelike::with_day0(&now, 0).unwrap_or(now) - chrono::Duration::days(1);
     let meta = ctx.metadata(tenant_id, actor);
-    for month in [month_of(now), month_of(last_month)] {
-        let ledger = ledger_id(tenant_id, &month);
+    let current = ledger_id(tenant_id, &period_of(state, tenant_id, now).await?.key);
+    let named = state.reads.usage().ledger_of_hold(tenant_id, id).await?;
+    let mut ledgers = vec![current];
+    ledgers.extend(named.map(tenantry_domain::LedgerId::from));
+    ledgers.push(ledger_id(tenant_id, &month_of(last_month)));
+    ledgers.dedup();
+    for ledger in ledgers {
         let committed = state
             .store
             .execute::<Ledger>(ledger, LedgerCommand::Release { id: id.to_string() }, &meta)

@@ -407,3 +407,143 @@ async fn limits_and_agents_changed_on_another_server_bind_here() {
     })
     .await;
 }
+
+/// With `budget_period: billing_period`, budgets count over the
+/// subscription's current billing period and reset when Stripe renews it;
+/// without a running subscription, over the calendar month.
+#[tokio::test]
+async fn budgets_follow_the_billing_period_when_the_tenant_asks() {
+    const SECRET: &str = "whsec_budget_periods";
+    let b = budgeted(&[("TENANTRY_STRIPE_WEBHOOK_SECRETS", SECRET)], 300).await;
+    let admin = b.app.admin_token().await;
+    let agent = b.agent("Periodic", None).await;
+    let (s, body) = b
+        .app
+        .post(
+            "/v1/admin/plans",
+            &admin,
+            json!({
+                "key": "team", "name": "Team", "price_minor": 4900, "currency": "usd",
+                "interval": "month", "trial_days": 0,
+                "entitlements": { "max_seats": 10, "max_agents": 5, "monthly_credit_minor": 0,
+                                  "rate_tier": "standard", "features": [] }
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = b
+        .app
+        .put(
+            &format!("/v1/tenants/{}/billing/plan", b.tid),
+            &admin,
+            json!({ "plan": "team", "trial": false }),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    assert_eq!(
+        b.budgets().await["period"],
+        month,
+        "the calendar month by default"
+    );
+
+    // A subscription whose period ends in ten days, as Stripe says it.
+    let now = chrono::Utc::now().timestamp();
+    let subscription = |id: &str, created: i64, period_end: i64| {
+        let body = serde_json::to_vec(&json!({
+            "id": id, "object": "event", "type": "customer.subscription.updated",
+            "created": created,
+            "data": { "object": {
+                "id": "sub_periodic", "object": "subscription", "status": "active",
+                "cancel_at_period_end": false, "current_period_end": period_end,
+                "metadata": { "tenant_id": b.tid }
+            }}
+        }))
+        .unwrap();
+        let header = tenantry_api::stripe_signature::sign(&body, SECRET, created);
+        (body, header)
+    };
+    let deliver = |(body, header): (Vec<u8>, String)| {
+        let app = &b.app;
+        async move {
+            let r = app
+                .client
+                .post(app.url("/v1/webhooks/stripe"))
+                .header("stripe-signature", header)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    let first_end = now + 10 * 86_400;
+    deliver(subscription("evt_p1", now - 5, first_end)).await;
+    let (s, _) = b
+        .app
+        .patch(
+            &format!("/v1/tenants/{}", b.tid),
+            &admin,
+            json!({ "settings": { "budget_period": "billing_period" } }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let end = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let budgets = b.budgets().await;
+    assert_eq!(
+        budgets["period"],
+        format!("until-{}", end(first_end)),
+        "{budgets}"
+    );
+    let resets: chrono::DateTime<chrono::Utc> =
+        budgets["resets_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(resets.timestamp(), first_end);
+
+    // 3.00 for the period: 2.00 fits, another 2.00 does not until it resets.
+    let (s, body) = b.reserve(&b.app, "p1", &agent, 2_000_000).await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = b.reserve(&b.app, "p2", &agent, 2_000_000).await;
+    assert_eq!((s, code(&body)), (402, "budget_exceeded"), "{body}");
+    let resets: chrono::DateTime<chrono::Utc> = body["error"]["details"]["resets_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(resets.timestamp(), first_end, "{body}");
+
+    // Stripe renews the subscription: a new period, a fresh budget.
+    let second_end = first_end + 30 * 86_400;
+    deliver(subscription("evt_p2", now, second_end)).await;
+    let budgets = b.budgets().await;
+    assert_eq!(budgets["period"], format!("until-{}", end(second_end)));
+    assert_eq!(budgets["tenant"]["spent_micros"], 0);
+    assert_eq!(budgets["tenant"]["reserved_micros"], 0);
+    let (s, body) = b.reserve(&b.app, "p3", &agent, 2_000_000).await;
+    assert_eq!(s, 201, "{body}");
+    // The hold of the last period still gives back.
+    let (s, _) = b
+        .app
+        .delete(
+            &format!("/v1/tenants/{}/reservations/p1", b.tid),
+            &b.runtime,
+        )
+        .await;
+    assert!(s == 204 || s == 200, "{s}");
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'ReservationReleased' AND tenant_id = $1::uuid",
+    )
+    .bind(&b.tid)
+    .fetch_one(&b.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(held, 1, "released from the ledger that held it");
+    // A subscription's period that has ended: the calendar month again.
+    deliver(subscription("evt_p3", now + 1, now - 60)).await;
+    assert_eq!(b.budgets().await["period"], month);
+}
