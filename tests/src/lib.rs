@@ -152,6 +152,8 @@ pub struct TestApp {
     pub pool: PgPool,
     /// The server's opener of people's sealed data (its master keys).
     personal: Arc<tenantry_api::personal::PersonalData>,
+    /// The server's projectors, to wait for the read models.
+    projector: tenantry_projections::ProjectorRuntime,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub db: TestDb,
@@ -182,6 +184,7 @@ impl TestApp {
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let personal = app.state().personal.clone();
+        let projector = app.state().projector.clone();
         // The test's own connections, for asserting on tables directly; the
         // server keeps its pool behind its store.
         let pool = PgPoolOptions::new()
@@ -198,6 +201,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             pool,
             personal,
+            projector,
             stop: Some(stop),
             server: Some(server),
             db,
@@ -225,6 +229,30 @@ impl TestApp {
     /// rebuilding read models by hand).
     pub fn projections(&self) -> Vec<Arc<dyn tenantry_projections::Projection>> {
         tenantry_projections::all(self.personal.clone())
+    }
+
+    /// Wait until the projections that read `event_type` events of
+    /// `aggregate_type` have passed every event committed so far (what an
+    /// answer that does not wait for its read models leaves behind: usage
+    /// rollups). The log's head is the target, so an event still behind
+    /// the read horizon (another test's open transaction) is waited for.
+    pub async fn projected(&self, aggregate_type: &'static str, event_type: &str) {
+        let store = tenantry_store::Store::new(self.pool.clone());
+        let Some(head) = store.head().await.expect("the log's head") else {
+            return;
+        };
+        let written = tenantry_projections::Written {
+            checkpoint: head,
+            aggregate_type,
+            aggregate_id: String::new(),
+            event_types: vec![event_type.to_string()],
+        };
+        assert!(
+            self.projector
+                .wait_for(&written, Duration::from_secs(10))
+                .await,
+            "the projections reading {event_type} did not catch up within 10 s"
+        );
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -279,10 +279,12 @@ pub async fn ingest(
             .execute_with::<Ledger>(ledger, command, &meta, &side)
             .await
         {
-            Ok(committed) => {
-                state.settle(committed.written.as_ref()).await;
-                return Ok(outcomes);
-            }
+            // Acknowledged once the records are in the log (nothing
+            // acknowledged is lost); the rollups follow within the usage
+            // projection's lag rather than the runtime waiting for them:
+            // budgets read the ledger itself, and a runtime records on every
+            // call (ADR 0006).
+            Ok(_) => return Ok(outcomes),
             Err(CommandError::Refused(Refusal::UsageIdTaken)) => continue,
             Err(CommandError::Domain(LedgerError::BudgetExceeded { .. })) => {
                 return Err(ApiError::internal("recording usage is never refused"))

@@ -68,7 +68,9 @@ impl Setup {
             .await
     }
 
+    /// A series, once the rollups show every batch recorded so far.
     async fn series(&self, query: &str) -> Value {
+        self.app.projected("ledger", "UsageRecorded").await;
         let (s, body) = self
             .app
             .get(
@@ -81,6 +83,7 @@ impl Setup {
     }
 
     async fn daily(&self) -> Vec<(String, i64, i64, i64)> {
+        self.app.projected("ledger", "UsageRecorded").await;
         sqlx::query_as(
             "SELECT model, records, input_tokens, cost_micros FROM usage_daily \
               WHERE tenant_id = $1::uuid ORDER BY model",
