@@ -23,7 +23,7 @@ pub const PROJECTION: TableProjection = TableProjection {
     name: "usage",
     tables: &["usage_daily", "holds_view"],
     reads: &[("ledger", "*")],
-    apply: Apply::EachEvent(|tx, e| apply_usage(tx, e).boxed()),
+    apply: Apply::Batch(|tx, events| apply_usage(tx, events).boxed()),
 };
 
 /// The `price_book` projection.
@@ -45,59 +45,123 @@ struct Sums {
     unpriced: i64,
 }
 
-async fn apply_usage(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
-    if e.aggregate_type != "ledger" {
+/// A hold as the batch leaves it, and whether the batch dropped it (a
+/// dropped hold's row goes before the batch's rows come in: a hold given
+/// back and granted again under its id in one batch ends up held).
+#[derive(Default)]
+struct HoldChange {
+    held: Option<(Uuid, Uuid, i64, DateTime<Utc>)>,
+    dropped: bool,
+}
+
+/// The whole batch folded in memory and written in three statements: the
+/// holds dropped, the holds granted, and the rollups summed per tenant ×
+/// day × agent × provider × model (a reserve-then-record pair used to cost
+/// three statements of its own).
+async fn apply_usage(
+    tx: &mut PgConnection,
+    events: Vec<&StoredEvent>,
+) -> Result<(), ProjectionError> {
+    let mut holds: BTreeMap<(Uuid, String), HoldChange> = BTreeMap::new();
+    let mut groups: BTreeMap<(Uuid, NaiveDate, Uuid, String, String), Sums> = BTreeMap::new();
+    for e in events {
+        if e.aggregate_type != "ledger" {
+            continue;
+        }
+        let ledger_id =
+            Uuid::parse_str(&e.aggregate_id).map_err(|err| ProjectionError::decode(e, err))?;
+        let event = LedgerEvent::decode(&e.event_type, e.event_version, e.payload.clone())
+            .map_err(|err| ProjectionError::decode(e, err))?;
+        let mut drop = |id: String| {
+            let change = holds.entry((ledger_id, id)).or_default();
+            change.held = None;
+            change.dropped = true;
+        };
+        match event {
+            LedgerEvent::UsageRecorded {
+                tenant_id,
+                records,
+                settled,
+            } => {
+                settled.into_iter().for_each(&mut drop);
+                for r in records {
+                    let key = (
+                        tenant_id,
+                        r.occurred_at.date_naive(),
+                        r.agent_id,
+                        r.provider,
+                        r.model,
+                    );
+                    let s = groups.entry(key).or_default();
+                    s.records += 1;
+                    s.requests += r.requests;
+                    s.input += r.input_tokens;
+                    s.output += r.output_tokens;
+                    s.cached += r.cached_input_tokens;
+                    s.cost += r.cost_micros;
+                    s.unpriced += i64::from(r.unpriced);
+                }
+            }
+            LedgerEvent::ReservationGranted { id, hold } => {
+                holds.entry((ledger_id, id)).or_default().held = Some((
+                    e.tenant_id,
+                    hold.agent_id,
+                    hold.amount_micros,
+                    hold.expires_at,
+                ));
+            }
+            LedgerEvent::ReservationReleased { id } | LedgerEvent::ReservationExpired { id } => {
+                drop(id)
+            }
+            LedgerEvent::BudgetThresholdCrossed { .. } => {}
+        }
+    }
+    let (dropped_ledgers, dropped_ids): (Vec<Uuid>, Vec<String>) = holds
+        .iter()
+        .filter(|(_, c)| c.dropped)
+        .map(|((ledger, id), _)| (*ledger, id.clone()))
+        .unzip();
+    if !dropped_ids.is_empty() {
+        sqlx::query(
+            "DELETE FROM holds_view h USING UNNEST($1::uuid[], $2::text[]) AS d(ledger_id, id) \
+              WHERE h.ledger_id = d.ledger_id AND h.id = d.id",
+        )
+        .bind(&dropped_ledgers)
+        .bind(&dropped_ids)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let held: Vec<_> = holds
+        .into_iter()
+        .filter_map(|((ledger, id), c)| c.held.map(|h| (ledger, id, h)))
+        .collect();
+    if !held.is_empty() {
+        sqlx::query(
+            "INSERT INTO holds_view (ledger_id, id, tenant_id, agent_id, amount_micros, expires_at) \
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::int8[], \
+                    $6::timestamptz[]) \
+             ON CONFLICT (ledger_id, id) DO NOTHING",
+        )
+        .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.1.clone()).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.2 .0).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.2 .1).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.2 .2).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.2 .3).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if groups.is_empty() {
         return Ok(());
     }
-    let ledger_id =
-        Uuid::parse_str(&e.aggregate_id).map_err(|err| ProjectionError::decode(e, err))?;
-    let event = LedgerEvent::decode(&e.event_type, e.event_version, e.payload.clone())
-        .map_err(|err| ProjectionError::decode(e, err))?;
-    let (tenant_id, records, settled) = match event {
-        LedgerEvent::UsageRecorded {
-            tenant_id,
-            records,
-            settled,
-        } => (tenant_id, records, settled),
-        LedgerEvent::ReservationGranted { id, hold } => {
-            sqlx::query(
-                "INSERT INTO holds_view (ledger_id, id, tenant_id, agent_id, amount_micros, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ledger_id, id) DO NOTHING",
-            )
-            .bind(ledger_id)
-            .bind(&id)
-            .bind(e.tenant_id)
-            .bind(hold.agent_id)
-            .bind(hold.amount_micros)
-            .bind(hold.expires_at)
-            .execute(&mut *tx)
-            .await?;
-            return Ok(());
-        }
-        LedgerEvent::ReservationReleased { id } | LedgerEvent::ReservationExpired { id } => {
-            return drop_holds(tx, ledger_id, &[id]).await;
-        }
-        LedgerEvent::BudgetThresholdCrossed { .. } => return Ok(()),
-    };
-    drop_holds(tx, ledger_id, &settled).await?;
-    let mut groups: BTreeMap<(NaiveDate, Uuid, String, String), Sums> = BTreeMap::new();
-    for r in records {
-        let key = (r.occurred_at.date_naive(), r.agent_id, r.provider, r.model);
-        let s = groups.entry(key).or_default();
-        s.records += 1;
-        s.requests += r.requests;
-        s.input += r.input_tokens;
-        s.output += r.output_tokens;
-        s.cached += r.cached_input_tokens;
-        s.cost += r.cost_micros;
-        s.unpriced += i64::from(r.unpriced);
-    }
+    let mut tenants = Vec::with_capacity(groups.len());
     let mut days = Vec::with_capacity(groups.len());
     let mut agents = Vec::with_capacity(groups.len());
     let mut providers = Vec::with_capacity(groups.len());
     let mut models = Vec::with_capacity(groups.len());
     let mut sums: Vec<[i64; 7]> = Vec::with_capacity(groups.len());
-    for ((day, agent, provider, model), s) in groups {
+    for ((tenant, day, agent, provider, model), s) in groups {
+        tenants.push(tenant);
         days.push(day);
         agents.push(agent);
         providers.push(provider);
@@ -110,7 +174,7 @@ async fn apply_usage(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
     sqlx::query(
         "INSERT INTO usage_daily (tenant_id, day, agent_id, provider, model, records, requests, \
                 input_tokens, output_tokens, cached_input_tokens, cost_micros, unpriced_records) \
-         SELECT $1, * FROM UNNEST($2::date[], $3::uuid[], $4::text[], $5::text[], $6::int8[], \
+         SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::text[], $5::text[], $6::int8[], \
                 $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[]) \
          ON CONFLICT (tenant_id, day, agent_id, provider, model) DO UPDATE SET \
              records = usage_daily.records + EXCLUDED.records, \
@@ -121,7 +185,7 @@ async fn apply_usage(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
              cost_micros = usage_daily.cost_micros + EXCLUDED.cost_micros, \
              unpriced_records = usage_daily.unpriced_records + EXCLUDED.unpriced_records",
     )
-    .bind(tenant_id)
+    .bind(&tenants)
     .bind(&days)
     .bind(&agents)
     .bind(&providers)
@@ -135,22 +199,6 @@ async fn apply_usage(tx: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
     .bind(column(6))
     .execute(&mut *tx)
     .await?;
-    Ok(())
-}
-
-async fn drop_holds(
-    tx: &mut PgConnection,
-    ledger_id: Uuid,
-    ids: &[String],
-) -> Result<(), ProjectionError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("DELETE FROM holds_view WHERE ledger_id = $1 AND id = ANY($2)")
-        .bind(ledger_id)
-        .bind(ids)
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }
 

@@ -539,6 +539,9 @@ impl CommandExecutor {
             }
         }
         let loaded = self.load::<A>(id).await?;
+        // What the next call answers with (a load while a command holds the
+        // slot does not publish what it read).
+        cell.publish(&loaded.0, loaded.1);
         // An append heard of during the load leaves `heard` past this.
         cell.read_at.store(heard, SeqCst);
         Ok(loaded)
