@@ -90,22 +90,7 @@ impl Reason {
     pub const MAX_CHARS: usize = 500;
 
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        let trimmed = raw.trim();
-        let len = trimmed.chars().count();
-        if len == 0 || len > Self::MAX_CHARS {
-            return Err(ValueError::new(
-                "invalid_length",
-                format!("a reason must be 1 to {} characters", Self::MAX_CHARS),
-            ));
-        }
-        let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-        if trimmed.chars().any(|c| is_forbidden_control(c) || bidi(c)) {
-            return Err(ValueError::new(
-                "invalid_characters",
-                "a reason may hold newlines and tabs, but no other control or text-direction characters",
-            ));
-        }
-        Ok(Self(trimmed.to_string()))
+        note(raw, 1, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -115,6 +100,30 @@ impl Reason {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// A note people write for people (a reason, an approval's summary, a
+/// comment): `min` to `max` characters, trimmed. Newlines and tabs are kept;
+/// no other character below U+0020, no DEL or C1 control, and no
+/// bidirectional override or isolate (which could make a console show
+/// something else than was written).
+pub fn note(raw: &str, min: usize, max: usize) -> Result<String, ValueError> {
+    let trimmed = raw.trim();
+    let len = trimmed.chars().count();
+    if len < min || len > max {
+        return Err(ValueError::new(
+            "invalid_length",
+            format!("{min} to {max} characters"),
+        ));
+    }
+    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if trimmed.chars().any(|c| is_forbidden_control(c) || bidi(c)) {
+        return Err(ValueError::new(
+            "invalid_characters",
+            "newlines and tabs, but no other control or text-direction characters",
+        ));
+    }
+    Ok(trimmed.to_string())
 }
 
 /// A short human label (an API key's name): 1 to 100 characters, trimmed.
@@ -591,6 +600,13 @@ mod tests {
             );
         }
         assert!(Reason::parse("   ").is_err());
+        assert_eq!(note("  a\n\tb ", 0, 10).as_deref(), Ok("a\n\tb"));
+        assert_eq!(note("", 0, 10).as_deref(), Ok(""));
+        assert_eq!(
+            note("x\u{2066}y", 0, 10).unwrap_err().code,
+            "invalid_characters"
+        );
+        assert_eq!(note("abc", 0, 2).unwrap_err().code, "invalid_length");
         assert!(Reason::parse(&"x".repeat(500)).is_ok());
         assert!(Reason::parse(&"x".repeat(501)).is_err());
     }

@@ -344,13 +344,12 @@ async fn post_request(
             Err(ValueError::new("invalid_action", "an action, not a prefix")),
         );
     }
-    let summary = body.summary.trim().to_string();
-    if summary.is_empty() || summary.chars().count() > 500 {
-        v.check::<()>(
+    let summary = v
+        .check(
             "summary",
-            Err(ValueError::new("invalid_length", "1 to 500 characters")),
-        );
-    }
+            tenantry_domain::values::note(&body.summary, 1, 500),
+        )
+        .unwrap_or_default();
     if body.payload.to_string().len() > MAX_PAYLOAD_BYTES {
         v.check::<()>(
             "payload",
@@ -433,16 +432,10 @@ async fn post_decision(
             None
         }
     };
-    if body
+    let comment = body
         .comment
-        .as_ref()
-        .is_some_and(|c| c.chars().count() > 2000)
-    {
-        v.check::<()>(
-            "comment",
-            Err(ValueError::new("invalid_length", "at most 2000 characters")),
-        );
-    }
+        .as_deref()
+        .and_then(|c| v.check("comment", tenantry_domain::values::note(c, 0, 2000)));
     v.finish()?;
     let decision =
         decision.ok_or_else(|| ApiError::internal("validation passed without a decision"))?;
@@ -454,7 +447,7 @@ async fn post_decision(
         id.into(),
         approvals::Verdict {
             decision,
-            comment: body.comment,
+            comment: comment.filter(|c| !c.is_empty()),
             at_stage: body.stage,
         },
     )
@@ -749,13 +742,8 @@ async fn post_comment(
     ApprovalPath(id): ApprovalPath,
     Json(body): Json<CommentIn>,
 ) -> Result<axum::Json<ApprovalOut>, ApiError> {
-    let comment = body.comment.trim().to_string();
-    if comment.is_empty() || comment.chars().count() > 2000 {
-        return Err(ApiError::invalid_field(
-            "comment",
-            ValueError::new("invalid_length", "1 to 2000 characters"),
-        ));
-    }
+    let comment = tenantry_domain::values::note(&body.comment, 1, 2000)
+        .map_err(|e| ApiError::invalid_field("comment", e))?;
     let approval = approvals::comment(
         &state,
         &ctx,

@@ -228,7 +228,7 @@ async fn deliver(state: &AppState, sender: &Sender, row: &OutboxRow) -> Delivery
         Ok(t) => t,
         Err(e) => return Delivery::Failed(e.to_string()),
     };
-    let inviter = match invitation_inviter(state, tenant_id, invitation_id).await {
+    let inviter = match invitation_inviter(state, invitation.invited_by).await {
         Ok(name) => name,
         Err(e) => return Delivery::Failed(e.to_string()),
     };
@@ -251,15 +251,14 @@ async fn deliver(state: &AppState, sender: &Sender, row: &OutboxRow) -> Delivery
     }
 }
 
+/// The inviter's name, from the log's invitation (the invitations read
+/// model may not show the invitation yet when its email goes out).
 async fn invitation_inviter(
     state: &AppState,
-    tenant_id: Uuid,
-    invitation_id: Uuid,
+    invited_by: Option<Uuid>,
 ) -> Result<Option<String>, sqlx::Error> {
-    Ok(state
-        .reads
-        .invitations()
-        .get(tenant_id, invitation_id, state.now())
-        .await?
-        .and_then(|r| r.invited_by_name))
+    let Some(id) = invited_by else {
+        return Ok(None);
+    };
+    Ok(state.reads.users().get(id).await?.and_then(|u| u.name))
 }

@@ -92,6 +92,8 @@ pub struct Invitation {
     pub expires_at: chrono::DateTime<chrono::Utc>,
     /// Which derived token is live: 1 at creation, +1 per resend.
     pub token_version: u32,
+    /// The member who invited (none for an API key).
+    pub invited_by: Option<Uuid>,
 }
 
 impl Invitation {
@@ -312,6 +314,7 @@ impl Tenant {
                 invitation_id,
                 email_hash,
                 role,
+                invited_by,
                 expires_at,
                 ..
             } => {
@@ -323,6 +326,7 @@ impl Tenant {
                         status: InvitationStatus::Pending,
                         expires_at,
                         token_version: 1,
+                        invited_by,
                     },
                 );
             }

@@ -440,6 +440,29 @@ async fn a_waiting_reader_wakes_on_a_decision_and_the_requester_may_cancel() {
         .post(&commenting, &d.ops[0], json!({"comment": "  "}))
         .await;
     assert_eq!((s, code(&body)), (422, "validation_failed"), "{body}");
+    // A comment may not make a console show something else than was written.
+    let (s, body) = app
+        .post(
+            &commenting,
+            &d.ops[0],
+            json!({"comment": "approved \u{202E}txt.exe"}),
+        )
+        .await;
+    assert_eq!((s, code(&body)), (422, "validation_failed"), "{body}");
+    assert_eq!(
+        body["error"]["details"]["fields"][0]["code"],
+        "invalid_characters"
+    );
+    let (s, body) = app
+        .post(
+            &requests,
+            &d.key,
+            json!({"id": "spoof-1", "action": "payments.refund",
+                   "summary": "Refund \u{1b}[31m order", "payload": {}}),
+        )
+        .await;
+    assert_eq!((s, code(&body)), (422, "validation_failed"), "{body}");
+    assert_eq!(body["error"]["details"]["fields"][0]["field"], "summary");
     let comments: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE aggregate_type = 'approval' AND event_type = 'CommentAdded'",
     )
