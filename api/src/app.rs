@@ -58,8 +58,11 @@ pub enum StartError {
 
 /// Refuse to start with another lookup key than the installation's: nobody
 /// would be found by their address, and every address could register again.
-pub async fn check_lookup_key(store: &Store, config: &Config) -> Result<(), StartError> {
-    let fingerprint = crate::personal::PersonalData::from_config(config).lookup_key_fingerprint();
+pub async fn check_lookup_key(
+    store: &Store,
+    personal: &crate::personal::PersonalData,
+) -> Result<(), StartError> {
+    let fingerprint = personal.lookup_key_fingerprint();
     let kept = store
         .installation_value("lookup_key_fingerprint", &fingerprint)
         .await
@@ -147,14 +150,14 @@ async fn start_state(
     .await?;
     let store = Store::new(pool.clone());
     check_master_keys(&store, &config).await?;
-    check_lookup_key(&store, &config).await?;
+    let personal = Arc::new(crate::personal::PersonalData::from_config(&config));
+    check_lookup_key(&store, &personal).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let projector_config = ProjectorConfig {
         poll_interval: config.projector_poll,
         own_announcement: Some(store.announcement().to_owned()),
         ..ProjectorConfig::default()
     };
-    let personal = Arc::new(crate::personal::PersonalData::from_config(&config));
     let (projector, projector_tasks) = ProjectorRuntime::start(
         pool.clone(),
         tenantry_projections::all(personal.clone()),

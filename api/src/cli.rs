@@ -627,7 +627,8 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
     crate::app::check_master_keys(&store, config)
         .await
         .map_err(|e| e.to_string())?;
-    crate::app::check_lookup_key(&store, config)
+    let personal = crate::personal::PersonalData::from_config(config);
+    crate::app::check_lookup_key(&store, &personal)
         .await
         .map_err(|e| e.to_string())?;
     let meta = EventMetadata::new(
@@ -636,7 +637,6 @@ async fn create_platform_admin(config: &Config, email: &str, name: &str) -> Resu
         None,
         chrono::Utc::now(),
     );
-    let personal = crate::personal::PersonalData::from_config(config);
     let result =
         crate::service::users::register_user(&store, &personal, email, name, password, true, &meta)
             .await;

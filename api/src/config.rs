@@ -219,30 +219,15 @@ impl Config {
                 })?,
         };
         let log_format = log_format(&get)?;
-        let configured_jwt_secret = match get("TENANTRY_JWT_SECRET") {
-            Some(s) if s.len() < 32 => {
-                return Err(bad("TENANTRY_JWT_SECRET", "must be at least 32 characters"))
-            }
-            Some(s) => Some(SecretString::from(s)),
-            None => None,
+        // A configured secret: at least 32 characters.
+        let configured_secret = |var: &'static str| match get(var) {
+            Some(s) if s.len() < 32 => Err(bad(var, "must be at least 32 characters")),
+            Some(s) => Ok(Some(SecretString::from(s))),
+            None => Ok(None),
         };
-        let configured_lookup_key = match get("TENANTRY_LOOKUP_KEY") {
-            Some(s) if s.len() < 32 => {
-                return Err(bad("TENANTRY_LOOKUP_KEY", "must be at least 32 characters"))
-            }
-            Some(s) => Some(SecretString::from(s)),
-            None => None,
-        };
-        let configured_metrics_token = match get("TENANTRY_METRICS_TOKEN") {
-            Some(s) if s.len() < 32 => {
-                return Err(bad(
-                    "TENANTRY_METRICS_TOKEN",
-                    "must be at least 32 characters",
-                ))
-            }
-            Some(s) => Some(SecretString::from(s)),
-            None => None,
-        };
+        let configured_jwt_secret = configured_secret("TENANTRY_JWT_SECRET")?;
+        let configured_lookup_key = configured_secret("TENANTRY_LOOKUP_KEY")?;
+        let configured_metrics_token = configured_secret("TENANTRY_METRICS_TOKEN")?;
         let bootstrap_admin_email = get("TENANTRY_BOOTSTRAP_ADMIN_EMAIL");
         let bootstrap_admin_password =
             get("TENANTRY_BOOTSTRAP_ADMIN_PASSWORD").map(SecretString::from);
@@ -309,30 +294,16 @@ impl Config {
         // memory; parsing writes nothing (the composition root keeps them:
         // `persist_generated`).
         let mut generated = Vec::new();
-        let jwt_secret = match configured_jwt_secret {
-            Some(secret) => secret,
-            None => {
-                let (secret, new) = kept_or_new_secret(&data_dir, "jwt_secret");
+        let mut or_kept = |configured: Option<SecretString>, file: &str| {
+            configured.unwrap_or_else(|| {
+                let (secret, new) = kept_or_new_secret(&data_dir, file);
                 generated.extend(new);
                 secret
-            }
+            })
         };
-        let lookup_key = match configured_lookup_key {
-            Some(key) => key,
-            None => {
-                let (key, new) = kept_or_new_secret(&data_dir, "lookup_key");
-                generated.extend(new);
-                key
-            }
-        };
-        let metrics_token = match configured_metrics_token {
-            Some(token) => token,
-            None => {
-                let (token, new) = kept_or_new_secret(&data_dir, "metrics_token");
-                generated.extend(new);
-                token
-            }
-        };
+        let jwt_secret = or_kept(configured_jwt_secret, "jwt_secret");
+        let lookup_key = or_kept(configured_lookup_key, "lookup_key");
+        let metrics_token = or_kept(configured_metrics_token, "metrics_token");
         let projection_max_lag = duration("TENANTRY_READY_MAX_PROJECTION_LAG", "30s")?;
         let billing_grace = duration("TENANTRY_BILLING_GRACE", "7d")?;
         let stripe_webhook_secrets = get("TENANTRY_STRIPE_WEBHOOK_SECRETS")

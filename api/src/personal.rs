@@ -95,15 +95,14 @@ impl PersonalData {
         Uuid::new_v5(&ADDRESS_SUBJECTS, hash.as_str().as_bytes())
     }
 
-    /// Seal `plain` as `field` under the subject's live data key (made and
-    /// kept on first need).
-    pub async fn seal(
+    /// Seal each value as its field under the subject's live data key (made
+    /// and kept on first need; read once for all of them).
+    pub async fn seal<const N: usize>(
         &self,
         store: &Store,
         subject: Uuid,
-        field: Field,
-        plain: &str,
-    ) -> Result<Sealed, ApiError> {
+        fields: [(Field, &str); N],
+    ) -> Result<[Sealed; N], ApiError> {
         let vault_tables = store.vault();
         let (key_id, wrapped) = match vault_tables.subject_key(subject).await? {
             Some(key) => key,
@@ -119,10 +118,20 @@ impl PersonalData {
         };
         let data_key =
             vault::unwrap(&self.masters, key_id, &wrapped).map_err(ApiError::internal)?;
-        let sealed = vault::seal_bound(&data_key, &aad(key_id, field.as_str()), plain.as_bytes())
-            .map_err(ApiError::internal)?;
-        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed);
-        Sealed::parse(&format!("{}{key_id}:{body}", Sealed::PREFIX)).map_err(ApiError::internal)
+        let mut sealed = Vec::with_capacity(N);
+        for (field, plain) in fields {
+            let bytes =
+                vault::seal_bound(&data_key, &aad(key_id, field.as_str()), plain.as_bytes())
+                    .map_err(ApiError::internal)?;
+            let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            sealed.push(
+                Sealed::parse(&format!("{}{key_id}:{body}", Sealed::PREFIX))
+                    .map_err(ApiError::internal)?,
+            );
+        }
+        sealed
+            .try_into()
+            .map_err(|_| ApiError::internal("sealed another number of values than asked"))
     }
 }
 

@@ -235,14 +235,18 @@ fn page_of<R, T>(
 /// paged by number.
 fn after_and_limit(after: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
     let limit = PageParams::new(limit, None).limit()?;
-    let after = after.unwrap_or(0);
+    Ok((checked_after(after.unwrap_or(0))?, limit))
+}
+
+/// `after`, a sequence or position: 0 or more.
+fn checked_after(after: i64) -> Result<i64, ApiError> {
     if after < 0 {
         return Err(ApiError::unprocessable(
             "invalid_after",
             "after must be a sequence number of 0 or more",
         ));
     }
-    Ok((after, limit))
+    Ok(after)
 }
 
 async fn list_tenant_events(
@@ -320,13 +324,7 @@ async fn stream(
         ),
     };
     let after = match resumed.or(params.after) {
-        Some(after) if after < 0 => {
-            return Err(ApiError::unprocessable(
-                "invalid_after",
-                "after must be a sequence number of 0 or more",
-            ))
-        }
-        Some(after) => after,
+        Some(after) => checked_after(after)?,
         None => state
             .store
             .audit()

@@ -774,23 +774,23 @@ async fn get_budgets(
 ) -> Result<axum::Json<BudgetsOut>, ApiError> {
     use tenantry_domain::usage::{ledger_id, BudgetScope, Ledger};
     let now = state.now();
-    let period = usage::period_of(&state, scope.tenant_id, now).await?;
-    let (ledger, _) = state
-        .store
-        .load::<Ledger>(ledger_id(scope.tenant_id, &period.key))
-        .await
-        .map_err(ApiError::from)?;
     let agents = state.reads.agents().list(scope.tenant_id, false).await?;
     let limits = usage::limits_of(
         &state,
         scope.tenant_id,
         agents.iter().map(|a| (a.id, a.monthly_budget_minor)),
+        now,
     )
     .await?;
+    let (ledger, _) = state
+        .store
+        .load::<Ledger>(ledger_id(scope.tenant_id, &limits.period.key))
+        .await
+        .map_err(ApiError::from)?;
     let (spent, reserved) = ledger.totals(BudgetScope::Tenant);
     Ok(axum::Json(BudgetsOut {
-        period: period.key,
-        resets_at: period.resets_at,
+        period: limits.period.key,
+        resets_at: limits.period.resets_at,
         warning_percent: usage::WARNING_PERCENT,
         tenant: budget(limits.tenant, spent, reserved),
         agents: agents

@@ -277,13 +277,12 @@ pub async fn invite(
     let email_hash = state.personal.email_hash(&email);
     let existing_user = state.store.user_by_email_hash(email_hash.as_str()).await?;
     let invitation_id = Uuid::now_v7();
-    let sealed = state
+    let [sealed] = state
         .personal
         .seal(
             &state.store,
             PersonalData::address_subject(&email_hash),
-            Field::Email,
-            email.as_str(),
+            [(Field::Email, email.as_str())],
         )
         .await?;
     let command = TenantCommand::Invite {

@@ -258,7 +258,7 @@ pub async fn ingest(
             ids: new_ids,
             hashes: new_hashes,
         }];
-        let limits = limits_of(state, tenant_id, budgets.iter().copied()).await?;
+        let limits = limits_of(state, tenant_id, budgets.iter().copied(), state.now()).await?;
         let mut by_scope = BTreeMap::new();
         if let Some(t) = limits.tenant {
             by_scope.insert(None, t);
@@ -272,8 +272,7 @@ pub async fn ingest(
             limits: by_scope,
             warning_percent: WARNING_PERCENT,
         };
-        let period = period_of(state, tenant_id, state.now()).await?;
-        let ledger = ledger_id(tenant_id, &period.key);
+        let ledger = ledger_id(tenant_id, &limits.period.key);
         match state
             .store
             .execute_with::<Ledger>(ledger, command, &meta, &side)
@@ -302,59 +301,12 @@ pub const WARNING_PERCENT: u8 = 80;
 /// minor units, costs in micro-units of the same currency.
 pub const MICROS_PER_MINOR: i64 = 10_000;
 
-/// The monthly limits of a tenant and of some of its agents, in micro-units.
+/// The limits of a tenant and of some of its agents for the budget period,
+/// in micro-units, and the period.
 pub struct AllLimits {
     pub tenant: Option<i64>,
     pub agents: Vec<(Uuid, i64)>,
-}
-
-/// The tenant's limit is its `monthly_budget_minor` setting, else its
-/// plan's included monthly credit (a plan including none sets no limit);
-/// an agent's is its own `monthly_budget_minor`, given with its id (from
-/// the agent's row the caller has read).
-pub async fn limits_of(
-    state: &AppState,
-    tenant_id: Uuid,
-    agent_budgets: impl IntoIterator<Item = (Uuid, Option<i64>)>,
-) -> Result<AllLimits, ApiError> {
-    let (tenant, _) = state
-        .store
-        .load_recent::<tenantry_domain::tenant::Tenant>(tenant_id.into())
-        .await
-        .map_err(ApiError::from)?;
-    let from_setting = tenant
-        .settings
-        .monthly_budget_minor()
-        .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
-    let from_plan = || async {
-        let (billing, _) = state
-            .store
-            .load_recent::<tenantry_domain::billing::Billing>(tenant_id.into())
-            .await
-            .map_err(ApiError::from)?;
-        Ok::<_, ApiError>(
-            billing
-                .terms
-                .map(|t| t.entitlements.monthly_credit_minor)
-                .filter(|c| *c > 0),
-        )
-    };
-    let tenant_minor = match from_setting {
-        Some(m) => Some(m),
-        None => from_plan().await?,
-    };
-    let mut agents: Vec<(Uuid, i64)> = Vec::new();
-    for (id, budget) in agent_budgets {
-        if let Some(budget) = budget {
-            if !agents.iter().any(|(a, _)| *a == id) {
-                agents.push((id, budget.saturating_mul(MICROS_PER_MINOR)));
-            }
-        }
-    }
-    Ok(AllLimits {
-        tenant: tenant_minor.map(|m| m.saturating_mul(MICROS_PER_MINOR)),
-        agents,
-    })
+    pub period: Period,
 }
 
 /// The budget period usage counts in: its name (the key of the tenant's
@@ -366,35 +318,72 @@ pub struct Period {
     pub resets_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The calendar month (UTC) by default; with the tenant setting
-/// `budget_period: billing_period`, its subscription's current billing
-/// period (named by its end) while one runs, else the calendar month.
-pub async fn period_of(
+/// The tenant's limit is its `monthly_budget_minor` setting, else its
+/// plan's included credit (a plan including none sets no limit); an
+/// agent's is its own `monthly_budget_minor`, given with its id (from the
+/// agent the caller has read). The period is the calendar month (UTC) by
+/// default; with the tenant setting `budget_period: billing_period`, its
+/// subscription's current billing period (named by its end) while one
+/// runs. The tenant and its billing are each read once (from memory while
+/// nobody changed them).
+pub async fn limits_of(
     state: &AppState,
     tenant_id: Uuid,
+    agent_budgets: impl IntoIterator<Item = (Uuid, Option<i64>)>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Period, ApiError> {
+) -> Result<AllLimits, ApiError> {
     let (tenant, _) = state
         .store
         .load_recent::<tenantry_domain::tenant::Tenant>(tenant_id.into())
         .await
         .map_err(ApiError::from)?;
-    if tenant.settings.budget_period() == BudgetPeriod::BillingPeriod {
+    let from_setting = tenant
+        .settings
+        .monthly_budget_minor()
+        .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+    let by_billing_period = tenant.settings.budget_period() == BudgetPeriod::BillingPeriod;
+    let billing = if from_setting.is_none() || by_billing_period {
         let (billing, _) = state
             .store
             .load_recent::<tenantry_domain::billing::Billing>(tenant_id.into())
             .await
             .map_err(ApiError::from)?;
-        if let Some(end) = billing.current_period_end.filter(|end| *end > now) {
-            return Ok(Period {
-                key: format!("until-{}", end.format("%Y-%m-%dT%H:%M:%SZ")),
-                resets_at: end,
-            });
+        Some(billing)
+    } else {
+        None
+    };
+    let tenant_minor = from_setting.or_else(|| {
+        billing
+            .as_ref()
+            .and_then(|b| b.terms.as_ref())
+            .map(|t| t.entitlements.monthly_credit_minor)
+            .filter(|c| *c > 0)
+    });
+    let mut agents: Vec<(Uuid, i64)> = Vec::new();
+    for (id, budget) in agent_budgets {
+        if let Some(budget) = budget {
+            if !agents.iter().any(|(a, _)| *a == id) {
+                agents.push((id, budget.saturating_mul(MICROS_PER_MINOR)));
+            }
         }
     }
-    Ok(Period {
-        key: month_of(now),
-        resets_at: resets_at(now),
+    let period_end = billing
+        .and_then(|b| b.current_period_end)
+        .filter(|end| by_billing_period && *end > now);
+    let period = match period_end {
+        Some(end) => Period {
+            key: format!("until-{}", end.format("%Y-%m-%dT%H:%M:%SZ")),
+            resets_at: end,
+        },
+        None => Period {
+            key: month_of(now),
+            resets_at: resets_at(now),
+        },
+    };
+    Ok(AllLimits {
+        tenant: tenant_minor.map(|m| m.saturating_mul(MICROS_PER_MINOR)),
+        agents,
+        period,
     })
 }
 
@@ -498,9 +487,9 @@ pub async fn reserve(
             .micros
         }
     };
-    let limits = limits_of(state, tenant_id, [(ask.agent_id, budget_minor)]).await?;
+    let limits = limits_of(state, tenant_id, [(ask.agent_id, budget_minor)], now).await?;
+    let period = limits.period;
     let expires_at = now + ask.ttl;
-    let period = period_of(state, tenant_id, now).await?;
     let command = LedgerCommand::Reserve {
         tenant_id,
         id: ask.id.clone(),
@@ -599,7 +588,8 @@ pub async fn release(
     let last_month =
         chrono::Datelike::with_day0(&now, 0).unwrap_or(now) - chrono::Duration::days(1);
     let meta = ctx.metadata(tenant_id, actor);
-    let current = ledger_id(tenant_id, &period_of(state, tenant_id, now).await?.key);
+    let period = limits_of(state, tenant_id, [], now).await?.period;
+    let current = ledger_id(tenant_id, &period.key);
     let named = state.reads.usage().ledger_of_hold(tenant_id, id).await?;
     let mut ledgers = vec![current];
     ledgers.extend(named.map(tenantry_domain::LedgerId::from));

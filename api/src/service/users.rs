@@ -70,15 +70,18 @@ pub async fn register_user(
     };
     let hash = hash_password(password).await?;
     let user_id = Uuid::now_v7();
+    let [sealed_email, sealed_name] = personal
+        .seal(
+            store,
+            user_id,
+            [(Field::Email, email.as_str()), (Field::Name, name.as_str())],
+        )
+        .await?;
     let command = UserCommand::RegisterUser {
         user_id: user_id.into(),
-        email: personal
-            .seal(store, user_id, Field::Email, email.as_str())
-            .await?,
+        email: sealed_email,
         email_hash: personal.email_hash(&email),
-        name: personal
-            .seal(store, user_id, Field::Name, name.as_str())
-            .await?,
+        name: sealed_name,
         platform_admin,
     };
     let committed = store
@@ -146,9 +149,9 @@ pub async fn rename(
     if current.as_deref() == Some(name.as_str()) {
         return Ok(());
     }
-    let name = state
+    let [name] = state
         .personal
-        .seal(&state.store, id, Field::Name, name.as_str())
+        .seal(&state.store, id, [(Field::Name, name.as_str())])
         .await?;
     run_user_command(state, ctx, caller, id, UserCommand::ChangeName { name }).await
 }
